@@ -1,0 +1,143 @@
+/// A pipeline of commands encoded in RESP, ready to send in one write.
+///
+/// Commands are argv-style and binary safe: every argument is written as a length-prefixed bulk
+/// string, so no byte of it is ever interpreted. Build a batch, then hand it to
+/// `RedisConnection.send(_:)`, which writes it at once and reads one reply per command.
+///
+/// ```swift
+/// var batch = RedisCommandBuffer()
+/// batch.append("SET", "greeting", "hello")
+/// batch.begin(arguments: 3)   // the hot-path form: no intermediate arrays
+/// batch.add("GET"); batch.add("greeting")
+/// ```
+public struct RedisCommandBuffer: Sendable {
+    /// The encoded bytes.
+    public private(set) var bytes: [UInt8] = []
+    /// How many commands the buffer holds (how many replies to expect).
+    public private(set) var count = 0
+    private var argumentsLeft = 0
+
+    public init(reservingCapacity capacity: Int = 0) {
+        bytes.reserveCapacity(capacity)
+    }
+
+    public var isEmpty: Bool { count == 0 }
+
+    /// True when every command begun has received all of its arguments.
+    public var isComplete: Bool { argumentsLeft == 0 }
+
+    /// Starts a command of `arguments` arguments (the command name counts as one).
+    public mutating func begin(arguments: Int) {
+        precondition(argumentsLeft == 0, "previous command is missing \(argumentsLeft) argument(s)")
+        precondition(arguments > 0, "a command needs at least its name")
+        bytes.append(UInt8(ascii: "*"))
+        appendDecimal(arguments)
+        bytes.append(13); bytes.append(10)
+        argumentsLeft = arguments
+        count += 1
+    }
+
+    /// Adds one argument to the command begun last.
+    public mutating func add(_ argument: String) {
+        var argument = argument
+        argument.withUTF8 { addRaw($0) }
+    }
+
+    public mutating func add(_ argument: Substring) {
+        var argument = argument
+        argument.withUTF8 { addRaw($0) }
+    }
+
+    public mutating func add(_ argument: [UInt8]) {
+        argument.withUnsafeBufferPointer { addRaw($0) }
+    }
+
+    public mutating func add(_ argument: Int) {
+        // Written as text: that is how Redis reads numbers.
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        let length = withUnsafeMutableBytes(of: &digits) { raw -> Int in
+            Self.formatDecimal(argument, into: raw)
+        }
+        withUnsafeBytes(of: &digits) { raw in
+            addRaw(UnsafeBufferPointer(start: raw.baseAddress!.assumingMemoryBound(to: UInt8.self), count: length))
+        }
+    }
+
+    public mutating func add(_ argument: StreamID) {
+        add(argument.description)
+    }
+
+    /// Appends a whole command at once.
+    public mutating func append(_ arguments: String...) {
+        append(arguments)
+    }
+
+    /// Appends a whole command at once.
+    public mutating func append(_ arguments: [String]) {
+        begin(arguments: arguments.count)
+        for argument in arguments { add(argument) }
+    }
+
+    /// Appends a whole command whose arguments are raw bytes.
+    public mutating func append(bytes arguments: [[UInt8]]) {
+        begin(arguments: arguments.count)
+        for argument in arguments { add(argument) }
+    }
+
+    /// Removes every command, keeping the storage.
+    public mutating func removeAll() {
+        precondition(argumentsLeft == 0, "a command is incomplete")
+        bytes.removeAll(keepingCapacity: true)
+        count = 0
+    }
+
+    @inline(__always)
+    private mutating func addRaw(_ argument: UnsafeBufferPointer<UInt8>) {
+        precondition(argumentsLeft > 0, "more arguments than the command was begun with")
+        argumentsLeft -= 1
+        bytes.append(UInt8(ascii: "$"))
+        appendDecimal(argument.count)
+        bytes.append(13); bytes.append(10)
+        bytes.append(contentsOf: argument)
+        bytes.append(13); bytes.append(10)
+    }
+
+    @inline(__always)
+    private mutating func appendDecimal(_ value: Int) {
+        if value >= 0 && value < 10 {
+            bytes.append(UInt8(ascii: "0") &+ UInt8(value))
+            return
+        }
+        var scratch: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        let length = withUnsafeMutableBytes(of: &scratch) { Self.formatDecimal(value, into: $0) }
+        withUnsafeBytes(of: &scratch) { raw in
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[0..<length]))
+        }
+    }
+
+    /// Writes `value` in decimal at the start of `buffer` (24 bytes is enough) and returns its length.
+    static func formatDecimal(_ value: Int, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        var magnitude = value.magnitude
+        var reversed: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        var length = 0
+        withUnsafeMutableBytes(of: &reversed) { digits in
+            repeat {
+                digits[length] = UInt8(ascii: "0") &+ UInt8(magnitude % 10)
+                magnitude /= 10
+                length += 1
+            } while magnitude > 0
+        }
+        var out = 0
+        if value < 0 {
+            buffer[0] = UInt8(ascii: "-")
+            out = 1
+        }
+        withUnsafeBytes(of: &reversed) { digits in
+            for index in stride(from: length - 1, through: 0, by: -1) {
+                buffer[out] = digits[index]
+                out += 1
+            }
+        }
+        return out
+    }
+}

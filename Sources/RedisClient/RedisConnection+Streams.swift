@@ -1,0 +1,450 @@
+import CHiredis
+
+/// How XADD or XTRIM trims a stream.
+public enum StreamTrim: Sendable, Equatable {
+    /// Keep at most this many entries (`MAXLEN`); approximate (`~`) lets Redis trim whole nodes.
+    case maxLength(Int, approximate: Bool = true)
+    /// Drop entries with ids lower than this (`MINID`).
+    case minID(StreamID, approximate: Bool = false)
+}
+
+/// The XPENDING summary of a group.
+public struct PendingSummary: Sendable, Equatable {
+    public var count: Int
+    public var smallest: StreamID?
+    public var largest: StreamID?
+    /// Pending entries per consumer name.
+    public var consumers: [String: Int]
+}
+
+/// One entry of the extended XPENDING form.
+public struct PendingEntry: Sendable, Equatable {
+    public var id: StreamID
+    public var consumer: String
+    /// Time since the entry was last delivered.
+    public var idle: Duration
+    public var deliveries: Int
+}
+
+/// What XAUTOCLAIM returned.
+public struct AutoClaimResult: Sendable, Equatable {
+    /// Where the next XAUTOCLAIM call should start (`0-0` once the whole PEL was scanned).
+    public var next: StreamID
+    /// The entries now owned by the claiming consumer.
+    public var entries: [StreamEntry]
+    /// Ids that were pending but no longer exist in the stream (removed from the PEL by Redis 7).
+    public var deleted: [StreamID]
+}
+
+/// One row of XINFO GROUPS.
+public struct StreamGroupInfo: Sendable, Equatable {
+    public var name: String
+    public var consumers: Int
+    public var pending: Int
+    public var lastDeliveredID: StreamID
+    /// Redis 7: the logical count of entries read by the group (nil when unknown).
+    public var entriesRead: Int?
+    /// Redis 7: entries not yet delivered to the group (nil when Redis cannot tell).
+    public var lag: Int?
+}
+
+/// The interesting parts of XINFO STREAM.
+public struct StreamInfo: Sendable, Equatable {
+    public var length: Int
+    public var groups: Int
+    public var lastGeneratedID: StreamID
+    public var firstEntry: StreamEntry?
+    public var lastEntry: StreamEntry?
+    /// Redis 7: total entries ever added.
+    public var entriesAdded: Int?
+}
+
+/// One row of XINFO CONSUMERS.
+public struct StreamConsumerInfo: Sendable, Equatable {
+    public var name: String
+    public var pending: Int
+    /// Time since the consumer's last attempted interaction.
+    public var idle: Duration
+    /// Redis 7.2+: time since the last successful interaction (nil on older servers).
+    public var inactive: Duration?
+}
+
+extension RedisCommandBuffer {
+    /// Appends `XADD key [MAXLEN|MINID [~] n] id field value …`. `fields` alternate name and value.
+    public mutating func xadd(_ key: String, id: String = "*", trim: StreamTrim? = nil, fields: [String]) {
+        precondition(!fields.isEmpty && fields.count % 2 == 0, "XADD needs name/value pairs")
+        beginXADD(key, id: id, trim: trim, fieldPairs: fields.count / 2)
+        for field in fields { add(field) }
+    }
+
+    /// Begins `XADD`; add exactly `fieldPairs` name/value pairs with `add(_:)` afterwards.
+    public mutating func beginXADD(_ key: String, id: String = "*", trim: StreamTrim? = nil, fieldPairs: Int) {
+        begin(arguments: 3 + trimArgumentCount(trim) + fieldPairs * 2)
+        add("XADD")
+        add(key)
+        addTrim(trim)
+        add(id)
+    }
+
+    /// Appends `XACK key group id …`.
+    public mutating func xack(_ key: String, group: String, ids: [StreamID]) {
+        begin(arguments: 3 + ids.count)
+        add("XACK"); add(key); add(group)
+        for id in ids { add(id) }
+    }
+
+    /// Appends `EVALSHA sha numkeys key … arg …`.
+    public mutating func evalsha(_ script: RedisScript, keys: [String], arguments: [String]) {
+        begin(arguments: 3 + keys.count + arguments.count)
+        add("EVALSHA"); add(script.sha1); add(keys.count)
+        for key in keys { add(key) }
+        for argument in arguments { add(argument) }
+    }
+
+    func trimArgumentCount(_ trim: StreamTrim?) -> Int {
+        switch trim {
+        case nil: 0
+        case .maxLength(_, let approximate), .minID(_, let approximate): approximate ? 3 : 2
+        }
+    }
+
+    mutating func addTrim(_ trim: StreamTrim?) {
+        switch trim {
+        case nil: break
+        case .maxLength(let count, let approximate):
+            add("MAXLEN"); if approximate { add("~") }; add(count)
+        case .minID(let id, let approximate):
+            add("MINID"); if approximate { add("~") }; add(id)
+        }
+    }
+}
+
+extension RedisConnection {
+    /// `XADD`: appends one entry and returns its id.
+    public func xadd(_ key: String, id: String = "*", trim: StreamTrim? = nil, fields: [String]) async throws -> StreamID {
+        var batch = RedisCommandBuffer()
+        batch.xadd(key, id: id, trim: trim, fields: fields)
+        let reply = try await single(batch)
+        guard let text = reply.string, let id = StreamID(text) else {
+            throw RedisError(.unexpectedReply, "XADD returned \(reply)")
+        }
+        return id
+    }
+
+    /// `XREADGROUP GROUP g c [COUNT n] [BLOCK ms] [NOACK] STREAMS k… id…`.
+    ///
+    /// Returns the streams that had entries; an empty array when `BLOCK` timed out. While blocked,
+    /// only this connection's thread waits; the socket timeout is extended by `block`.
+    public func xreadgroup(
+        group: String,
+        consumer: String,
+        streams: [(key: String, id: String)],
+        count: Int? = nil,
+        block: Duration? = nil,
+        noAck: Bool = false
+    ) async throws -> [StreamRead] {
+        precondition(!streams.isEmpty, "XREADGROUP needs at least one stream")
+        var batch = RedisCommandBuffer()
+        let options = (count == nil ? 0 : 2) + (block == nil ? 0 : 2) + (noAck ? 1 : 0)
+        batch.begin(arguments: 5 + options + streams.count * 2)
+        batch.add("XREADGROUP"); batch.add("GROUP"); batch.add(group); batch.add(consumer)
+        if let count { batch.add("COUNT"); batch.add(count) }
+        if let block { batch.add("BLOCK"); batch.add(Int(block.milliseconds)) }
+        if noAck { batch.add("NOACK") }
+        batch.add("STREAMS")
+        for stream in streams { batch.add(stream.key) }
+        for stream in streams { batch.add(stream.id) }
+        try await ensureConnected()
+        return try roundTrip(batch, blockingFor: block) { reply in
+            try decodeStreamReads(reply)
+        }[0]
+    }
+
+    /// `XREAD [COUNT n] [BLOCK ms] STREAMS k… id…` (no group).
+    public func xread(streams: [(key: String, id: String)], count: Int? = nil, block: Duration? = nil) async throws -> [StreamRead] {
+        precondition(!streams.isEmpty, "XREAD needs at least one stream")
+        var batch = RedisCommandBuffer()
+        batch.begin(arguments: 2 + (count == nil ? 0 : 2) + (block == nil ? 0 : 2) + streams.count * 2)
+        batch.add("XREAD")
+        if let count { batch.add("COUNT"); batch.add(count) }
+        if let block { batch.add("BLOCK"); batch.add(Int(block.milliseconds)) }
+        batch.add("STREAMS")
+        for stream in streams { batch.add(stream.key) }
+        for stream in streams { batch.add(stream.id) }
+        try await ensureConnected()
+        return try roundTrip(batch, blockingFor: block) { try decodeStreamReads($0) }[0]
+    }
+
+    /// `XACK key group id…`: returns how many were acknowledged.
+    @discardableResult
+    public func xack(_ key: String, group: String, ids: [StreamID]) async throws -> Int {
+        if ids.isEmpty { return 0 }
+        var batch = RedisCommandBuffer()
+        batch.xack(key, group: group, ids: ids)
+        return try await integer(batch)
+    }
+
+    /// `XGROUP CREATE key group id [MKSTREAM]`. Returns false when the group already existed
+    /// (BUSYGROUP is success: the group is there).
+    @discardableResult
+    public func xgroupCreate(_ key: String, group: String, id: String = "0", makeStream: Bool = true) async throws -> Bool {
+        var arguments = ["XGROUP", "CREATE", key, group, id]
+        if makeStream { arguments.append("MKSTREAM") }
+        do {
+            _ = try await command(arguments)
+            return true
+        } catch let error as RedisError where error.serverErrorPrefix == "BUSYGROUP" {
+            return false
+        }
+    }
+
+    /// `XAUTOCLAIM key group consumer min-idle start [COUNT n]`.
+    public func xautoclaim(
+        _ key: String, group: String, consumer: String, minIdle: Duration, start: StreamID = .zero, count: Int = 100
+    ) async throws -> AutoClaimResult {
+        var batch = RedisCommandBuffer()
+        batch.append("XAUTOCLAIM", key, group, consumer, String(minIdle.milliseconds), start.description, "COUNT", String(count))
+        try await ensureConnected()
+        return try roundTrip(batch) { reply -> AutoClaimResult in
+            let r = reply.pointee
+            if r.type == REDIS_REPLY_ERROR { throw RedisError(.server, replyString(reply)) }
+            guard r.type == REDIS_REPLY_ARRAY, r.elements >= 2, let next = r.element[0], let entries = r.element[1],
+                  let nextID = StreamID(replyString(next))
+            else { throw RedisError(.unexpectedReply, "XAUTOCLAIM reply is not [next, entries, …]") }
+            var deleted: [StreamID] = []
+            // Redis 6.2 returns deleted entries as nil items; Redis 7 lists their ids separately.
+            var claimed: [StreamEntry] = []
+            for index in 0..<entries.pointee.elements {
+                guard let item = entries.pointee.element[index] else { continue }
+                if item.pointee.type == REDIS_REPLY_NIL { continue }
+                if let entry = try decodeEntry(item) { claimed.append(entry) }
+            }
+            if r.elements >= 3, let third = r.element[2], third.pointee.type == REDIS_REPLY_ARRAY {
+                for index in 0..<third.pointee.elements {
+                    if let item = third.pointee.element[index], let id = StreamID(replyString(item)) { deleted.append(id) }
+                }
+            }
+            return AutoClaimResult(next: nextID, entries: claimed, deleted: deleted)
+        }[0]
+    }
+
+    /// `XPENDING key group`: the summary form.
+    public func xpending(_ key: String, group: String) async throws -> PendingSummary {
+        let reply = try await command("XPENDING", key, group)
+        guard let parts = reply.array, parts.count >= 4, let count = parts[0].int else {
+            throw RedisError(.unexpectedReply, "XPENDING summary: \(reply)")
+        }
+        var consumers: [String: Int] = [:]
+        for item in parts[3].array ?? [] {
+            if let pair = item.array, pair.count == 2, let name = pair[0].string, let pending = pair[1].int {
+                consumers[name] = pending
+            }
+        }
+        return PendingSummary(
+            count: count,
+            smallest: parts[1].string.flatMap(StreamID.init),
+            largest: parts[2].string.flatMap(StreamID.init),
+            consumers: consumers
+        )
+    }
+
+    /// `XPENDING key group [IDLE ms] start end count [consumer]`: the extended form.
+    public func xpending(
+        _ key: String, group: String, start: String = "-", end: String = "+", count: Int,
+        consumer: String? = nil, minIdle: Duration? = nil
+    ) async throws -> [PendingEntry] {
+        var arguments = ["XPENDING", key, group]
+        if let minIdle { arguments += ["IDLE", String(minIdle.milliseconds)] }
+        arguments += [start, end, String(count)]
+        if let consumer { arguments.append(consumer) }
+        let reply = try await command(arguments)
+        guard let items = reply.array else { throw RedisError(.unexpectedReply, "XPENDING: \(reply)") }
+        return try items.map { item in
+            guard let fields = item.array, fields.count == 4, let id = fields[0].string.flatMap(StreamID.init),
+                  let consumer = fields[1].string, let idle = fields[2].int, let deliveries = fields[3].int
+            else { throw RedisError(.unexpectedReply, "XPENDING entry: \(item)") }
+            return PendingEntry(id: id, consumer: consumer, idle: .milliseconds(idle), deliveries: deliveries)
+        }
+    }
+
+    /// `XINFO GROUPS key`.
+    public func xinfoGroups(_ key: String) async throws -> [StreamGroupInfo] {
+        let reply = try await command("XINFO", "GROUPS", key)
+        return try (reply.array ?? []).map { item in
+            let map = try fieldMap(item, "XINFO GROUPS")
+            guard let name = map["name"]?.string, let consumers = map["consumers"]?.int,
+                  let pending = map["pending"]?.int,
+                  let last = map["last-delivered-id"]?.string.flatMap(StreamID.init)
+            else { throw RedisError(.unexpectedReply, "XINFO GROUPS entry: \(item)") }
+            return StreamGroupInfo(
+                name: name, consumers: consumers, pending: pending, lastDeliveredID: last,
+                entriesRead: map["entries-read"]?.int, lag: map["lag"]?.int
+            )
+        }
+    }
+
+    /// `XINFO STREAM key`.
+    public func xinfoStream(_ key: String) async throws -> StreamInfo {
+        let reply = try await command("XINFO", "STREAM", key)
+        let map = try fieldMap(reply, "XINFO STREAM")
+        guard let length = map["length"]?.int, let groups = map["groups"]?.int,
+              let last = map["last-generated-id"]?.string.flatMap(StreamID.init)
+        else { throw RedisError(.unexpectedReply, "XINFO STREAM: \(reply)") }
+        return StreamInfo(
+            length: length, groups: groups, lastGeneratedID: last,
+            firstEntry: map["first-entry"].flatMap(Self.entry(from:)),
+            lastEntry: map["last-entry"].flatMap(Self.entry(from:)),
+            entriesAdded: map["entries-added"]?.int
+        )
+    }
+
+    /// `XINFO CONSUMERS key group`.
+    public func xinfoConsumers(_ key: String, group: String) async throws -> [StreamConsumerInfo] {
+        let reply = try await command("XINFO", "CONSUMERS", key, group)
+        return try (reply.array ?? []).map { item in
+            let map = try fieldMap(item, "XINFO CONSUMERS")
+            guard let name = map["name"]?.string, let pending = map["pending"]?.int, let idle = map["idle"]?.int
+            else { throw RedisError(.unexpectedReply, "XINFO CONSUMERS entry: \(item)") }
+            return StreamConsumerInfo(
+                name: name, pending: pending, idle: .milliseconds(idle),
+                inactive: map["inactive"]?.int.map { .milliseconds($0) }
+            )
+        }
+    }
+
+    /// `XRANGE key start end [COUNT n]` (`-` and `+` for the ends; `(id` for exclusive).
+    public func xrange(_ key: String, start: String = "-", end: String = "+", count: Int? = nil) async throws -> [StreamEntry] {
+        try await range("XRANGE", key, start, end, count)
+    }
+
+    /// `XREVRANGE key end start [COUNT n]`: newest first.
+    public func xrevrange(_ key: String, end: String = "+", start: String = "-", count: Int? = nil) async throws -> [StreamEntry] {
+        try await range("XREVRANGE", key, end, start, count)
+    }
+
+    /// `XLEN key`.
+    public func xlen(_ key: String) async throws -> Int {
+        var batch = RedisCommandBuffer()
+        batch.append("XLEN", key)
+        return try await integer(batch)
+    }
+
+    /// `XTRIM key MAXLEN|MINID [~] n`: returns how many entries were removed.
+    @discardableResult
+    public func xtrim(_ key: String, _ trim: StreamTrim) async throws -> Int {
+        var batch = RedisCommandBuffer()
+        batch.begin(arguments: 2 + batch.trimArgumentCount(trim))
+        batch.add("XTRIM"); batch.add(key)
+        batch.addTrim(trim)
+        return try await integer(batch)
+    }
+
+    /// `XDEL key id…`: returns how many were deleted.
+    @discardableResult
+    public func xdel(_ key: String, ids: [StreamID]) async throws -> Int {
+        if ids.isEmpty { return 0 }
+        var batch = RedisCommandBuffer()
+        batch.append(["XDEL", key] + ids.map(\.description))
+        return try await integer(batch)
+    }
+
+    // MARK: - Helpers
+
+    private func range(_ name: String, _ key: String, _ from: String, _ to: String, _ count: Int?) async throws -> [StreamEntry] {
+        var batch = RedisCommandBuffer()
+        var arguments = [name, key, from, to]
+        if let count { arguments += ["COUNT", String(count)] }
+        batch.append(arguments)
+        try await ensureConnected()
+        return try roundTrip(batch) { reply -> [StreamEntry] in
+            let r = reply.pointee
+            if r.type == REDIS_REPLY_ERROR { throw RedisError(.server, replyString(reply)) }
+            guard r.type == REDIS_REPLY_ARRAY else { throw RedisError(.unexpectedReply, "\(name) did not return an array") }
+            var entries: [StreamEntry] = []
+            entries.reserveCapacity(r.elements)
+            for index in 0..<r.elements {
+                if let item = r.element[index], let entry = try decodeEntry(item) { entries.append(entry) }
+            }
+            return entries
+        }[0]
+    }
+
+    private func integer(_ batch: RedisCommandBuffer) async throws -> Int {
+        let reply = try await single(batch)
+        guard case .integer(let value) = reply else { throw RedisError(.unexpectedReply, "expected an integer, got \(reply)") }
+        return Int(value)
+    }
+
+    private func fieldMap(_ reply: RedisReply, _ what: String) throws -> [String: RedisReply] {
+        guard let items = reply.array, items.count % 2 == 0 else {
+            throw RedisError(.unexpectedReply, "\(what) is not a field list: \(reply)")
+        }
+        var map: [String: RedisReply] = [:]
+        for index in stride(from: 0, to: items.count, by: 2) {
+            if let name = items[index].string { map[name] = items[index + 1] }
+        }
+        return map
+    }
+
+    private static func entry(from reply: RedisReply) -> StreamEntry? {
+        guard let parts = reply.array, parts.count == 2, let id = parts[0].string.flatMap(StreamID.init) else { return nil }
+        let fields = (parts[1].array ?? []).map { $0.string ?? "" }
+        return fields.count % 2 == 0 ? StreamEntry(id: id, fields: fields) : nil
+    }
+}
+
+/// Decodes `[[key, [[id, [f, v, …]], …]], …]` straight from hiredis into Swift values (the hot
+/// path of every consumer: no intermediate `RedisReply` tree). A nil reply (BLOCK timed out) is [].
+func decodeStreamReads(_ reply: UnsafeMutablePointer<redisReply>) throws -> [StreamRead] {
+    let r = reply.pointee
+    switch r.type {
+    case REDIS_REPLY_NIL: return []
+    case REDIS_REPLY_ERROR: throw RedisError(.server, replyString(reply))
+    case REDIS_REPLY_ARRAY: break
+    default: throw RedisError(.unexpectedReply, "stream read returned type \(r.type)")
+    }
+    var reads: [StreamRead] = []
+    reads.reserveCapacity(r.elements)
+    for index in 0..<r.elements {
+        guard let stream = r.element[index], stream.pointee.type == REDIS_REPLY_ARRAY, stream.pointee.elements == 2,
+              let key = stream.pointee.element[0], let items = stream.pointee.element[1]
+        else { throw RedisError(.unexpectedReply, "stream read item is not [key, entries]") }
+        var entries: [StreamEntry] = []
+        entries.reserveCapacity(items.pointee.elements)
+        for position in 0..<items.pointee.elements {
+            if let item = items.pointee.element[position], let entry = try decodeEntry(item) { entries.append(entry) }
+        }
+        reads.append(StreamRead(key: replyString(key), entries: entries))
+    }
+    return reads
+}
+
+/// Decodes `[id, [f, v, …]]`. Returns nil for an entry whose fields are nil (deleted while pending).
+func decodeEntry(_ item: UnsafeMutablePointer<redisReply>) throws -> StreamEntry? {
+    let r = item.pointee
+    guard r.type == REDIS_REPLY_ARRAY, r.elements == 2, let idReply = r.element[0] else {
+        throw RedisError(.unexpectedReply, "stream entry is not [id, fields]")
+    }
+    guard let id = idReply.pointee.str.flatMap({ str in
+        str.withMemoryRebound(to: UInt8.self, capacity: idReply.pointee.len) {
+            StreamID.parse(UnsafeBufferPointer(start: $0, count: idReply.pointee.len))
+        }
+    }) else { throw RedisError(.unexpectedReply, "bad stream id \(replyString(idReply))") }
+    guard let fieldsReply = r.element[1], fieldsReply.pointee.type == REDIS_REPLY_ARRAY else { return nil }
+    let count = fieldsReply.pointee.elements
+    var fields: [String] = []
+    fields.reserveCapacity(count)
+    for index in 0..<count {
+        fields.append(fieldsReply.pointee.element[index].map(replyString) ?? "")
+    }
+    guard count % 2 == 0 else { throw RedisError(.unexpectedReply, "odd number of fields in entry \(id)") }
+    return StreamEntry(id: id, fields: fields)
+}
+
+extension Duration {
+    /// Whole milliseconds (rounded down).
+    public var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}

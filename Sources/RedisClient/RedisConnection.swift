@@ -1,0 +1,298 @@
+import CHiredis
+import ConnectionExecutor
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Owns a hiredis context and frees it when dropped. Never leaves its connection's thread.
+final class RedisContextBox {
+    let context: UnsafeMutablePointer<redisContext>
+    init(_ context: UnsafeMutablePointer<redisContext>) { self.context = context }
+    deinit { redisFree(context) }
+}
+
+/// One connection to Redis, with async methods over hiredis.
+///
+/// Every hiredis call runs on the connection's own thread (`ConnectionThread`), never on Swift's
+/// cooperative pool, so a `BLOCK` read ties up nothing but this connection. Methods are
+/// batch-shaped: send many commands with `send(_:)` and read all their replies in one `await`.
+///
+/// A lost connection surfaces as a `RedisError` with code `.connection` (or `.timeout`); the next
+/// call reconnects, pausing with exponential backoff and jitter after failed attempts.
+/// One task at a time should use a connection (as with a connection lent by a pool).
+public actor RedisConnection {
+    /// The configuration this connection was made with.
+    public nonisolated let configuration: RedisConfiguration
+    private nonisolated let thread: ConnectionThread
+    private var box: RedisContextBox?
+    private var failedAttempts = 0
+    private var nextAttempt: ContinuousClock.Instant?
+    /// How many times the connection was (re)established; 1 after `init`.
+    public private(set) var connects = 0
+
+    public nonisolated var unownedExecutor: UnownedSerialExecutor {
+        thread.asUnownedSerialExecutor()
+    }
+
+    /// Connects now; throws if the server cannot be reached or rejects the credentials.
+    public init(configuration: RedisConfiguration) async throws {
+        self.configuration = configuration
+        self.thread = ConnectionThread(name: "redis-conn")
+        // From here on the initializer runs on `thread`: connecting blocks only it.
+        try connectNow()
+    }
+
+    /// Connects to a `redis://` URL.
+    public init(url: String) async throws {
+        try await self.init(configuration: RedisConfiguration(url: url))
+    }
+
+    deinit {
+        thread.shutdown()
+    }
+
+    /// Closes the socket. The next call connects again.
+    public func close() {
+        box = nil
+    }
+
+    // MARK: - Commands
+
+    /// Sends every command of `batch` in one write and returns one reply per command, in order.
+    /// Error replies are returned as `.error` values, not thrown.
+    public func send(_ batch: RedisCommandBuffer) async throws -> [RedisReply] {
+        try await ensureConnected()
+        return try roundTrip(batch) { RedisReply(converting: $0) }
+    }
+
+    /// Sends one command; an error reply is thrown as a `RedisError` with code `.server`.
+    public func command(_ arguments: [String]) async throws -> RedisReply {
+        var batch = RedisCommandBuffer()
+        batch.append(arguments)
+        return try await single(batch)
+    }
+
+    /// Sends one command; an error reply is thrown as a `RedisError` with code `.server`.
+    public func command(_ arguments: String...) async throws -> RedisReply {
+        try await command(arguments)
+    }
+
+    /// Sends one command of binary arguments.
+    public func command(bytes arguments: [[UInt8]]) async throws -> RedisReply {
+        var batch = RedisCommandBuffer()
+        batch.append(bytes: arguments)
+        return try await single(batch)
+    }
+
+    /// Sends one prepared command (a buffer holding exactly one) and throws its error reply.
+    public func single(_ batch: RedisCommandBuffer) async throws -> RedisReply {
+        precondition(batch.count == 1, "single() takes exactly one command")
+        try await ensureConnected()
+        return try roundTrip(batch) { RedisReply(converting: $0) }[0].throwingServerError()
+    }
+
+    // MARK: - Scripts
+
+    /// Runs `script` with `EVALSHA`, loading it with `SCRIPT LOAD` first when the server does not
+    /// have it (after a restart or `SCRIPT FLUSH`).
+    public func run(_ script: RedisScript, keys: [String] = [], arguments: [String] = []) async throws -> RedisReply {
+        var batch = RedisCommandBuffer()
+        batch.evalsha(script, keys: keys, arguments: arguments)
+        try await ensureConnected()
+        let reply = try roundTrip(batch) { RedisReply(converting: $0) }[0]
+        if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
+            try await load(script)
+            return try await single(batch)
+        }
+        return try reply.throwingServerError()
+    }
+
+    /// Loads `script` into the server's script cache.
+    public func load(_ script: RedisScript) async throws {
+        let reply = try await command("SCRIPT", "LOAD", script.source)
+        guard reply.string == script.sha1 else {
+            throw RedisError(.unexpectedReply, "SCRIPT LOAD returned \(reply), expected \(script.sha1)")
+        }
+    }
+
+    // MARK: - The C layer (runs on `thread`)
+
+    /// Reconnects if needed, waiting out the backoff after a failed attempt.
+    func ensureConnected() async throws {
+        if box != nil { return }
+        if let nextAttempt {
+            let wait = nextAttempt - .now
+            if wait > .zero { try await Task.sleep(for: wait) }
+            if box != nil { return }
+        }
+        do {
+            try connectNow()
+        } catch {
+            failedAttempts += 1
+            nextAttempt = .now + backoff(after: failedAttempts)
+            throw error
+        }
+    }
+
+    private func backoff(after failures: Int) -> Duration {
+        let base = Duration.milliseconds(50) * (1 << min(failures - 1, 10))
+        let capped = min(base, configuration.maximumReconnectDelay)
+        // Full jitter on the upper half, so that many clients do not retry in step.
+        return capped / 2 + capped / 2 * Double.random(in: 0...1)
+    }
+
+    private func connectNow() throws {
+        box = nil
+        let config = configuration
+        guard let context = redisConnectWithTimeout(config.host, Int32(config.port), timeval(config.connectTimeout)) else {
+            throw RedisError(.connection, "cannot allocate a hiredis context")
+        }
+        let candidate = RedisContextBox(context)
+        if context.pointee.err != 0 {
+            throw RedisError(.connection, "cannot connect to \(config.host):\(config.port): \(errorText(context))")
+        }
+        redisSetTimeout(context, timeval(config.socketTimeout))
+        redisEnableKeepAlive(context)
+        box = candidate
+        var handshake = RedisCommandBuffer()
+        if let password = config.password {
+            if let username = config.username {
+                handshake.append("AUTH", username, password)
+            } else {
+                handshake.append("AUTH", password)
+            }
+        }
+        if config.database != 0 {
+            handshake.append("SELECT", String(config.database))
+        }
+        if !handshake.isEmpty {
+            let replies = try roundTrip(handshake) { RedisReply(converting: $0) }
+            for reply in replies {
+                if case .error(let message) = reply {
+                    box = nil
+                    throw RedisError(.server, "handshake with \(config.redactedURL) failed: \(message)")
+                }
+            }
+        }
+        failedAttempts = 0
+        nextAttempt = nil
+        connects += 1
+    }
+
+    /// Writes `batch` and decodes one reply per command with `decode`.
+    ///
+    /// On a connection failure the context is dropped (hiredis errors are sticky) and the error
+    /// thrown. If `decode` throws, the remaining replies are still read so the connection stays
+    /// in step, and the first decode error is thrown.
+    func roundTrip<T>(
+        _ batch: RedisCommandBuffer,
+        blockingFor block: Duration? = nil,
+        decode: (UnsafeMutablePointer<redisReply>) throws -> T
+    ) throws -> [T] {
+        precondition(batch.isComplete, "a command in the batch is missing arguments")
+        guard let context = box?.context else {
+            throw RedisError(.connection, "not connected to \(configuration.redactedURL)")
+        }
+        if batch.isEmpty { return [] }
+        if let block {
+            redisSetTimeout(context, timeval(configuration.socketTimeout + block))
+        }
+        defer {
+            if block != nil, let context = box?.context {
+                redisSetTimeout(context, timeval(configuration.socketTimeout))
+            }
+        }
+        let appended = batch.bytes.withUnsafeBufferPointer { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
+        }
+        guard appended == REDIS_OK else { throw dropConnection(context) }
+        var results: [T] = []
+        results.reserveCapacity(batch.count)
+        var decodeError: (any Error)?
+        for _ in 0..<batch.count {
+            var raw: UnsafeMutableRawPointer?
+            guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
+                throw dropConnection(context)
+            }
+            let reply = raw.assumingMemoryBound(to: redisReply.self)
+            defer { freeReplyObject(raw) }
+            if decodeError != nil { continue }
+            do {
+                results.append(try decode(reply))
+            } catch {
+                decodeError = error
+            }
+        }
+        if let decodeError { throw decodeError }
+        return results
+    }
+
+    private func dropConnection(_ context: UnsafeMutablePointer<redisContext>) -> RedisError {
+        let code: RedisError.Code
+        let err = context.pointee.err
+        if err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ETIMEDOUT) {
+            code = .timeout
+        } else if err == REDIS_ERR_PROTOCOL {
+            code = .protocolError
+        } else {
+            code = .connection
+        }
+        let text = errorText(context)
+        box = nil
+        failedAttempts = 0
+        nextAttempt = nil
+        return RedisError(code, "\(configuration.host):\(configuration.port): \(text.isEmpty ? "connection lost" : text)")
+    }
+
+    private func errorText(_ context: UnsafeMutablePointer<redisContext>) -> String {
+        withUnsafeBytes(of: context.pointee.errstr) { raw in
+            let bytes = raw.bindMemory(to: UInt8.self)
+            let length = bytes.firstIndex(of: 0) ?? bytes.count
+            return String(decoding: UnsafeBufferPointer(rebasing: bytes[0..<length]), as: UTF8.self)
+        }
+    }
+}
+
+func timeval(_ duration: Duration) -> timeval {
+    let (seconds, attoseconds) = duration.components
+    return Glibc.timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+}
+
+extension RedisReply {
+    /// Converts a hiredis reply tree into Swift values.
+    init(converting reply: UnsafeMutablePointer<redisReply>) {
+        let r = reply.pointee
+        switch r.type {
+        case REDIS_REPLY_STRING:
+            self = .bulk(r.str.map { Array(UnsafeRawBufferPointer(start: $0, count: r.len)) } ?? [])
+        case REDIS_REPLY_STATUS:
+            self = .status(replyString(reply))
+        case REDIS_REPLY_ERROR:
+            self = .error(replyString(reply))
+        case REDIS_REPLY_INTEGER:
+            self = .integer(r.integer)
+        case REDIS_REPLY_ARRAY:
+            var elements: [RedisReply] = []
+            elements.reserveCapacity(r.elements)
+            for index in 0..<r.elements {
+                if let element = r.element[index] {
+                    elements.append(RedisReply(converting: element))
+                } else {
+                    elements.append(.null)
+                }
+            }
+            self = .array(elements)
+        default:
+            self = .null
+        }
+    }
+}
+
+/// The text of a string, status or error reply ("" for anything else).
+@inline(__always)
+func replyString(_ reply: UnsafeMutablePointer<redisReply>) -> String {
+    guard let str = reply.pointee.str else { return "" }
+    return str.withMemoryRebound(to: UInt8.self, capacity: reply.pointee.len) {
+        String(decoding: UnsafeBufferPointer(start: $0, count: reply.pointee.len), as: UTF8.self)
+    }
+}

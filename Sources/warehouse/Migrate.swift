@@ -1,0 +1,46 @@
+import ArgumentParser
+import Foundation
+import Pipeline
+import PostgresClient
+
+extension Warehouse {
+    /// `warehouse migrate`: applies the numbered SQL files of sql/ that are not applied yet.
+    struct Migrate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Apply the numbered SQL files in sql/ in order, each once, in a transaction.",
+            discussion: "Safe to run twice and from several processes at once (an advisory lock serialises them)."
+        )
+
+        @OptionGroup var connection: ConnectionOptions
+
+        @Option(help: "The migrations folder (default: $WAREHOUSE_SQL_DIR, ./sql, or the checkout's sql/).")
+        var sqlDir: String?
+
+        @Flag(help: "Print a JSON object instead of text.")
+        var json = false
+
+        func run() async throws {
+            guard let directory = sqlDir ?? Migration.locateDirectory() else {
+                throw ValidationError("no sql/ folder found: pass --sql-dir or set WAREHOUSE_SQL_DIR")
+            }
+            let migrations = try Migration.load(from: directory)
+            let servers = connection.servers
+            let postgres: PostgresConnection
+            do {
+                postgres = try await PostgresConnection(servers.databaseURL)
+            } catch {
+                throw CLIError("cannot connect to PostgreSQL at \(servers.redactedDatabaseURL): \(error)")
+            }
+            let report = try await Migrator(migrations: migrations).run(on: postgres)
+            if json {
+                printJSON(["applied": report.applied, "already_applied": report.alreadyApplied])
+            } else {
+                for version in report.applied {
+                    let name = migrations.first { $0.version == version }?.name ?? "?"
+                    print("applied \(String(format: "%04d", version)) \(name)")
+                }
+                print("migrations: \(report.applied.count) applied, \(report.alreadyApplied.count) already applied (\(directory))")
+            }
+        }
+    }
+}

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Shared shell functions: install what is missing, start and stop private Redis and PostgreSQL
+# servers on 127.0.0.1. Sourced by services.sh, test.sh, run.sh and bench.sh.
+
+SW_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+sw_log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
+sw_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Runs a command as root: directly when we are root, through sudo otherwise.
+sw_as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else sw_die "need root (or sudo) to run: $*"
+  fi
+}
+
+# The newest PostgreSQL server binaries installed by Debian's packages.
+sw_pg_bin() {
+  local dir
+  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$dir" ] && [ -x "$dir/pg_ctl" ] && echo "$dir"
+}
+
+# Installs, from Debian's packages, whatever of the servers and C libraries is missing.
+sw_install_missing() {
+  local missing=()
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+  [ -n "$(sw_pg_bin)" ] || missing+=(postgresql)
+  command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+  command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+  [ -f /usr/include/hiredis/hiredis.h ] || missing+=(libhiredis-dev)
+  [ -f /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev)
+  if [ ${#missing[@]} -gt 0 ]; then
+    sw_log "installing from Debian's packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    sw_as_root apt-get update -qq >/dev/null
+    sw_as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  command -v swift >/dev/null 2>&1 || sw_die "swift is not on PATH (Swift 6.1 or newer is needed)"
+}
+
+# A TCP port on 127.0.0.1 that nothing listens on.
+sw_free_port() {
+  local port tries=0
+  while [ $tries -lt 200 ]; do
+    port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
+    tries=$((tries + 1))
+  done
+  sw_die "no free port found"
+}
+
+# The user PostgreSQL runs as: the invoking user, or `postgres` when invoked as root
+# (PostgreSQL refuses to run as root).
+sw_pg_user() {
+  if [ "$(id -u)" -eq 0 ]; then echo postgres; else id -un; fi
+}
+
+sw_as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# sw_start_redis DIR PORT [durable]: a private redis-server on 127.0.0.1:PORT with its files in DIR.
+sw_start_redis() {
+  local dir=$1 port=$2 durable=${3:-no}
+  mkdir -p "$dir"
+  local persistence=(--save "" --appendonly no)
+  [ "$durable" = durable ] && persistence=(--save "" --appendonly yes --appendfsync everysec)
+  redis-server --bind 127.0.0.1 --port "$port" --protected-mode yes --dir "$dir" \
+    --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" "${persistence[@]}" >/dev/null \
+    || sw_die "redis-server did not start; see $dir/redis.log"
+  local i
+  for i in $(seq 1 100); do
+    [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ] && return 0
+    sleep 0.1
+  done
+  sw_die "redis-server on port $port did not answer; see $dir/redis.log"
+}
+
+sw_stop_redis() {
+  local dir=$1 port=$2
+  redis-cli -h 127.0.0.1 -p "$port" shutdown nosave >/dev/null 2>&1 || true
+  if [ -f "$dir/redis.pid" ]; then
+    local pid; pid=$(cat "$dir/redis.pid" 2>/dev/null)
+    local i
+    for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$dir/redis.pid"
+  fi
+}
+
+# sw_start_postgres DIR PORT [fast]: a private PostgreSQL cluster in DIR on 127.0.0.1:PORT with a
+# database and a role both called `warehouse` (trust authentication, loopback only). `fast`
+# turns durability off, for throwaway test servers.
+sw_start_postgres() {
+  local dir=$1 port=$2 mode=${3:-durable}
+  local bin; bin=$(sw_pg_bin) || sw_die "PostgreSQL server binaries not found"
+  mkdir -p "$dir"
+  if [ "$(id -u)" -eq 0 ]; then
+    chown postgres: "$dir"
+    runuser -u postgres -- test -w "$dir" || sw_die "user postgres cannot write $dir (a parent folder is not traversable); set SW_STATE_DIR to a folder it can reach"
+  fi
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    sw_as_pg "$bin/initdb" -D "$dir/data" -U warehouse --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+      || { cat "$dir/initdb.log" >&2; sw_die "initdb failed"; }
+  fi
+  mkdir -p "$dir/socket"
+  [ "$(id -u)" -eq 0 ] && chown postgres: "$dir/socket"
+  local options="-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir/socket -c max_connections=200"
+  if [ "$mode" = fast ]; then
+    options="$options -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  fi
+  sw_as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -o "$options" -w -t 60 start >/dev/null \
+    || { tail -n 20 "$dir/postgres.log" >&2; sw_die "PostgreSQL did not start"; }
+  if ! psql -h 127.0.0.1 -p "$port" -U warehouse -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'warehouse'" | grep -q 1; then
+    psql -h 127.0.0.1 -p "$port" -U warehouse -d postgres -qc "CREATE DATABASE warehouse" >/dev/null
+  fi
+}
+
+sw_stop_postgres() {
+  local dir=$1 mode=${2:-fast}
+  local bin; bin=$(sw_pg_bin) || return 0
+  [ -f "$dir/data/postmaster.pid" ] || return 0
+  sw_as_pg "$bin/pg_ctl" -D "$dir/data" -m "$mode" -w -t 60 stop >/dev/null 2>&1 || true
+}
+
+sw_redis_running() { [ "$(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null)" = PONG ]; }
+sw_postgres_running() { psql -h 127.0.0.1 -p "$1" -U warehouse -d warehouse -Atc 'SELECT 1' >/dev/null 2>&1; }

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Local services: a private Redis and PostgreSQL on 127.0.0.1, with their data, logs and pid
+# files under .local/ (or $SW_STATE_DIR). PostgreSQL runs as an unprivileged user even when this
+# is run as root.
+#
+#   scripts/services.sh up       install what is missing, start both, wait until they answer
+#   scripts/services.sh down     stop both cleanly
+#   scripts/services.sh status   say whether each one answers
+#   scripts/services.sh env      print the REDIS_URL and DATABASE_URL to export
+#
+# Ports: SW_REDIS_PORT (default 16379) and SW_PG_PORT (default 15432), chosen so as not to clash
+# with a system Redis or PostgreSQL. The defaults of the `warehouse` program point here.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+state=${SW_STATE_DIR:-$SW_ROOT/.local}
+redis_port=${SW_REDIS_PORT:-16379}
+pg_port=${SW_PG_PORT:-15432}
+redis_url="redis://127.0.0.1:$redis_port/0"
+database_url="postgresql://warehouse@127.0.0.1:$pg_port/warehouse"
+
+print_env() {
+  echo "export REDIS_URL=$redis_url"
+  echo "export DATABASE_URL=$database_url"
+}
+
+case "${1:-}" in
+  up)
+    sw_install_missing
+    mkdir -p "$state"
+    if sw_redis_running "$redis_port"; then
+      sw_log "Redis already answers on 127.0.0.1:$redis_port"
+    else
+      sw_log "starting Redis on 127.0.0.1:$redis_port ($state/redis)"
+      sw_start_redis "$state/redis" "$redis_port" durable
+    fi
+    if sw_postgres_running "$pg_port"; then
+      sw_log "PostgreSQL already answers on 127.0.0.1:$pg_port"
+    else
+      sw_log "starting PostgreSQL on 127.0.0.1:$pg_port ($state/postgres)"
+      sw_start_postgres "$state/postgres" "$pg_port" durable
+    fi
+    print_env
+    ;;
+  down)
+    sw_log "stopping Redis and PostgreSQL"
+    if sw_redis_running "$redis_port"; then redis-cli -h 127.0.0.1 -p "$redis_port" shutdown >/dev/null 2>&1 || true; fi
+    sw_stop_redis "$state/redis" "$redis_port"
+    sw_stop_postgres "$state/postgres" fast
+    ;;
+  status)
+    rc=0
+    if sw_redis_running "$redis_port"; then echo "redis      up    $redis_url"; else echo "redis      down  $redis_url"; rc=1; fi
+    if sw_postgres_running "$pg_port"; then echo "postgresql up    $database_url"; else echo "postgresql down  $database_url"; rc=1; fi
+    exit $rc
+    ;;
+  env)
+    print_env
+    ;;
+  *)
+    echo "usage: scripts/services.sh up|down|status|env" >&2
+    exit 2
+    ;;
+esac
