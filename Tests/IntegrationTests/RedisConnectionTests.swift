@@ -1,0 +1,145 @@
+import Foundation
+import RedisClient
+import Testing
+
+@Suite struct RedisConnectionTests {
+    @Test func binarySafeValuesRoundTrip() async throws {
+        let redis = try await TestServers.redis()
+        let key = TestServers.unique("sw:test:binary")
+        let value = (0...255).map { UInt8($0) } + Array("\r\n$3\r\n".utf8)
+        _ = try await redis.command(bytes: [Array("SET".utf8), Array(key.utf8), value])
+        let reply = try await redis.command("GET", key)
+        #expect(reply.bytes == value)
+        #expect(try await redis.command("GET", TestServers.unique("sw:test:missing")) == .null)
+        _ = try await redis.command("DEL", key)
+    }
+
+    @Test func pipelineKeepsErrorRepliesInPlace() async throws {
+        let redis = try await TestServers.redis()
+        let key = TestServers.unique("sw:test:pipe")
+        var batch = RedisCommandBuffer()
+        batch.append("SET", key, "text")
+        batch.append("INCR", key)
+        batch.append("GET", key)
+        let replies = try await redis.send(batch)
+        #expect(replies[0] == .status("OK"))
+        guard case .error(let message) = replies[1] else {
+            Issue.record("expected an error reply, got \(replies[1])")
+            return
+        }
+        #expect(message.hasPrefix("ERR"))
+        #expect(replies[2].string == "text")
+        await #expect(throws: RedisError.self) { try await redis.command("INCR", key) }
+        do {
+            _ = try await redis.command("INCR", key)
+        } catch let error as RedisError {
+            #expect(error.code == .server)
+            #expect(!error.isTransient)
+        }
+        // The connection is still in step after the error.
+        #expect(try await redis.command("GET", key).string == "text")
+        _ = try await redis.command("DEL", key)
+    }
+
+    @Test func evalshaWorksAfterScriptFlush() async throws {
+        let redis = try await TestServers.redis()
+        let key = TestServers.unique("sw:test:script")
+        let script = RedisScript("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+        #expect(try await redis.run(script, keys: [key], arguments: ["5"]) == .integer(5))
+        let serverSHA = try await redis.command("SCRIPT", "LOAD", script.source).string
+        #expect(serverSHA == script.sha1)
+        _ = try await redis.command("SCRIPT", "FLUSH")
+        #expect(try await redis.run(script, keys: [key], arguments: ["2"]) == .integer(7))
+        let failing = RedisScript("return redis.error_reply('BOOM nope')")
+        await #expect(throws: RedisError.self) { try await redis.run(failing) }
+        _ = try await redis.command("DEL", key)
+    }
+
+    @Test func killedConnectionReportsThenReconnects() async throws {
+        let redis = try await TestServers.redis()
+        let killer = try await TestServers.redis()
+        let id = try #require(try await redis.command("CLIENT", "ID").int)
+        #expect(await redis.connects == 1)
+        _ = try await killer.command("CLIENT", "KILL", "ID", String(id))
+        do {
+            _ = try await redis.command("PING")
+            Issue.record("a killed connection should fail once")
+        } catch let error as RedisError {
+            #expect(error.code == .connection)
+            #expect(error.isTransient)
+        }
+        #expect(try await redis.command("PING") == .status("PONG"))
+        #expect(await redis.connects == 2)
+        let newID = try #require(try await redis.command("CLIENT", "ID").int)
+        #expect(newID != id)
+    }
+
+    @Test func unreachableServerIsAConnectionError() async throws {
+        // Port 1 on loopback: nothing listens there.
+        do {
+            _ = try await RedisConnection(configuration: RedisConfiguration(host: "127.0.0.1", port: 1, connectTimeout: .seconds(1)))
+            Issue.record("connecting to a closed port should fail")
+        } catch let error as RedisError {
+            #expect(error.code == .connection)
+        }
+    }
+
+    @Test func wrongPasswordIsRejectedWithoutPrintingIt() async throws {
+        var configuration = try RedisConfiguration(url: try TestServers.redisURL())
+        configuration.password = "not-the-password"
+        do {
+            _ = try await RedisConnection(configuration: configuration)
+            Issue.record("AUTH against a server without a password should fail")
+        } catch let error as RedisError {
+            #expect(error.code == .server)
+            #expect(!error.description.contains("not-the-password"))
+        }
+    }
+
+    /// While two connections sit in XREADGROUP … BLOCK 2000, a third completes 1,000 round trips
+    /// well before the BLOCK ends: blocking C calls do not hold Swift's cooperative pool.
+    @Test func blockedReadsDoNotHoldTheCooperativePool() async throws {
+        let key1 = TestServers.unique("sw:test:{block1}")
+        let key2 = TestServers.unique("sw:test:{block2}")
+        let blockerA = try await TestServers.redis()
+        let blockerB = try await TestServers.redis()
+        let free = try await TestServers.redis()
+        let nameA = TestServers.unique("blockerA"), nameB = TestServers.unique("blockerB")
+        _ = try await blockerA.command("CLIENT", "SETNAME", nameA)
+        _ = try await blockerB.command("CLIENT", "SETNAME", nameB)
+        try await free.xgroupCreate(key1, group: "g")
+        try await free.xgroupCreate(key2, group: "g")
+
+        let clock = ContinuousClock()
+        let start = clock.now
+        async let readA = blockerA.xreadgroup(group: "g", consumer: "a", streams: [(key1, ">")], count: 10, block: .milliseconds(2000))
+        async let readB = blockerB.xreadgroup(group: "g", consumer: "b", streams: [(key2, ">")], count: 10, block: .milliseconds(2000))
+
+        // Wait until the server reports both as blocked in XREADGROUP.
+        var blocked = 0
+        for _ in 0..<100 {
+            let clients = try await free.command("CLIENT", "LIST").string ?? ""
+            blocked = clients.split(separator: "\n").filter { line in
+                (line.contains("name=\(nameA) ") || line.contains("name=\(nameB) ")) && line.contains("cmd=xreadgroup")
+                    && line.contains("flags=b")
+            }.count
+            if blocked == 2 { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(blocked == 2, "both readers should be blocked on the server")
+
+        let roundTripsStart = clock.now
+        for _ in 0..<1000 {
+            _ = try await free.command("PING")
+        }
+        let roundTrips = clock.now - roundTripsStart
+        let sinceStart = clock.now - start
+        #expect(sinceStart < .milliseconds(1500), "1,000 round trips finished \(sinceStart) after the BLOCKs began")
+        #expect(roundTrips < .milliseconds(1000), "1,000 round trips took \(roundTrips)")
+
+        let (a, b) = try await (readA, readB)
+        #expect(a.isEmpty && b.isEmpty)
+        #expect(clock.now - start >= .milliseconds(1900), "the BLOCKs lasted their full 2 s")
+        _ = try await free.command("DEL", key1, key2)
+    }
+}

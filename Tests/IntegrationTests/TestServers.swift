@@ -1,0 +1,97 @@
+import Foundation
+import PostgresClient
+import RedisClient
+import Testing
+
+/// The real servers that scripts/test.sh starts for this run (REDIS_URL, DATABASE_URL).
+/// Integration tests fail, rather than skip, when they are not set: run them through scripts/test.sh.
+enum TestServers {
+    static func redisURL() throws -> String {
+        try #require(
+            ProcessInfo.processInfo.environment["REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 },
+            "REDIS_URL is not set: run the tests with scripts/test.sh, which starts throwaway servers")
+    }
+
+    static func databaseURL() throws -> String {
+        try #require(
+            ProcessInfo.processInfo.environment["DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 },
+            "DATABASE_URL is not set: run the tests with scripts/test.sh, which starts throwaway servers")
+    }
+
+    static func redis() async throws -> RedisConnection {
+        try await RedisConnection(url: try redisURL())
+    }
+
+    static func postgres() async throws -> PostgresConnection {
+        try await PostgresConnection(try databaseURL())
+    }
+
+    /// A name no other test uses, for keys, groups, tables and schemas.
+    static func unique(_ prefix: String) -> String {
+        "\(prefix)_\(UUID().uuidString.prefix(8).lowercased())"
+    }
+
+    /// A database URL whose sessions use `schema` first on their search path.
+    static func databaseURL(searchPath schema: String) throws -> String {
+        let base = try databaseURL()
+        return base + (base.contains("?") ? "&" : "?") + "options=-csearch_path%3D\(schema)"
+    }
+
+    /// The `warehouse` executable built next to the tests.
+    static func warehouseExecutable() throws -> URL {
+        if let explicit = ProcessInfo.processInfo.environment["WAREHOUSE_BIN"], !explicit.isEmpty {
+            return URL(fileURLWithPath: explicit)
+        }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let candidate = root.appendingPathComponent(".build/debug/warehouse")
+        try #require(FileManager.default.isExecutableFile(atPath: candidate.path), "build the warehouse executable first (\(candidate.path))")
+        return candidate
+    }
+
+    static var packageRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    /// Runs the warehouse executable; returns its exit status, stdout and stderr.
+    ///
+    /// The blocking wait happens on a thread of its own, never on Swift's cooperative pool (which a
+    /// test holding a lock the child waits for would otherwise deadlock).
+    static func runWarehouse(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, stdout: String, stderr: String) {
+        let executable = try warehouseExecutable()
+        return try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                do {
+                    let process = Process()
+                    process.executableURL = executable
+                    process.arguments = arguments
+                    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+                    process.currentDirectoryURL = packageRoot
+                    let out = Pipe()
+                    let err = Pipe()
+                    process.standardOutput = out
+                    process.standardError = err
+                    try process.run()
+                    // stderr drains on a second thread so neither pipe can fill up and stall the child.
+                    let stderr = DataBox()
+                    let done = DispatchSemaphore(value: 0)
+                    Thread.detachNewThread {
+                        stderr.data = err.fileHandleForReading.readDataToEndOfFile()
+                        done.signal()
+                    }
+                    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+                    done.wait()
+                    process.waitUntilExit()
+                    continuation.resume(returning: (
+                        process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr.data, as: UTF8.self)))
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+}
+
+/// Holds what one thread read, for another to pick up after a semaphore.
+private final class DataBox: @unchecked Sendable {
+    var data = Data()
+}

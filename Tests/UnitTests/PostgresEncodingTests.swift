@@ -1,0 +1,55 @@
+import Testing
+@testable import PostgresClient
+
+@Suite struct PostgresEncodingTests {
+    @Test func arrayLiteralsQuoteAndEscape() {
+        #expect(PostgresBind.arrayLiteral([]) == "{}")
+        #expect(PostgresBind.arrayLiteral(["a", nil, "NULL"]) == #"{"a",NULL,"NULL"}"#)
+        #expect(PostgresBind.arrayLiteral([#"say "hi""#, #"back\slash"#, "{,}"]) == #"{"say \"hi\"","back\\slash","{,}"}"#)
+        #expect(PostgresBind.arrayLiteral(["'); DROP TABLE x; --"]) == #"{"'); DROP TABLE x; --"}"#)
+    }
+
+    @Test func copyTextFormatEscapes() {
+        var copy = PostgresCopyEncoder()
+        copy.add("tab\there"); copy.add("line\nbreak\r"); copy.add(#"back\slash"#); copy.addNull(); copy.add(42)
+        copy.endRow()
+        copy.add("é"); copy.add(nil as String?); copy.addVerbatim("1.50")
+        copy.endRow()
+        #expect(String(decoding: copy.bytes, as: UTF8.self)
+            == "tab\\there\tline\\nbreak\\r\tback\\\\slash\t\\N\t42\né\t\\N\t1.50\n")
+        #expect(copy.rows == 2)
+    }
+
+    @Test func errorsClassifyTransience() {
+        #expect(PostgresError(.connection, "gone").isTransient)
+        for state in ["40001", "40P01", "57P01", "53300", "08006"] {
+            #expect(PostgresError(.server, "x", sqlState: state).isTransient, "\(state)")
+        }
+        for state in ["23505", "22P02", "42P01"] {
+            #expect(!PostgresError(.server, "x", sqlState: state).isTransient, "\(state)")
+        }
+    }
+
+    @Test func descriptionLeavesOutDetail() {
+        let error = PostgresError(
+            .server, "duplicate key value violates unique constraint \"t_pkey\"", sqlState: "23505",
+            detail: "Key (id)=(secret-value) already exists.", constraint: "t_pkey")
+        #expect(!error.description.contains("secret-value"))
+        #expect(error.description.contains("23505"))
+    }
+
+    @Test func decodesTextValues() throws {
+        let index = ColumnIndex([
+            PostgresColumn(name: "n", typeOID: 20), PostgresColumn(name: "b", typeOID: 16),
+            PostgresColumn(name: "x", typeOID: 25), PostgresColumn(name: "bytes", typeOID: 17),
+        ])
+        let row = PostgresRow(values: ["-42", "t", nil, "\\x00ff10"], index: index)
+        #expect(try row.decode(Int.self, column: "n") == -42)
+        #expect(try row.decode(Bool.self, column: "b"))
+        #expect(try row.decode(String?.self, column: "x") == nil)
+        #expect(try row.decode([UInt8].self, column: "bytes") == [0x00, 0xff, 0x10])
+        #expect(throws: PostgresError.self) { try row.decode(String.self, column: "x") }
+        #expect(throws: PostgresError.self) { try row.decode(Int.self, column: "b") }
+        #expect(throws: PostgresError.self) { try row.decode(Int.self, column: "missing") }
+    }
+}

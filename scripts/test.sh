@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, builds, starts throwaway Redis and PostgreSQL on
+# free loopback ports in a temporary folder, runs every test (unit and integration) against them,
+# then stops and removes the servers, also when the tests fail or the run is interrupted.
+#
+#   scripts/test.sh                 every test
+#   scripts/test.sh --filter Redis  extra arguments go to `swift test`
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$SW_ROOT"
+
+sw_install_missing
+
+sw_log "building (debug, with tests)"
+swift build --build-tests 2>&1 | grep -v "prohibited flag" || { echo "build failed" >&2; exit 1; }
+[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "build failed" >&2; exit 1; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/sw-test.XXXXXX")
+chmod 755 "$tmp"
+redis_port=$(sw_free_port)
+pg_port=$(sw_free_port)
+while [ "$pg_port" = "$redis_port" ]; do pg_port=$(sw_free_port); done
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  sw_stop_redis "$tmp/redis" "$redis_port"
+  sw_stop_postgres "$tmp/postgres" immediate
+  rm -rf "$tmp"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+sw_log "starting throwaway Redis on 127.0.0.1:$redis_port and PostgreSQL on 127.0.0.1:$pg_port"
+sw_start_redis "$tmp/redis" "$redis_port"
+sw_start_postgres "$tmp/postgres" "$pg_port" fast
+
+export REDIS_URL="redis://127.0.0.1:$redis_port/0"
+export DATABASE_URL="postgresql://warehouse@127.0.0.1:$pg_port/warehouse"
+export WAREHOUSE_BIN="$SW_ROOT/.build/debug/warehouse"
+
+sw_log "running tests"
+set +e
+swift test --skip-build "$@" 2>&1 | grep -v "prohibited flag"
+status=${PIPESTATUS[0]}
+set -e
+exit "$status"
