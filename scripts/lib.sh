@@ -128,3 +128,14 @@ sw_stop_postgres() {
 
 sw_redis_running() { [ "$(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null)" = PONG ]; }
 sw_postgres_running() { psql -h 127.0.0.1 -p "$1" -U warehouse -d warehouse -Atc 'SELECT 1' >/dev/null 2>&1; }
+
+# sw_build ARGS…: `swift build ARGS…`, its output on stderr without SwiftPM's harmless
+# "prohibited flag" warnings about libpq's pkg-config; dies when the build fails.
+sw_build() {
+  local rc
+  set +e
+  swift build "$@" 2>&1 | grep --line-buffered -v "prohibited flag" >&2
+  rc=${PIPESTATUS[0]}
+  set -e
+  [ "$rc" -eq 0 ] || sw_die "swift build $* failed"
+}

@@ -12,8 +12,7 @@ cd "$SW_ROOT"
 sw_install_missing
 
 sw_log "building (debug, with tests)"
-swift build --build-tests 2>&1 | grep -v "prohibited flag" || { echo "build failed" >&2; exit 1; }
-[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "build failed" >&2; exit 1; }
+sw_build --build-tests
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/sw-test.XXXXXX")
 chmod 755 "$tmp"

@@ -162,6 +162,14 @@ import Testing
         #expect(try await postgres.backendPID() != pid)
     }
 
+    @Test func connectsFromAKeywordString() async throws {
+        let url = try #require(URLComponents(string: try TestServers.databaseURL()))
+        var keywords = "host=\(url.host ?? "127.0.0.1") port=\(url.port ?? 5432) dbname=\(url.path.dropFirst())"
+        if let user = url.user { keywords += " user=\(user)" }
+        let postgres = try await PostgresConnection(keywords)
+        #expect(try await postgres.query("SELECT current_database()").first?[0] == String(url.path.dropFirst()))
+    }
+
     @Test func unreachableServerIsAConnectionError() async throws {
         do {
             _ = try await PostgresConnection("postgresql://nobody:secret-pw@127.0.0.1:1/none", connectTimeout: .seconds(1))
