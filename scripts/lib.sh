@@ -59,7 +59,8 @@ sw_pg_user() {
 }
 
 sw_as_pg() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  # From /, so that a working directory the postgres user cannot enter draws no warning.
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 # sw_start_redis DIR PORT [durable]: a private redis-server on 127.0.0.1:PORT with its files in DIR.
