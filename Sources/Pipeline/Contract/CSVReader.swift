@@ -1,0 +1,245 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A malformed CSV record (an unterminated quote) or an unreadable file.
+public struct CSVError: Error, Sendable, CustomStringConvertible {
+    public var file: String
+    /// The line where the record starts (1-based).
+    public var line: Int
+    public var message: String
+    public var description: String { "\(file):\(line): \(message)" }
+}
+
+/// A streaming RFC 4180 reader: quoted fields may hold commas, doubled quotes and newlines;
+/// records end with LF or CRLF; a UTF-8 byte-order mark is skipped; a final record without a
+/// newline is read; blank lines are skipped. Reads the file in chunks, so memory stays at the size
+/// of the largest record plus one chunk.
+///
+/// A quote inside an unquoted field is kept as data; text after a closing quote is kept too
+/// (`"ab"c` reads `abc`), as most readers do. A quote left open at the end of the file is an error
+/// naming the line where its record started.
+public struct CSVReader {
+    public let file: String
+    private var buffer: [UInt8]
+    private var start = 0
+    private var end = 0
+    private var atEOF = false
+    private var descriptor: Int32 = -1
+    private var line = 1
+    private var scratch: [UInt8] = []
+    private var checkedBOM = false
+    private let chunkSize: Int
+
+    /// Reads `path`; `file` is the name used in errors (default: the path).
+    public init(path: String, file: String? = nil, chunkSize: Int = 1 << 20) throws {
+        self.file = file ?? path
+        self.chunkSize = chunkSize
+        descriptor = open(path, O_RDONLY)
+        guard descriptor >= 0 else {
+            throw CSVError(file: self.file, line: 0, message: "cannot open: \(String(cString: strerror(errno)))")
+        }
+        buffer = [UInt8](repeating: 0, count: chunkSize)
+    }
+
+    /// Reads from bytes in memory (tests, stdin).
+    public init(bytes: [UInt8], file: String = "<memory>") {
+        self.file = file
+        self.chunkSize = max(bytes.count, 1)
+        buffer = bytes
+        end = bytes.count
+        atEOF = true
+    }
+
+    /// Closes the file. Called by `deinit`-free owners when done; reading past it returns nil.
+    public mutating func close() {
+        if descriptor >= 0 {
+            _ = Glibc.close(descriptor)
+            descriptor = -1
+        }
+        atEOF = true
+    }
+
+    /// The next record's fields, or nil at the end. `line` is where the record starts.
+    public mutating func next() throws -> (line: Int, fields: [String])? {
+        var fields: [String] = []
+        guard let line = try next(into: &fields) else { return nil }
+        return (line, fields)
+    }
+
+    /// Reads the next record into `fields` (replacing its contents, keeping its storage) and
+    /// returns the line where it starts, or nil at the end.
+    public mutating func next(into fields: inout [String]) throws -> Int? {
+        if !checkedBOM {
+            try fill(minimum: 3)
+            if end - start >= 3, buffer[start] == 0xEF, buffer[start + 1] == 0xBB, buffer[start + 2] == 0xBF {
+                start += 3
+            }
+            checkedBOM = true
+        }
+        while true {
+            // Skip blank lines.
+            while true {
+                if start == end {
+                    if atEOF { close(); return nil }
+                    try fill(minimum: 1)
+                    continue
+                }
+                let byte = buffer[start]
+                if byte == 10 {
+                    start += 1; line += 1
+                } else if byte == 13, start + 1 < end, buffer[start + 1] == 10 {
+                    start += 2; line += 1
+                } else if byte == 13, start + 1 == end, !atEOF {
+                    try fill(minimum: 2)
+                } else {
+                    break
+                }
+            }
+            fields.removeAll(keepingCapacity: true)
+            let outcome = parseRecord(into: &fields)
+            switch outcome {
+            case .complete(let consumed, let newlines):
+                let recordLine = line
+                start += consumed
+                line += newlines
+                return recordLine
+            case .needMore:
+                if atEOF {
+                    // An open quote at the end of the input.
+                    let recordLine = line
+                    start = end
+                    throw CSVError(file: file, line: recordLine, message: "a quoted field is not closed before the end of the file")
+                }
+                try fill(minimum: end - start + 1)
+            }
+        }
+    }
+
+    private enum Outcome {
+        case complete(consumed: Int, newlines: Int)
+        case needMore
+    }
+
+    /// Parses one record starting at `start`. Does not move `start`.
+    private mutating func parseRecord(into fields: inout [String]) -> Outcome {
+        buffer.withUnsafeBufferPointer { bytes -> Outcome in
+            var index = start
+            var newlines = 0
+            let limit = end
+            while true {
+                // One field.
+                if index < limit, bytes[index] == UInt8(ascii: "\"") {
+                    scratch.removeAll(keepingCapacity: true)
+                    index += 1
+                    var closed = false
+                    while index < limit {
+                        let byte = bytes[index]
+                        if byte == UInt8(ascii: "\"") {
+                            if index + 1 < limit {
+                                if bytes[index + 1] == UInt8(ascii: "\"") {
+                                    scratch.append(UInt8(ascii: "\""))
+                                    index += 2
+                                    continue
+                                }
+                                index += 1
+                                closed = true
+                                break
+                            } else if atEOF {
+                                index += 1
+                                closed = true
+                                break
+                            } else {
+                                return .needMore
+                            }
+                        }
+                        if byte == 10 { newlines += 1 }
+                        scratch.append(byte)
+                        index += 1
+                    }
+                    if !closed { return .needMore }
+                    // Lenient: anything up to the separator after the closing quote is data.
+                    while index < limit, bytes[index] != UInt8(ascii: ","), bytes[index] != 10,
+                          !(bytes[index] == 13 && (index + 1 < limit && bytes[index + 1] == 10)) {
+                        if bytes[index] == 13 && index + 1 == limit && !atEOF { return .needMore }
+                        scratch.append(bytes[index])
+                        index += 1
+                    }
+                    fields.append(String(decoding: scratch, as: UTF8.self))
+                } else {
+                    let fieldStart = index
+                    while index < limit {
+                        let byte = bytes[index]
+                        if byte == UInt8(ascii: ",") || byte == 10 { break }
+                        if byte == 13 {
+                            if index + 1 < limit {
+                                if bytes[index + 1] == 10 { break }
+                            } else if !atEOF {
+                                return .needMore
+                            }
+                        }
+                        index += 1
+                    }
+                    if index == limit && !atEOF { return .needMore }
+                    fields.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[fieldStart..<index]), as: UTF8.self))
+                }
+                // After a field: a separator, the end of the record, or the end of the input.
+                if index == limit {
+                    if !atEOF { return .needMore }
+                    return .complete(consumed: index - start, newlines: newlines)
+                }
+                let byte = bytes[index]
+                if byte == UInt8(ascii: ",") {
+                    index += 1
+                    if index == limit && !atEOF { return .needMore }
+                    if index == limit {
+                        fields.append("")
+                        return .complete(consumed: index - start, newlines: newlines)
+                    }
+                    continue
+                }
+                if byte == 13 { index += 1 }
+                // byte is LF now
+                index += 1
+                newlines += 1
+                return .complete(consumed: index - start, newlines: newlines)
+            }
+        }
+    }
+
+    /// Makes at least `minimum` unread bytes available (fewer at the end of the file), moving the
+    /// unread part to the front and growing the buffer when one record is larger than it.
+    private mutating func fill(minimum: Int) throws {
+        guard descriptor >= 0 else {
+            atEOF = true
+            return
+        }
+        if start > 0 {
+            let unread = end - start
+            if unread > 0 {
+                buffer.withUnsafeMutableBytes { raw in
+                    _ = memmove(raw.baseAddress!, raw.baseAddress! + start, unread)
+                }
+            }
+            start = 0
+            end = unread
+        }
+        while end - start < minimum && !atEOF {
+            if buffer.count - end < max(1, chunkSize / 2) {
+                buffer.append(contentsOf: repeatElement(0, count: max(chunkSize, buffer.count)))
+            }
+            let count = buffer.withUnsafeMutableBytes { raw in
+                read(descriptor, raw.baseAddress! + end, raw.count - end)
+            }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw CSVError(file: file, line: line, message: "read failed: \(String(cString: strerror(errno)))")
+            }
+            if count == 0 {
+                atEOF = true
+            } else {
+                end += count
+            }
+        }
+    }
+}

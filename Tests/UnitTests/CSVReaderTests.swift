@@ -1,0 +1,130 @@
+import Foundation
+import Testing
+@testable import Pipeline
+
+@Suite struct CSVReaderTests {
+    private func records(_ text: String, chunk: Int? = nil) throws -> [(Int, [String])] {
+        var reader: CSVReader
+        if let chunk {
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("sw-csv-\(UUID().uuidString).csv").path
+            _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+            reader = try CSVReader(path: path, file: "t.csv", chunkSize: chunk)
+        } else {
+            reader = CSVReader(bytes: Array(text.utf8), file: "t.csv")
+        }
+        var out: [(Int, [String])] = []
+        while let record = try reader.next() { out.append((record.line, record.fields)) }
+        return out
+    }
+
+    @Test(arguments: [nil, 1, 2, 3, 7, 64])
+    func rfc4180EdgeCases(chunk: Int?) throws {
+        let text = "\u{FEFF}a,b,c\r\n\"x, y\",\"say \"\"hi\"\"\",\"two\nlines\"\r\n,,\n\nlast,\"\",z"
+        let result = try records(text, chunk: chunk)
+        #expect(result.map(\.0) == [1, 2, 4, 6])
+        #expect(result.map(\.1) == [["a", "b", "c"], ["x, y", "say \"hi\"", "two\nlines"], ["", "", ""], ["last", "", "z"]])
+    }
+
+    @Test(arguments: [nil, 5])
+    func finalNewlineIsOptionalAndTrailingCommaMeansEmptyField(chunk: Int?) throws {
+        #expect(try records("a,b\n1,2", chunk: chunk).map(\.1) == [["a", "b"], ["1", "2"]])
+        #expect(try records("a,b\n1,\n", chunk: chunk).map(\.1) == [["a", "b"], ["1", ""]])
+        #expect(try records("a,b\n1,", chunk: chunk).map(\.1) == [["a", "b"], ["1", ""]])
+        #expect(try records("a\r\n", chunk: chunk).map(\.1) == [["a"]])
+    }
+
+    @Test func nonASCIIAndStrayQuotes() throws {
+        #expect(try records("José,Zoë 北京,ab\"c\n").map(\.1) == [["José", "Zoë 北京", "ab\"c"]])
+        #expect(try records("\"ab\"c,d\n").map(\.1) == [["abc", "d"]])
+    }
+
+    @Test func unterminatedQuoteNamesTheLine() throws {
+        do {
+            _ = try records("a\nb\n\"open,\nmore\n")
+            Issue.record("should fail")
+        } catch let error as CSVError {
+            #expect(error.line == 3)
+            #expect(error.file == "t.csv")
+        }
+    }
+
+    @Test func fieldOfOneMegabyte() throws {
+        let big = String(repeating: "x", count: 1 << 20)
+        let quoted = String(repeating: "q\"\"", count: 100_000)
+        let result = try records("id,payload\n1,\(big)\n2,\"\(quoted)\"\n", chunk: 4096)
+        #expect(result.count == 3)
+        #expect(result[1].1[1].utf8.count == 1 << 20)
+        #expect(result[2].1[1] == String(repeating: "q\"", count: 100_000))
+        #expect(result[2].0 == 3)
+    }
+}
+
+@Suite struct TimestampTests {
+    @Test func parsesOffsetsAndFractions() throws {
+        let z = try #require(Timestamp(iso8601: "2024-03-01T14:05:00Z"))
+        #expect(Timestamp(iso8601: "2024-03-01T09:05:00-05:00") == z)
+        #expect(Timestamp(iso8601: "2024-03-01T19:35:00+0530") == z)
+        #expect(Timestamp(iso8601: "2024-03-01 14:05:00+00") == z)
+        #expect(z.description == "2024-03-01T14:05:00Z")
+        #expect(z.microseconds == 1_709_301_900_000_000)
+        let fraction = try #require(Timestamp(iso8601: "2024-03-01T14:05:00.25Z"))
+        #expect(fraction.microseconds == z.microseconds + 250_000)
+        #expect(fraction.description == "2024-03-01T14:05:00.250000Z")
+        #expect(Timestamp(iso8601: "2024-03-01T14:05:00.123456789Z")?.microseconds == z.microseconds + 123_456)
+        #expect(Timestamp(iso8601: "1969-12-31T23:59:59Z")?.microseconds == -1_000_000)
+        #expect(Timestamp(iso8601: "1969-12-31T23:59:59Z")?.description == "1969-12-31T23:59:59Z")
+        #expect(Timestamp(iso8601: "2024-02-29T00:00:00Z") != nil)
+    }
+
+    @Test func rejectsMalformed() {
+        for bad in ["2024-03-01T14:05:00", "2024-03-01", "2024-13-01T00:00:00Z", "2023-02-29T00:00:00Z",
+                    "2024-03-01T24:00:00Z", "2024-03-01T14:05Z", "yesterday", "2024-03-01T14:05:00.Z",
+                    "2024-03-01T14:05:00+5", "2024-03-01T14:05:00Zjunk", ""] {
+            #expect(Timestamp(iso8601: bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test func civilDatesRoundTrip() {
+        for days in stride(from: Int64(-800_000), to: 800_000, by: 997) {
+            let (y, m, d) = CivilDate.civilFromDays(days)
+            #expect(CivilDate.daysFromCivil(year: y, month: m, day: d) == days)
+        }
+        #expect(CivilDate.parse("2024-01-31") == 19753)
+        #expect(CivilDate.parse("2024-1-31") == nil)
+    }
+}
+
+@Suite struct DecimalValueTests {
+    @Test func parsesExactly() {
+        #expect(DecimalValue("19.99") == DecimalValue(units: 1999, scale: 2))
+        #expect(DecimalValue("-0.5")?.description == "-0.5")
+        #expect(DecimalValue("7")?.description == "7")
+        #expect(DecimalValue("19.990")?.normalized(minimumScale: 2).description == "19.99")
+        #expect(DecimalValue("0.10") == DecimalValue("0.1"))
+        for bad in ["", ".5", "5.", "1e5", "1,5", "1.2.3", "abc", "--1", "1234567890123456789"] {
+            #expect(DecimalValue(bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test func lineNetRoundsHalfAwayFromZero() throws {
+        // 3 × 19.99 × 0.9 = 53.973 → 53.97
+        #expect(DecimalValue.lineNetCents(quantity: 3, unitPrice: DecimalValue("19.99")!, discount: DecimalValue("0.1")!) == 5397)
+        // 1 × 0.05 × 0.5 = 0.025 → 0.03 (half away from zero, where binary floating point gives 0.02)
+        #expect(DecimalValue.lineNetCents(quantity: 1, unitPrice: DecimalValue("0.05")!, discount: DecimalValue("0.5")!) == 3)
+        // 7 × 1.15 = 8.05 exactly
+        #expect(DecimalValue.lineNetCents(quantity: 7, unitPrice: DecimalValue("1.15")!, discount: .zero) == 805)
+        #expect(DecimalValue.lineGrossCents(quantity: 2, unitPrice: DecimalValue("10.005")!) == 2001)
+        #expect(DecimalValue.formatCents(-1234) == "-12.34")
+        #expect(DecimalValue.formatCents(5) == "0.05")
+        #expect(DecimalValue("2.675")!.rescaled(to: 2).description == "2.68")
+        #expect(DecimalValue("-2.675")!.rescaled(to: 2).description == "-2.68")
+    }
+}
+
+@Suite struct XXHashTests {
+    @Test func knownVectors() {
+        #expect(XXHash64.hash("") == 0xEF46_DB37_51D8_E999)
+        #expect(XXHash64.hash("abc") == 0x44BC_2CF5_AD77_0999)
+        #expect(XXHash64.hash("Nobody inspects the spammish repetition") == 0xFBCE_A83C_8A37_8BF1)
+    }
+}
