@@ -17,6 +17,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         case redisURL = "REDIS_URL"
         case databaseURL = "DATABASE_URL"
         case sqlDirectory = "WAREHOUSE_SQL_DIR"
+        case namespace = "WAREHOUSE_NAMESPACE"
     }
 
     public init(redisURL: String = defaultRedisURL, databaseURL: String = defaultDatabaseURL) {

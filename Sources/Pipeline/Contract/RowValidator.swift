@@ -30,6 +30,8 @@ public struct Rejection: Sendable, Equatable, Error, CustomStringConvertible {
     /// The column at fault; nil for whole-record problems (wrong number of fields).
     public var column: String?
     public var reason: String
+    /// A short, stable name of the rule that was broken (`not_integer`, `required`, …), for grouping.
+    public var code: String
     /// The record as CSV text.
     public var raw: String
 
@@ -83,7 +85,7 @@ public struct RowValidator: Sendable {
     /// Validates one record; `fields` as the reader returned them.
     public func validate(_ fields: [String], line: Int) -> Result<ValidatedRow, Rejection> {
         if fields.count != headerCount {
-            return .failure(reject(fields, line, nil, "expected \(headerCount) fields as in the header, found \(fields.count)"))
+            return .failure(reject(fields, line, nil, "field_count", "expected \(headerCount) fields as in the header, found \(fields.count)"))
         }
         var values: [String] = []
         values.reserveCapacity(schema.columns.count)
@@ -95,7 +97,7 @@ public struct RowValidator: Sendable {
                 values.append(text)
                 if index == versionPosition, let timestamp { eventTime = timestamp }
             case .failure(let reason):
-                return .failure(reject(fields, line, column.name, reason.message))
+                return .failure(reject(fields, line, column.name, reason.code, reason.message))
             }
         }
         var hasher = EventIDHasher()
@@ -104,67 +106,76 @@ public struct RowValidator: Sendable {
         return .success(ValidatedRow(entity: schema.entity, line: line, values: values, eventTime: eventTime, eventID: hasher.finalize()))
     }
 
-    struct Reason: Error { var message: String }
+    struct Reason: Error {
+        var code: String
+        var message: String
+        init(_ code: String, _ message: String) {
+            self.code = code
+            self.message = message
+        }
+    }
 
     /// The canonical text of one value (and the instant, for timestamps), or why it is refused.
     private func canonical(_ raw: String, _ column: ColumnSpec) -> Result<(String, Timestamp?), Reason> {
         if column.kind == .text {
             if raw.isEmpty || raw.allSatisfy({ $0 == " " || $0 == "\t" }) {
-                return column.required ? .failure(Reason(message: "is required but empty")) : .success((column.defaultValue, nil))
+                return column.required ? .failure(Reason("required", "is required but empty")) : .success((column.defaultValue, nil))
             }
             return .success((raw, nil))
         }
         let text = raw.trimmingSpaces()
         if text.isEmpty {
-            return column.required ? .failure(Reason(message: "is required but empty")) : .success((column.defaultValue, nil))
+            return column.required ? .failure(Reason("required", "is required but empty")) : .success((column.defaultValue, nil))
         }
         switch column.kind {
         case .text:
             return .success((text, nil))
         case .integer(let minimum, let nonZero):
             guard let value = Int64(text.hasPrefix("+") ? String(text.dropFirst()) : text) else {
-                return .failure(Reason(message: "\(quoted(text)) is not an integer"))
+                return .failure(Reason("not_integer", "\(quoted(text)) is not an integer"))
             }
             if let minimum, value < minimum {
-                return .failure(Reason(message: "\(value) is below the minimum \(minimum)"))
+                return .failure(Reason("below_minimum", "\(value) is below the minimum \(minimum)"))
             }
-            if nonZero && value == 0 { return .failure(Reason(message: "must not be 0")) }
+            if nonZero && value == 0 { return .failure(Reason("zero", "must not be 0")) }
             return .success((String(value), nil))
         case .decimal(let minimum, let maximumExclusive):
             guard let value = DecimalValue(text) else {
-                return .failure(Reason(message: "\(quoted(text)) is not a decimal number (digits, one '.', no exponent)"))
+                return .failure(Reason("not_decimal", "\(quoted(text)) is not a decimal number (digits, one '.', no exponent)"))
             }
-            if let minimum, value < minimum { return .failure(Reason(message: "\(text) is below the minimum \(minimum)")) }
+            if let minimum, value < minimum { return .failure(Reason("below_minimum", "\(text) is below the minimum \(minimum)")) }
             if let maximumExclusive, value >= maximumExclusive {
-                return .failure(Reason(message: "\(text) must be less than \(maximumExclusive)"))
+                return .failure(Reason("above_maximum", "\(text) must be less than \(maximumExclusive)"))
             }
             return .success((value.normalized().description, nil))
         case .date:
             guard let days = CivilDate.parse(text) else {
-                return .failure(Reason(message: "\(quoted(text)) is not a date (YYYY-MM-DD)"))
+                return .failure(Reason("not_date", "\(quoted(text)) is not a date (YYYY-MM-DD)"))
             }
             return .success((CivilDate.format(days: days), nil))
         case .timestamp:
             guard let timestamp = Timestamp(iso8601: text) else {
-                return .failure(Reason(message: "\(quoted(text)) is not an ISO-8601 timestamp with an offset or Z"))
+                return .failure(Reason("not_timestamp", "\(quoted(text)) is not an ISO-8601 timestamp with an offset or Z"))
             }
             return .success((timestamp.description, timestamp))
         case .oneOf(let allowed):
             let lower = text.lowercased()
             guard allowed.contains(lower) else {
-                return .failure(Reason(message: "\(quoted(text)) is not one of \(allowed.joined(separator: ", "))"))
+                return .failure(Reason("unknown_value", "\(quoted(text)) is not one of \(allowed.joined(separator: ", "))"))
             }
             return .success((lower, nil))
         case .currency:
             guard text.utf8.count == 3, text.utf8.allSatisfy({ ($0 | 0x20) >= UInt8(ascii: "a") && ($0 | 0x20) <= UInt8(ascii: "z") }) else {
-                return .failure(Reason(message: "\(quoted(text)) is not a 3-letter currency code"))
+                return .failure(Reason("not_currency", "\(quoted(text)) is not a 3-letter currency code"))
             }
             return .success((text.uppercased(), nil))
         }
     }
 
-    private func reject(_ fields: [String], _ line: Int, _ column: String?, _ reason: String) -> Rejection {
-        Rejection(file: file, line: line, column: column, reason: column.map { "\($0): \(reason)" } ?? reason, raw: CSVWriter.line(fields))
+    private func reject(_ fields: [String], _ line: Int, _ column: String?, _ code: String, _ reason: String) -> Rejection {
+        Rejection(
+            file: file, line: line, column: column, reason: column.map { "\($0): \(reason)" } ?? reason, code: code,
+            raw: CSVWriter.line(fields))
     }
 
     private func quoted(_ text: String) -> String {

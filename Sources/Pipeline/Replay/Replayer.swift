@@ -1,0 +1,292 @@
+import Foundation
+public import RedisClient
+
+/// `warehouse replay`: reads the six contract files, puts every good row on one timeline by event
+/// time (spilling to disk past a memory budget), and publishes each to its entity stream in
+/// pipelined batches, paced to `--speed`. Bad rows go to the dead-letter stream; exact duplicates
+/// are skipped and counted; a checkpoint lets `--resume` continue an interrupted replay.
+public struct Replayer: Sendable {
+    public struct Options: Sendable {
+        public var dataDirectory: String
+        public var layout = StreamLayout()
+        /// Event seconds per wall second; nil for as fast as possible.
+        public var speed: Double?
+        /// Only events at or after `from` and before `to`.
+        public var from: Timestamp?
+        public var to: Timestamp?
+        /// Validate and count only: nothing is written to Redis.
+        public var dryRun = false
+        /// Continue from the checkpoint of an interrupted replay of the same input.
+        public var resume = false
+        /// XADDs per pipelined batch.
+        public var batchSize = 1000
+        /// Bytes of rows held in memory before the sort spills to disk.
+        public var memoryBudget = 256 << 20
+        /// Chaos: publish this fraction of events a second time.
+        public var duplicateRate = 0.0
+        /// Chaos: shuffle events within windows of this many (0: keep event-time order).
+        public var shuffleWindow = 0
+        /// Seed for the chaos choices.
+        public var seed: UInt64 = 1
+
+        public init(dataDirectory: String) {
+            self.dataDirectory = dataDirectory
+        }
+    }
+
+    /// Per file: records read, events published, exact duplicates skipped, rows rejected.
+    public struct FileStats: Sendable, Codable, Equatable {
+        public var read = 0
+        public var published = 0
+        public var duplicates = 0
+        public var rejected = 0
+        public init() {}
+    }
+
+    /// What a replay did. Encodes as `{"files": {…}, "events": n, "seconds": s}`.
+    public struct Report: Sendable, Codable {
+        public var files: [String: FileStats] = [:]
+        /// Events published by this run.
+        public var events = 0
+        /// Wall seconds, reading included.
+        public var seconds = 0.0
+        /// Unknown columns and other notes, one line each.
+        public var warnings: [String] = []
+        /// Events skipped because an earlier run had published them (`--resume`).
+        public var resumedFrom = 0
+        /// Rows outside `--from`/`--to`.
+        public var outsideWindow = 0
+        /// Sort runs spilled to disk.
+        public var spilledRuns = 0
+        /// Event times of the first and last event published, and the wall time between them.
+        public var firstEventTime: Timestamp?
+        public var lastEventTime: Timestamp?
+        public var publishSeconds = 0.0
+
+        enum CodingKeys: String, CodingKey { case files, events, seconds }
+
+        public init() {}
+    }
+
+    /// What the caller is told while a replay runs.
+    public enum Progress: Sendable {
+        case reading(file: String, rows: Int)
+        case publishing(done: Int, total: Int, eventsPerSecond: Double)
+    }
+
+    public let options: Options
+
+    public init(options: Options) {
+        self.options = options
+    }
+
+    public func run(
+        redis: RedisConnection?,
+        progress: @Sendable (Progress) -> Void = { _ in }
+    ) async throws -> Report {
+        let clock = ContinuousClock()
+        let started = clock.now
+        var report = Report()
+        let layout = options.layout
+        let deadLetters = DeadLetterQueue(layout: layout)
+        guard options.dryRun || redis != nil else { throw ContractError("replay needs a Redis connection unless --dry-run") }
+
+        // 1. Read and validate every file onto the sorter; rejects go to the dead-letter stream.
+        let paths = try Self.contractFiles(in: options.dataDirectory)
+        let sorter = try ExternalSorter(memoryBudget: options.memoryBudget)
+        defer { sorter.cleanUp() }
+        for entity in Entity.allCases {
+            var stats = FileStats()
+            var rejects: [(Rejection, Entity?)] = []
+            var reader = try CSVReader(path: paths[entity]!, file: entity.fileName)
+            defer { reader.close() }
+            guard let header = try reader.next() else {
+                throw ContractError("\(entity.fileName) is empty: it needs at least a header row")
+            }
+            let validator = try RowValidator(entity: entity, header: header.fields)
+            if !validator.unknownColumns.isEmpty {
+                report.warnings.append("\(entity.fileName): ignoring unknown column(s) \(validator.unknownColumns.joined(separator: ", "))")
+            }
+            var fields: [String] = []
+            while true {
+                let line: Int?
+                do {
+                    line = try reader.next(into: &fields)
+                } catch let error as CSVError {
+                    stats.read += 1
+                    rejects.append((Rejection(file: entity.fileName, line: error.line, column: nil, reason: error.message,
+                                              code: "csv_syntax", raw: ""), entity))
+                    continue
+                }
+                guard let line else { break }
+                stats.read += 1
+                switch validator.validate(fields, line: line) {
+                case .success(let row): try sorter.add(row)
+                case .failure(let rejection): rejects.append((rejection, entity))
+                }
+                if stats.read % 100_000 == 0 { progress(.reading(file: entity.fileName, rows: stats.read)) }
+            }
+            stats.rejected = rejects.count
+            if let redis, !options.dryRun, !rejects.isEmpty {
+                try await deadLetters.append(rejects, on: redis)
+            }
+            report.files[entity.fileName] = stats
+        }
+        report.spilledRuns = sorter.spilledRuns
+
+        // 2. Merge into one timeline; skip exact duplicates, the window's outside and what a
+        //    previous run already published; publish the rest in paced, pipelined batches.
+        let fingerprint = try fingerprint(paths)
+        var resumeFrom = 0
+        if options.resume, let redis, !options.dryRun {
+            let checkpoint = try await redis.command("HGETALL", layout.replayCheckpointKey).array?.compactMap(\.string) ?? []
+            let map = Dictionary(uniqueKeysWithValues: stride(from: 0, to: checkpoint.count - 1, by: 2).map { (checkpoint[$0], checkpoint[$0 + 1]) })
+            if map["fingerprint"] == fingerprint, let position = map["position"].flatMap(Int.init) {
+                resumeFrom = position
+            } else if !map.isEmpty {
+                report.warnings.append("the checkpoint belongs to another input or options: replaying from the start")
+            }
+        }
+        report.resumedFrom = resumeFrom
+
+        let rows = try sorter.finish()
+        let total = sorter.count
+        var pacer = Pacer(speed: options.speed)
+        var random = SplitMix64(seed: options.seed)
+        let encoder = EventEncoder(layout: layout)
+        var batch = RedisCommandBuffer(reservingCapacity: options.batchSize * 300)
+        var batchEvents = 0
+        var batchFiles: [String: Int] = [:]
+        var inFlight: Task<Void, any Error>?
+        var position = 0
+        var previous: (Timestamp, EventID)?
+        var window: [ValidatedRow] = []
+        var publishStart: ContinuousClock.Instant?
+        var lastReport = clock.now
+        var consumed = 0
+
+        func flush() async throws {
+            if let inFlight { try await inFlight.value }
+            inFlight = nil
+            guard batchEvents > 0 else { return }
+            if !options.dryRun, let redis {
+                batch.append("HSET", layout.replayCheckpointKey, "fingerprint", fingerprint, "position", String(position),
+                             "updated_at", Timestamp.now.description)
+                let sending = batch
+                inFlight = Task {
+                    for reply in try await redis.send(sending) {
+                        if case .error(let message) = reply { throw RedisError(.server, message) }
+                    }
+                }
+            }
+            for (file, count) in batchFiles { report.files[file]?.published += count }
+            report.events += batchEvents
+            batch = RedisCommandBuffer(reservingCapacity: options.batchSize * 300)
+            batchEvents = 0
+            batchFiles.removeAll(keepingCapacity: true)
+            if clock.now - lastReport > .milliseconds(200) {
+                lastReport = clock.now
+                let elapsed = publishStart.map { (clock.now - $0).seconds } ?? 0
+                progress(.publishing(done: consumed, total: total, eventsPerSecond: elapsed > 0 ? Double(report.events) / elapsed : 0))
+            }
+        }
+
+        func publish(_ row: ValidatedRow) async throws {
+            let wait = pacer.delay(for: row.eventTime, now: clock.now)
+            if wait > .zero {
+                try await flush()
+                if let inFlight { try await inFlight.value; }
+                inFlight = nil
+                try await Task.sleep(until: clock.now + wait, clock: clock)
+            }
+            if publishStart == nil { publishStart = clock.now }
+            if report.firstEventTime == nil { report.firstEventTime = row.eventTime }
+            report.lastEventTime = row.eventTime
+            let file = row.entity.fileName
+            encoder.appendXADD(row, source: "\(file):\(row.line)", to: &batch)
+            batchEvents += 1
+            batchFiles[file, default: 0] += 1
+            if options.duplicateRate > 0, random.chance(options.duplicateRate) {
+                encoder.appendXADD(row, source: "\(file):\(row.line)", to: &batch)
+                batchEvents += 1
+                batchFiles[file, default: 0] += 1
+            }
+            if batchEvents >= options.batchSize { try await flush() }
+        }
+
+        while let row = try rows.next() {
+            consumed += 1
+            if let (time, id) = previous, time == row.eventTime, id == row.eventID {
+                report.files[row.entity.fileName]?.duplicates += 1
+                continue
+            }
+            previous = (row.eventTime, row.eventID)
+            if let from = options.from, row.eventTime < from { report.outsideWindow += 1; continue }
+            if let to = options.to, row.eventTime >= to { report.outsideWindow += 1; continue }
+            position += 1
+            if position <= resumeFrom { continue }
+            if options.shuffleWindow > 1 {
+                window.append(row)
+                if window.count >= options.shuffleWindow {
+                    window.shuffle(using: &random)
+                    for held in window { try await publish(held) }
+                    window.removeAll(keepingCapacity: true)
+                }
+            } else {
+                try await publish(row)
+            }
+        }
+        window.shuffle(using: &random)
+        for held in window { try await publish(held) }
+        try await flush()
+        if let inFlight { try await inFlight.value }
+        if !options.dryRun, let redis {
+            _ = try await redis.command("HSET", layout.replayCheckpointKey, "fingerprint", fingerprint, "position", String(position),
+                                        "finished", "1", "updated_at", Timestamp.now.description)
+        }
+        if let publishStart { report.publishSeconds = (clock.now - publishStart).seconds }
+        report.seconds = (clock.now - started).seconds
+        progress(.publishing(done: total, total: total, eventsPerSecond: report.publishSeconds > 0 ? Double(report.events) / report.publishSeconds : 0))
+        return report
+    }
+
+    /// The six files of the contract in `directory`; an error that says what is missing otherwise.
+    public static func contractFiles(in directory: String) throws -> [Entity: String] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ContractError("\(directory) is not a folder: pass --data with the folder that holds the six CSV files")
+        }
+        guard FileManager.default.isReadableFile(atPath: directory) else {
+            throw ContractError("\(directory) cannot be read: check its permissions")
+        }
+        var paths: [Entity: String] = [:]
+        var missing: [String] = []
+        for entity in Entity.allCases {
+            let path = (directory as NSString).appendingPathComponent(entity.fileName)
+            if FileManager.default.isReadableFile(atPath: path) { paths[entity] = path } else { missing.append(entity.fileName) }
+        }
+        guard missing.isEmpty else {
+            throw ContractError("\(directory) is missing \(missing.joined(separator: ", ")) (the contract needs all six files; an entity with no rows still needs its header)")
+        }
+        return paths
+    }
+
+    /// Identifies the input and the options that shape the timeline, for `--resume`.
+    func fingerprint(_ paths: [Entity: String]) throws -> String {
+        var hasher = EventIDHasher()
+        for entity in Entity.allCases {
+            let path = paths[entity]!
+            let attributes = try FileManager.default.attributesOfItem(atPath: path)
+            hasher.combine(path)
+            hasher.combine(String((attributes[.size] as? NSNumber)?.int64Value ?? -1))
+            hasher.combine(String(((attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0).description))
+        }
+        hasher.combine(options.from?.description ?? "")
+        hasher.combine(options.to?.description ?? "")
+        hasher.combine(String(options.layout.partitions))
+        hasher.combine(String(options.shuffleWindow))
+        hasher.combine(String(options.duplicateRate))
+        hasher.combine(String(options.seed))
+        return hasher.finalize().description
+    }
+}
