@@ -7,7 +7,7 @@ extension Warehouse {
     struct Bench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Benchmarks that print their figures (run a release build).",
-            subcommands: [Clients.self]
+            subcommands: [Clients.self, ReplayBench.self]
         )
     }
 }
@@ -78,6 +78,46 @@ extension Warehouse.Bench {
             }
             let number = String(grouped.reversed())
             return String(repeating: " ", count: max(0, 10 - number.count)) + number
+        }
+    }
+}
+
+extension Warehouse.Bench {
+    /// `warehouse bench replay`: parse+validate and replay throughput on a generated data set.
+    struct ReplayBench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "replay",
+            abstract: "Parse+validate rows/s (one core), replay events/s (CSV to XADD, --speed max) and peak RSS on generated data.")
+
+        @OptionGroup var connection: ConnectionOptions
+
+        @Option(help: "Order lines in the generated set (it is kept in the temporary folder for the next run).")
+        var orders = 1_000_000
+
+        @Option(help: "Sort memory before spilling, in MiB.")
+        var memoryMb = 256
+
+        @Flag(help: "Print one JSON object.")
+        var json = false
+
+        func run() async throws {
+            let quiet = json
+            let result = try await ReplayBenchmark(configuration: connection.servers, orderLines: orders, memoryBudget: memoryMb << 20).run { line in
+                if !quiet { FileHandle.standardError.write(Data(("  " + line + "\n").utf8)) }
+            }
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            } else {
+                print("""
+                    bench replay (\(result.orderLines) order lines, \(result.inputRows) input rows)
+                      parse+validate, one core      \(Int(result.parseValidateRowsPerSecond)) rows/s
+                      replay, CSV to XADD           \(Int(result.replayEventsPerSecond)) events/s overall, \(Int(result.replayPublishEventsPerSecond)) events/s while publishing
+                      events published              \(result.events) in \(String(format: "%.1f", result.replaySeconds)) s, sort spilled \(result.spilledRuns) run(s)
+                      peak RSS                      \(Int(result.peakRSSMegabytes)) MB
+                    """)
+            }
         }
     }
 }

@@ -151,7 +151,7 @@ public struct Replayer: Sendable {
 
         let rows = try sorter.finish()
         let total = sorter.count
-        var pacer = Pacer(speed: options.speed)
+        var pacer = Pacer(speed: options.dryRun ? nil : options.speed)
         var random = SplitMix64(seed: options.seed)
         let encoder = EventEncoder(layout: layout)
         var batch = RedisCommandBuffer(reservingCapacity: options.batchSize * 300)

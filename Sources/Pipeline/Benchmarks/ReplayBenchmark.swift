@@ -1,0 +1,97 @@
+import Foundation
+import RedisClient
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `warehouse bench replay`: parse+validate rows/s on one core, replay events/s (CSV → XADD at
+/// `--speed max`) and peak RSS, on a generated data set.
+public struct ReplayBenchmark: Sendable {
+    public struct Result: Sendable, Codable {
+        public var orderLines: Int
+        public var inputRows: Int
+        public var parseValidateRowsPerSecond: Double
+        public var replayEventsPerSecond: Double
+        public var replayPublishEventsPerSecond: Double
+        public var replaySeconds: Double
+        public var events: Int
+        public var spilledRuns: Int
+        public var peakRSSMegabytes: Double
+
+        enum CodingKeys: String, CodingKey {
+            case orderLines = "order_lines"
+            case inputRows = "input_rows"
+            case parseValidateRowsPerSecond = "parse_validate_rows_per_s"
+            case replayEventsPerSecond = "replay_events_per_s"
+            case replayPublishEventsPerSecond = "replay_publish_events_per_s"
+            case replaySeconds = "replay_seconds"
+            case events
+            case spilledRuns = "spilled_runs"
+            case peakRSSMegabytes = "peak_rss_mb"
+        }
+    }
+
+    public var configuration: ServerConfiguration
+    public var orderLines: Int
+    public var memoryBudget: Int
+    public var folder: String?
+
+    public init(configuration: ServerConfiguration, orderLines: Int = 1_000_000, memoryBudget: Int = 256 << 20, folder: String? = nil) {
+        self.configuration = configuration
+        self.orderLines = orderLines
+        self.memoryBudget = memoryBudget
+        self.folder = folder
+    }
+
+    public func run(progress: @Sendable (String) -> Void = { _ in }) async throws -> Result {
+        let folder = self.folder ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("sw-bench-replay-\(orderLines)")
+        let marker = (folder as NSString).appendingPathComponent(".complete-\(orderLines)")
+        if !FileManager.default.fileExists(atPath: marker) {
+            progress("generating \(orderLines) order lines in \(folder)")
+            try DataGenerator(options: DataGenerator.Options(orders: orderLines, seed: 42)).write(to: folder)
+            _ = FileManager.default.createFile(atPath: marker, contents: nil)
+        }
+
+        // Parse and validate only, one core.
+        let clock = ContinuousClock()
+        let paths = try Replayer.contractFiles(in: folder)
+        var rows = 0
+        var checksum: UInt64 = 0
+        let parseStart = clock.now
+        for entity in Entity.allCases {
+            var reader = try CSVReader(path: paths[entity]!, file: entity.fileName)
+            let validator = try RowValidator(entity: entity, header: try reader.next()?.fields ?? [])
+            var fields: [String] = []
+            while true {
+                let line: Int?
+                do { line = try reader.next(into: &fields) } catch { rows += 1; continue }
+                guard let line else { break }
+                rows += 1
+                if case .success(let row) = validator.validate(fields, line: line) { checksum &+= row.eventID.low }
+            }
+        }
+        let parseSeconds = (clock.now - parseStart).seconds
+        progress("parse+validate: \(rows) rows in \(String(format: "%.2f", parseSeconds)) s (checksum \(checksum % 1000))")
+
+        // Replay into a namespace of its own, then remove it.
+        let redis = try await RedisConnection(url: configuration.redisURL)
+        let layout = StreamLayout(namespace: "swbench\(getpid())")
+        var options = Replayer.Options(dataDirectory: folder)
+        options.layout = layout
+        options.memoryBudget = memoryBudget
+        let report = try await Replayer(options: options).run(redis: redis)
+        progress("replay: \(report.events) events in \(String(format: "%.2f", report.seconds)) s")
+        for entity in Entity.allCases { _ = try await redis.command("DEL", layout.streamKey(entity, partition: 0)) }
+        _ = try await redis.command("DEL", layout.deadLetterKey, layout.deadLetterSeenKey, layout.replayCheckpointKey)
+
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Result(
+            orderLines: orderLines, inputRows: rows,
+            parseValidateRowsPerSecond: Double(rows) / parseSeconds,
+            replayEventsPerSecond: Double(report.events) / report.seconds,
+            replayPublishEventsPerSecond: report.publishSeconds > 0 ? Double(report.events) / report.publishSeconds : 0,
+            replaySeconds: report.seconds, events: report.events, spilledRuns: report.spilledRuns,
+            peakRSSMegabytes: Double(usage.ru_maxrss) / 1024)
+    }
+}
