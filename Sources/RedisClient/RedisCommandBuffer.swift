@@ -84,6 +84,14 @@ public struct RedisCommandBuffer: Sendable {
         for argument in arguments { add(argument) }
     }
 
+    /// Appends `commands` complete commands that are already RESP-encoded (as `bytes` of another
+    /// buffer were): replay encodes each event once, when it reads it, and copies it here to send.
+    public mutating func appendEncoded(_ encoded: UnsafeRawBufferPointer, commands: Int) {
+        precondition(argumentsLeft == 0, "a command is incomplete")
+        bytes.append(contentsOf: encoded)
+        count += commands
+    }
+
     /// Removes every command, keeping the storage.
     public mutating func removeAll() {
         precondition(argumentsLeft == 0, "a command is incomplete")

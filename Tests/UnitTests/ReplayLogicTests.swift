@@ -29,46 +29,66 @@ import Testing
 }
 
 @Suite struct ExternalSorterTests {
-    private func rows(_ count: Int, seed: UInt64) -> [ValidatedRow] {
+    private struct Record: Equatable {
+        var header: SortedRecord
+        var payload: [UInt8]
+    }
+
+    private func records(_ count: Int, seed: UInt64) -> [Record] {
         var random = SplitMix64(seed: seed)
         return (0..<count).map { index in
             // Few distinct times, so ties are common and broken by event id.
             let time = Timestamp(microseconds: Int64(random.next() % 50) * 1_000_000)
-            var hasher = EventIDHasher()
-            hasher.combine(String(index % (count / 2)))   // every id appears twice: exact duplicates
-            return ValidatedRow(entity: Entity.allCases[index % 6], line: index + 2, values: ["v\(index % (count / 2))", "é,\"\n"],
-                                eventTime: time, eventID: hasher.finalize())
+            let id = EventID.of(entity: "orders", values: [String(index % (count / 2))])   // every id twice: duplicates
+            let payload = Array("payload \(index % (count / 2)) é,\"\n".utf8)
+            return Record(header: SortedRecord(time: time, id: id, entity: Entity.allCases[index % 6], line: index + 2), payload: payload)
         }
     }
 
-    private func drain(_ sorted: SortedRows) throws -> [ValidatedRow] {
-        var out: [ValidatedRow] = []
-        while let row = try sorted.next() { out.append(row) }
+    private func drain(_ sorted: SortedRows) throws -> [Record] {
+        var out: [Record] = []
+        while let header = try sorted.advance() { out.append(Record(header: header, payload: sorted.withPayload { Array($0) })) }
         return out
     }
 
+    private func add(_ records: [Record], to sorter: ExternalSorter) throws {
+        for record in records {
+            try sorter.add(time: record.header.time, id: record.header.id, entity: record.header.entity, line: record.header.line,
+                           payload: record.payload)
+        }
+    }
+
     @Test func mergesSpilledRunsIntoTheSameOrder() throws {
-        let input = rows(5000, seed: 7)
-        let expected = input.sorted { ($0.eventTime, $0.eventID) < ($1.eventTime, $1.eventID) }
+        let input = records(5000, seed: 7)
+        let expected = input.sorted { ($0.header.time, $0.header.id) < ($1.header.time, $1.header.id) }
         let memory = try ExternalSorter(memoryBudget: 1 << 30)
-        for row in input { try memory.add(row) }
+        try add(input, to: memory)
         let inMemory = try drain(try memory.finish())
         #expect(memory.spilledRuns == 0)
         let spilling = try ExternalSorter(memoryBudget: 16 << 10)
-        for row in input { try spilling.add(row) }
+        try add(input, to: spilling)
         let merged = try drain(try spilling.finish())
         #expect(spilling.spilledRuns > 10)
-        #expect(inMemory.map { [$0.eventTime.microseconds, Int64(bitPattern: $0.eventID.high)] }
-            == expected.map { [$0.eventTime.microseconds, Int64(bitPattern: $0.eventID.high)] })
-        #expect(merged.map(\.eventID) == inMemory.map(\.eventID))
-        #expect(merged.map(\.eventTime) == inMemory.map(\.eventTime))
-        // Rows survive the trip to disk intact, and duplicates sit side by side.
-        #expect(Set(merged.map { $0.values[1] }) == ["é,\"\n"])
-        for (a, b) in zip(merged, merged.dropFirst()) where a.eventID == b.eventID && a.eventTime == b.eventTime {
-            #expect(a.values == b.values)
+        #expect(inMemory.map { [$0.header.time.microseconds, Int64(bitPattern: $0.header.id.high)] }
+            == expected.map { [$0.header.time.microseconds, Int64(bitPattern: $0.header.id.high)] })
+        #expect(merged.map(\.header.id) == inMemory.map(\.header.id))
+        #expect(merged.map(\.header.time) == inMemory.map(\.header.time))
+        // Records survive the trip to disk intact, and duplicates sit side by side.
+        #expect(Set(merged.map(\.payload)) == Set(input.map(\.payload)))
+        #expect(merged.count == input.count)
+        for (a, b) in zip(merged, merged.dropFirst()) where a.header.id == b.header.id && a.header.time == b.header.time {
+            #expect(a.payload == b.payload)
         }
         spilling.cleanUp()
         #expect(!FileManager.default.fileExists(atPath: spilling.directory))
+    }
+
+    @Test func eventIDsMatchTheIncrementalHasher() {
+        var hasher = EventIDHasher()
+        for part in ["orders", "O-1", "", "é,\"x\"", "2024-03-01T14:05:00Z"] { hasher.combine(part) }
+        #expect(EventID.of(entity: "orders", values: ["O-1", "", "é,\"x\"", "2024-03-01T14:05:00Z"]) == hasher.finalize())
+        let id = hasher.finalize()
+        #expect(EventID(id.description) == id)
     }
 }
 

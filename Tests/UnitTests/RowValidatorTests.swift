@@ -91,6 +91,24 @@ import Testing
         #expect(Entity(name: "order_line") == .orders)
     }
 
+    /// The fast paths that keep a value's own text must agree with the slow path's canonical form.
+    @Test func canonicalFastPathsAgreeWithTheFormatter() {
+        for text in ["0", "1", "10", "-1", "0.5", "-0.5", "19.99", "19.90", "019.9", "+1.5", "-0", "-0.0", "0.0", "100",
+                     "5.000", "0.05", "123456.789", "-12.3400"] {
+            let value = DecimalValue(text)!
+            #expect(RowValidator.isCanonicalDecimal(text) == (text == value.normalized().description), "\(text)")
+        }
+        for text in ["0", "7", "-7", "007", "-0", "+7", "12345678901", "-10"] {
+            let value = Int64(text.hasPrefix("+") ? String(text.dropFirst()) : text)!
+            #expect(RowValidator.isCanonicalInteger(text) == (text == String(value)), "\(text)")
+        }
+        for text in ["2024-03-01T14:05:00Z", "2024-03-01T14:05:00.5Z", "2024-03-01 14:05:00Z", "2024-03-01T09:05:00-05:00"] {
+            var copy = text
+            let shape = copy.withUTF8 { Timestamp.isCanonicalShape($0) }
+            #expect(shape == (text == Timestamp(iso8601: text)!.description), "\(text)")
+        }
+    }
+
     @Test func csvWriterQuotesWhatNeedsIt() {
         #expect(CSVWriter.line(["a", "b,c", "say \"x\"", "two\nlines", ""]) == "a,\"b,c\",\"say \"\"x\"\"\",\"two\nlines\",")
     }

@@ -100,10 +100,8 @@ public struct RowValidator: Sendable {
                 return .failure(reject(fields, line, column.name, reason.code, reason.message))
             }
         }
-        var hasher = EventIDHasher()
-        hasher.combine(schema.entity.rawValue)
-        for value in values { hasher.combine(value) }
-        return .success(ValidatedRow(entity: schema.entity, line: line, values: values, eventTime: eventTime, eventID: hasher.finalize()))
+        let eventID = EventID.of(entity: schema.entity.rawValue, values: values)
+        return .success(ValidatedRow(entity: schema.entity, line: line, values: values, eventTime: eventTime, eventID: eventID))
     }
 
     struct Reason: Error {
@@ -138,7 +136,7 @@ public struct RowValidator: Sendable {
                 return .failure(Reason("below_minimum", "\(value) is below the minimum \(minimum)"))
             }
             if nonZero && value == 0 { return .failure(Reason("zero", "must not be 0")) }
-            return .success((String(value), nil))
+            return .success((Self.isCanonicalInteger(text) ? text : String(value), nil))
         case .decimal(let minimum, let maximumExclusive):
             guard let value = DecimalValue(text) else {
                 return .failure(Reason("not_decimal", "\(quoted(text)) is not a decimal number (digits, one '.', no exponent)"))
@@ -147,18 +145,21 @@ public struct RowValidator: Sendable {
             if let maximumExclusive, value >= maximumExclusive {
                 return .failure(Reason("above_maximum", "\(text) must be less than \(maximumExclusive)"))
             }
-            return .success((value.normalized().description, nil))
+            return .success((Self.isCanonicalDecimal(text) ? text : value.normalized().description, nil))
         case .date:
             guard let days = CivilDate.parse(text) else {
                 return .failure(Reason("not_date", "\(quoted(text)) is not a date (YYYY-MM-DD)"))
             }
             return .success((CivilDate.format(days: days), nil))
         case .timestamp:
-            guard let timestamp = Timestamp(iso8601: text) else {
+            var utf8 = text
+            let parsed = utf8.withUTF8 { bytes in Timestamp.parse(bytes).map { ($0, Timestamp.isCanonicalShape(bytes)) } }
+            guard let (timestamp, canonical) = parsed else {
                 return .failure(Reason("not_timestamp", "\(quoted(text)) is not an ISO-8601 timestamp with an offset or Z"))
             }
-            return .success((timestamp.description, timestamp))
+            return .success((canonical ? text : timestamp.description, timestamp))
         case .oneOf(let allowed):
+            if allowed.contains(text) { return .success((text, nil)) }
             let lower = text.lowercased()
             guard allowed.contains(lower) else {
                 return .failure(Reason("unknown_value", "\(quoted(text)) is not one of \(allowed.joined(separator: ", "))"))
@@ -176,6 +177,32 @@ public struct RowValidator: Sendable {
         Rejection(
             file: file, line: line, column: column, reason: column.map { "\($0): \(reason)" } ?? reason, code: code,
             raw: CSVWriter.line(fields))
+    }
+
+    /// Digits with an optional `-`, no `+`, no leading zero, not `-0`: what `String(Int64)` prints.
+    static func isCanonicalInteger(_ text: String) -> Bool {
+        let utf8 = text.utf8
+        var index = utf8.startIndex
+        if utf8[index] == UInt8(ascii: "-") { index = utf8.index(after: index) }
+        guard index < utf8.endIndex else { return false }
+        if utf8[index] == UInt8(ascii: "0") { return utf8.index(after: index) == utf8.endIndex && index == utf8.startIndex }
+        return utf8[index] != UInt8(ascii: "+")
+    }
+
+    /// What `DecimalValue.normalized().description` prints: no `+`, no leading zeros but a single
+    /// `0` before the point, no trailing zeros after it, not negative zero. Call after parsing.
+    static func isCanonicalDecimal(_ text: String) -> Bool {
+        let utf8 = Array(text.utf8)
+        var index = 0
+        let negative = utf8[0] == UInt8(ascii: "-")
+        if negative { index = 1 }
+        if utf8[0] == UInt8(ascii: "+") { return false }
+        let point = utf8.firstIndex(of: UInt8(ascii: "."))
+        let integerEnd = point ?? utf8.count
+        if integerEnd - index > 1 && utf8[index] == UInt8(ascii: "0") { return false }
+        if let point, utf8.last == UInt8(ascii: "0") || point == utf8.count - 1 { return false }
+        if negative && utf8[index...].allSatisfy({ $0 == UInt8(ascii: "0") || $0 == UInt8(ascii: ".") }) { return false }
+        return true
     }
 
     private func quoted(_ text: String) -> String {

@@ -82,16 +82,42 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
         let seconds = microseconds >= 0 ? microseconds / 1_000_000 : (microseconds - 999_999) / 1_000_000
         let micros = microseconds - seconds * 1_000_000
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
-        let secondOfDay = seconds - days * 86_400
+        let secondOfDay = Int(seconds - days * 86_400)
         let (year, month, day) = CivilDate.civilFromDays(days)
-        var text = CivilDate.format(year: year, month: month, day: day)
-        text += "T" + pad2(Int(secondOfDay / 3600)) + ":" + pad2(Int(secondOfDay / 60 % 60)) + ":" + pad2(Int(secondOfDay % 60))
-        if micros != 0 {
-            var fraction = String(micros)
-            fraction = String(repeating: "0", count: 6 - fraction.count) + fraction
-            text += "." + fraction
+        guard (0...9999).contains(year) else {
+            return CivilDate.format(year: year, month: month, day: day) + "T" + pad2(secondOfDay / 3600) + ":"
+                + pad2(secondOfDay / 60 % 60) + ":" + pad2(secondOfDay % 60) + "Z"
         }
-        return text + "Z"
+        // Formatted into a fixed buffer: this runs for every timestamp of every row.
+        return String(unsafeUninitializedCapacity: 27) { buffer in
+            func put(_ value: Int, _ width: Int, at index: Int) {
+                var value = value
+                for position in stride(from: index + width - 1, through: index, by: -1) {
+                    buffer[position] = UInt8(ascii: "0") &+ UInt8(value % 10)
+                    value /= 10
+                }
+            }
+            put(year, 4, at: 0); buffer[4] = UInt8(ascii: "-")
+            put(month, 2, at: 5); buffer[7] = UInt8(ascii: "-")
+            put(day, 2, at: 8); buffer[10] = UInt8(ascii: "T")
+            put(secondOfDay / 3600, 2, at: 11); buffer[13] = UInt8(ascii: ":")
+            put(secondOfDay / 60 % 60, 2, at: 14); buffer[16] = UInt8(ascii: ":")
+            put(secondOfDay % 60, 2, at: 17)
+            var end = 19
+            if micros != 0 {
+                buffer[19] = UInt8(ascii: ".")
+                put(Int(micros), 6, at: 20)
+                end = 26
+            }
+            buffer[end] = UInt8(ascii: "Z")
+            return end + 1
+        }
+    }
+
+    /// True when `text` is already this timestamp's canonical form (the common case: UTC, whole
+    /// seconds, `T`, `Z`), so a validator can keep the string it has.
+    static func isCanonicalShape(_ s: UnsafeBufferPointer<UInt8>) -> Bool {
+        s.count == 20 && s[10] == UInt8(ascii: "T") && s[19] == UInt8(ascii: "Z")
     }
 
     /// The UTC calendar day (days since 1970-01-01).

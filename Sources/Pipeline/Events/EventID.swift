@@ -20,6 +20,31 @@ public struct EventID: Hashable, Comparable, Sendable, CustomStringConvertible {
         self.init(high: high, low: low)
     }
 
+    /// The id of a row: its entity and canonical values joined by 0x1F (hashed without allocating
+    /// for rows under 4 KB).
+    public static func of(entity: String, values: [String]) -> EventID {
+        var length = entity.utf8.count
+        for value in values { length += 1 + value.utf8.count }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: length) { buffer in
+            var index = 0
+            func put(_ text: String) {
+                var text = text
+                text.withUTF8 { utf8 in
+                    _ = UnsafeMutableBufferPointer(rebasing: buffer[index..<(index + utf8.count)]).initialize(fromContentsOf: utf8)
+                    index += utf8.count
+                }
+            }
+            put(entity)
+            for value in values {
+                buffer[index] = 0x1F
+                index += 1
+                put(value)
+            }
+            let bytes = UnsafeBufferPointer(buffer)
+            return EventID(high: XXHash64.hash(bytes, seed: 0), low: XXHash64.hash(bytes, seed: 0x9E37_79B9_7F4A_7C15))
+        }
+    }
+
     private func hex(_ value: UInt64) -> String {
         let digits = String(value, radix: 16)
         return String(repeating: "0", count: 16 - digits.count) + digits

@@ -3,10 +3,11 @@ import Foundation
 import Glibc
 #endif
 
-/// Orders rows on one timeline by (event time, event id), in bounded memory: rows are packed into
-/// an arena; past `memoryBudget` bytes the arena is sorted and written to a run file in a
-/// temporary folder, and `finish()` merges the runs (a k-way merge over a min-heap).
-/// Exact duplicates (same id) come out next to each other.
+/// Orders records on one timeline by (event time, event id), in bounded memory: each record (a
+/// small header and an opaque payload, for replay the event's encoded XADD) is packed into an
+/// arena; past `memoryBudget` bytes the arena is sorted and written to a run file in a temporary
+/// folder, and `finish()` merges the runs (a k-way merge over a min-heap). Exact duplicates (same
+/// time and id) come out next to each other.
 public final class ExternalSorter {
     struct Key {
         var time: Int64
@@ -47,14 +48,27 @@ public final class ExternalSorter {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    public func add(_ row: ValidatedRow) throws {
+    /// Adds a record; `payload` is copied.
+    public func add(time: Timestamp, id: EventID, entity: Entity, line: Int, payload: UnsafeRawBufferPointer) throws {
         let offset = arena.count
-        Self.encode(row, into: &arena)
-        keys.append(Key(time: row.eventTime.microseconds, high: row.eventID.high, low: row.eventID.low, offset: offset))
+        let length = UInt32(Self.headerSize + payload.count)
+        Self.append(length, to: &arena)
+        Self.append(time.microseconds, to: &arena)
+        Self.append(id.high, to: &arena)
+        Self.append(id.low, to: &arena)
+        arena.append(UInt8(entity.index))
+        Self.append(UInt32(truncatingIfNeeded: line), to: &arena)
+        arena.append(contentsOf: payload)
+        keys.append(Key(time: time.microseconds, high: id.high, low: id.low, offset: offset))
         count += 1
         if arena.count + keys.count * MemoryLayout<Key>.stride >= memoryBudget {
             try spill()
         }
+    }
+
+    /// Adds a record whose payload is `bytes`.
+    public func add(time: Timestamp, id: EventID, entity: Entity, line: Int, payload bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try add(time: time, id: id, entity: entity, line: line, payload: $0) }
     }
 
     /// Everything added, in order. Call once, after the last `add`.
@@ -89,48 +103,22 @@ public final class ExternalSorter {
     }
 
     // MARK: - Record format
-    // [length u32 (whole record)] [time i64] [id high u64] [id low u64] [entity u8] [line u32]
-    // [value count u16] then per value [length u32][bytes]
+    // [length u32 (whole record)] [time i64] [id high u64] [id low u64] [entity u8] [line u32] [payload]
 
-    static let headerSize = 4 + 8 + 8 + 8 + 1 + 4 + 2
+    static let headerSize = 4 + 8 + 8 + 8 + 1 + 4
 
-    static func encode(_ row: ValidatedRow, into out: inout [UInt8]) {
-        let start = out.count
-        append(UInt32(0), to: &out)
-        append(row.eventTime.microseconds, to: &out)
-        append(row.eventID.high, to: &out)
-        append(row.eventID.low, to: &out)
-        out.append(UInt8(row.entity.index))
-        append(UInt32(truncatingIfNeeded: row.line), to: &out)
-        append(UInt16(row.values.count), to: &out)
-        for value in row.values {
-            append(UInt32(value.utf8.count), to: &out)
-            out.append(contentsOf: value.utf8)
-        }
-        let length = UInt32(out.count - start)
-        withUnsafeBytes(of: length.littleEndian) { bytes in
-            for index in 0..<4 { out[start + index] = bytes[index] }
-        }
+    static func header(_ raw: UnsafeRawBufferPointer, at offset: Int) -> SortedRecord {
+        SortedRecord(
+            time: Timestamp(microseconds: raw.loadUnaligned(fromByteOffset: offset + 4, as: Int64.self)),
+            id: EventID(high: raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt64.self),
+                        low: raw.loadUnaligned(fromByteOffset: offset + 20, as: UInt64.self)),
+            entity: Entity.allCases[Int(raw[offset + 28])],
+            line: Int(raw.loadUnaligned(fromByteOffset: offset + 29, as: UInt32.self)))
     }
 
-    static func decode(_ raw: UnsafeRawBufferPointer, at offset: Int) -> ValidatedRow {
-        var position = offset + 4
-        let time = raw.loadUnaligned(fromByteOffset: position, as: Int64.self); position += 8
-        let high = raw.loadUnaligned(fromByteOffset: position, as: UInt64.self); position += 8
-        let low = raw.loadUnaligned(fromByteOffset: position, as: UInt64.self); position += 8
-        let entity = Entity.allCases[Int(raw[position])]; position += 1
-        let line = Int(raw.loadUnaligned(fromByteOffset: position, as: UInt32.self)); position += 4
-        let count = Int(raw.loadUnaligned(fromByteOffset: position, as: UInt16.self)); position += 2
-        var values: [String] = []
-        values.reserveCapacity(count)
-        for _ in 0..<count {
-            let length = Int(raw.loadUnaligned(fromByteOffset: position, as: UInt32.self)); position += 4
-            values.append(String(decoding: UnsafeRawBufferPointer(rebasing: raw[position..<(position + length)]), as: UTF8.self))
-            position += length
-        }
-        return ValidatedRow(
-            entity: entity, line: line, values: values, eventTime: Timestamp(microseconds: time),
-            eventID: EventID(high: high, low: low))
+    static func payload(_ raw: UnsafeRawBufferPointer, at offset: Int) -> UnsafeRawBufferPointer {
+        let length = Int(raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+        return UnsafeRawBufferPointer(rebasing: raw[(offset + headerSize)..<(offset + length)])
     }
 
     @inline(__always)
@@ -139,13 +127,23 @@ public final class ExternalSorter {
     }
 }
 
-/// The sorted rows, from memory or merged from run files.
+/// The header of a sorted record.
+public struct SortedRecord: Sendable, Equatable {
+    public var time: Timestamp
+    public var id: EventID
+    public var entity: Entity
+    public var line: Int
+}
+
+/// The sorted records, from memory or merged from run files. `advance()` moves to the next record
+/// and returns its header; `withPayload` lends the current record's payload without copying it.
 public final class SortedRows {
     private var memory: [UInt8] = []
     private var keys: [ExternalSorter.Key] = []
-    private var position = 0
+    private var position = -1
     private var readers: [RunReader] = []
     private var heap: [Int] = []
+    private var current: Int?
 
     init(memory: [UInt8], keys: [ExternalSorter.Key]) {
         self.memory = memory
@@ -154,35 +152,44 @@ public final class SortedRows {
 
     init(runs: [String]) throws {
         readers = try runs.map { try RunReader(path: $0) }
-        for index in readers.indices where readers[index].current != nil {
+        for index in readers.indices where readers[index].hasRecord {
             heap.append(index)
             siftUp(heap.count - 1)
         }
     }
 
-    /// The next row in (event time, event id) order, or nil at the end.
-    public func next() throws -> ValidatedRow? {
+    /// The next record in (event time, event id) order, or nil at the end.
+    public func advance() throws -> SortedRecord? {
         if readers.isEmpty {
-            guard position < keys.count else { return nil }
-            let key = keys[position]
             position += 1
-            return memory.withUnsafeBytes { ExternalSorter.decode($0, at: key.offset) }
+            guard position < keys.count else { return nil }
+            return memory.withUnsafeBytes { ExternalSorter.header($0, at: keys[position].offset) }
         }
-        guard let top = heap.first else { return nil }
-        let row = readers[top].current!
-        try readers[top].advance()
-        if readers[top].current == nil {
-            heap[0] = heap[heap.count - 1]
-            heap.removeLast()
+        if let current {
+            try readers[current].advance()
+            if !readers[current].hasRecord {
+                heap[0] = heap[heap.count - 1]
+                heap.removeLast()
+            }
+            if !heap.isEmpty { siftDown(0) }
         }
-        if !heap.isEmpty { siftDown(0) }
-        return row
+        guard let top = heap.first else { current = nil; return nil }
+        current = top
+        return readers[top].header
+    }
+
+    /// Calls `body` with the current record's payload (valid only during the call).
+    public func withPayload<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        if readers.isEmpty {
+            return try memory.withUnsafeBytes { try body(ExternalSorter.payload($0, at: keys[position].offset)) }
+        }
+        return try readers[current!].withPayload(body)
     }
 
     private func less(_ a: Int, _ b: Int) -> Bool {
-        let x = readers[a].current!, y = readers[b].current!
-        if x.eventTime != y.eventTime { return x.eventTime < y.eventTime }
-        if x.eventID != y.eventID { return x.eventID < y.eventID }
+        let x = readers[a].header!, y = readers[b].header!
+        if x.time != y.time { return x.time < y.time }
+        if x.id != y.id { return x.id < y.id }
         return a < b
     }
 
@@ -213,8 +220,11 @@ final class RunReader {
     private let file: UnsafeMutablePointer<FILE>
     private var buffer: [UInt8] = []
     private var start = 0
+    private var length = 0
     private var atEOF = false
-    private(set) var current: ValidatedRow?
+    private(set) var header: SortedRecord?
+
+    var hasRecord: Bool { header != nil }
 
     init(path: String) throws {
         guard let file = fopen(path, "rb") else { throw ContractError("cannot read the sort spill file \(path)") }
@@ -225,11 +235,17 @@ final class RunReader {
     deinit { fclose(file) }
 
     func advance() throws {
-        guard try ensure(4) else { current = nil; return }
-        let length = buffer.withUnsafeBytes { Int($0.loadUnaligned(fromByteOffset: start, as: UInt32.self)) }
-        guard try ensure(length) else { throw ContractError("a sort spill file is truncated") }
-        current = buffer.withUnsafeBytes { ExternalSorter.decode($0, at: start) }
         start += length
+        length = 0
+        guard try ensure(4) else { header = nil; return }
+        let recordLength = buffer.withUnsafeBytes { Int($0.loadUnaligned(fromByteOffset: start, as: UInt32.self)) }
+        guard try ensure(recordLength) else { throw ContractError("a sort spill file is truncated") }
+        length = recordLength
+        header = buffer.withUnsafeBytes { ExternalSorter.header($0, at: start) }
+    }
+
+    func withPayload<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try buffer.withUnsafeBytes { try body(ExternalSorter.payload($0, at: start)) }
     }
 
     /// Makes `count` bytes available at `start`; false at a clean end of file.

@@ -95,6 +95,9 @@ public struct Replayer: Sendable {
         let paths = try Self.contractFiles(in: options.dataDirectory)
         let sorter = try ExternalSorter(memoryBudget: options.memoryBudget)
         defer { sorter.cleanUp() }
+        let encoder = EventEncoder(layout: layout)
+        // Each event is encoded as its XADD once, here; publishing copies the bytes.
+        var scratch = RedisCommandBuffer(reservingCapacity: 1024)
         for entity in Entity.allCases {
             var stats = FileStats()
             var rejects: [(Rejection, Entity?)] = []
@@ -121,7 +124,12 @@ public struct Replayer: Sendable {
                 guard let line else { break }
                 stats.read += 1
                 switch validator.validate(fields, line: line) {
-                case .success(let row): try sorter.add(row)
+                case .success(let row):
+                    scratch.removeAll()
+                    if !options.dryRun { encoder.appendXADD(row, source: "\(entity.fileName):\(line)", to: &scratch) }
+                    try scratch.bytes.withUnsafeBytes {
+                        try sorter.add(time: row.eventTime, id: row.eventID, entity: entity, line: line, payload: $0)
+                    }
                 case .failure(let rejection): rejects.append((rejection, entity))
                 }
                 if stats.read % 100_000 == 0 { progress(.reading(file: entity.fileName, rows: stats.read)) }
@@ -153,14 +161,13 @@ public struct Replayer: Sendable {
         let total = sorter.count
         var pacer = Pacer(speed: options.dryRun ? nil : options.speed)
         var random = SplitMix64(seed: options.seed)
-        let encoder = EventEncoder(layout: layout)
         var batch = RedisCommandBuffer(reservingCapacity: options.batchSize * 300)
         var batchEvents = 0
         var batchFiles: [String: Int] = [:]
         var inFlight: Task<Void, any Error>?
         var position = 0
         var previous: (Timestamp, EventID)?
-        var window: [ValidatedRow] = []
+        var window: [(SortedRecord, [UInt8])] = []
         var publishStart: ContinuousClock.Instant?
         var lastReport = clock.now
         var consumed = 0
@@ -191,53 +198,58 @@ public struct Replayer: Sendable {
             }
         }
 
-        func publish(_ row: ValidatedRow) async throws {
-            let wait = pacer.delay(for: row.eventTime, now: clock.now)
+        /// Publishes the record `header` whose encoded XADD `payload` gives (or, nil, the current one of `rows`).
+        func publish(_ header: SortedRecord, _ payload: [UInt8]?) async throws {
+            let wait = pacer.delay(for: header.time, now: clock.now)
             if wait > .zero {
                 try await flush()
-                if let inFlight { try await inFlight.value; }
+                if let inFlight { try await inFlight.value }
                 inFlight = nil
                 try await Task.sleep(until: clock.now + wait, clock: clock)
             }
             if publishStart == nil { publishStart = clock.now }
-            if report.firstEventTime == nil { report.firstEventTime = row.eventTime }
-            report.lastEventTime = row.eventTime
-            let file = row.entity.fileName
-            encoder.appendXADD(row, source: "\(file):\(row.line)", to: &batch)
-            batchEvents += 1
-            batchFiles[file, default: 0] += 1
-            if options.duplicateRate > 0, random.chance(options.duplicateRate) {
-                encoder.appendXADD(row, source: "\(file):\(row.line)", to: &batch)
-                batchEvents += 1
-                batchFiles[file, default: 0] += 1
+            if report.firstEventTime == nil { report.firstEventTime = header.time }
+            report.lastEventTime = header.time
+            let copies = options.duplicateRate > 0 && random.chance(options.duplicateRate) ? 2 : 1
+            for _ in 0..<copies {
+                if options.dryRun {
+                    batchEvents += 1
+                } else if let payload {
+                    payload.withUnsafeBytes { batch.appendEncoded($0, commands: 1) }
+                    batchEvents += 1
+                } else {
+                    rows.withPayload { batch.appendEncoded($0, commands: 1) }
+                    batchEvents += 1
+                }
+                batchFiles[header.entity.fileName, default: 0] += 1
             }
             if batchEvents >= options.batchSize { try await flush() }
         }
 
-        while let row = try rows.next() {
+        while let header = try rows.advance() {
             consumed += 1
-            if let (time, id) = previous, time == row.eventTime, id == row.eventID {
-                report.files[row.entity.fileName]?.duplicates += 1
+            if let (time, id) = previous, time == header.time, id == header.id {
+                report.files[header.entity.fileName]?.duplicates += 1
                 continue
             }
-            previous = (row.eventTime, row.eventID)
-            if let from = options.from, row.eventTime < from { report.outsideWindow += 1; continue }
-            if let to = options.to, row.eventTime >= to { report.outsideWindow += 1; continue }
+            previous = (header.time, header.id)
+            if let from = options.from, header.time < from { report.outsideWindow += 1; continue }
+            if let to = options.to, header.time >= to { report.outsideWindow += 1; continue }
             position += 1
             if position <= resumeFrom { continue }
             if options.shuffleWindow > 1 {
-                window.append(row)
+                window.append((header, rows.withPayload { Array($0) }))
                 if window.count >= options.shuffleWindow {
                     window.shuffle(using: &random)
-                    for held in window { try await publish(held) }
+                    for (held, payload) in window { try await publish(held, payload) }
                     window.removeAll(keepingCapacity: true)
                 }
             } else {
-                try await publish(row)
+                try await publish(header, nil)
             }
         }
         window.shuffle(using: &random)
-        for held in window { try await publish(held) }
+        for (held, payload) in window { try await publish(held, payload) }
         try await flush()
         if let inFlight { try await inFlight.value }
         if !options.dryRun, let redis {
