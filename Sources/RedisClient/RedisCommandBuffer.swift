@@ -92,6 +92,31 @@ public struct RedisCommandBuffer: Sendable {
         count += commands
     }
 
+    /// Appends one command that `body` writes in RESP itself, for encoders that assemble commands
+    /// from pre-encoded fragments. `body` must write exactly one complete command.
+    public mutating func appendEncodedCommand(_ body: (inout [UInt8]) -> Void) {
+        precondition(argumentsLeft == 0, "a command is incomplete")
+        body(&bytes)
+        count += 1
+    }
+
+    /// RESP for one bulk-string argument (`$len\r\ntext\r\n`), to keep as a pre-encoded fragment.
+    public static func encodedArgument(_ text: String) -> [UInt8] {
+        Array("$\(text.utf8.count)\r\n".utf8) + Array(text.utf8) + [13, 10]
+    }
+
+    /// Appends RESP for one bulk-string argument of raw bytes to `out`.
+    @inline(__always)
+    public static func appendArgument(_ argument: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "$"))
+        var scratch: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        let length = withUnsafeMutableBytes(of: &scratch) { formatDecimal(argument.count, into: $0) }
+        withUnsafeBytes(of: &scratch) { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
+        out.append(13); out.append(10)
+        out.append(contentsOf: argument)
+        out.append(13); out.append(10)
+    }
+
     /// Removes every command, keeping the storage.
     public mutating func removeAll() {
         precondition(argumentsLeft == 0, "a command is incomplete")

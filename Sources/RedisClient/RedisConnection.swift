@@ -65,6 +65,16 @@ public actor RedisConnection {
         return try roundTrip(batch) { RedisReply(converting: $0) }
     }
 
+    /// Sends every command of `batch` and returns only the error replies, by position: for large
+    /// write pipelines (XADD, HSET) whose replies are not needed, without converting each one.
+    public func sendReturningErrors(_ batch: RedisCommandBuffer) async throws -> [(index: Int, message: String)] {
+        try await ensureConnected()
+        let errors = try roundTrip(batch) { reply -> String? in
+            reply.pointee.type == REDIS_REPLY_ERROR ? replyString(reply) : nil
+        }
+        return errors.enumerated().compactMap { item in item.element.map { (item.offset, $0) } }
+    }
+
     /// Sends one command; an error reply is thrown as a `RedisError` with code `.server`.
     public func command(_ arguments: [String]) async throws -> RedisReply {
         var batch = RedisCommandBuffer()

@@ -58,13 +58,18 @@ public enum ColumnKind: Sendable, Equatable {
     case currency
 }
 
-/// One column of the contract.
-public struct ColumnSpec: Sendable, Equatable {
-    public var name: String
-    public var required: Bool
-    public var kind: ColumnKind
+/// One column of the contract. A class: validation reads every column of every row, and a
+/// reference costs one retain where a struct holding strings and arrays costs several.
+public final class ColumnSpec: Sendable, Equatable {
+    public let name: String
+    public let required: Bool
+    public let kind: ColumnKind
     /// The value used when an optional column is empty or absent.
-    public var defaultValue: String
+    public let defaultValue: String
+
+    public static func == (lhs: ColumnSpec, rhs: ColumnSpec) -> Bool {
+        lhs.name == rhs.name && lhs.required == rhs.required && lhs.kind == rhs.kind && lhs.defaultValue == rhs.defaultValue
+    }
 
     init(_ name: String, _ kind: ColumnKind = .text, required: Bool = false, default defaultValue: String = "") {
         self.name = name

@@ -117,7 +117,10 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
     /// True when `text` is already this timestamp's canonical form (the common case: UTC, whole
     /// seconds, `T`, `Z`), so a validator can keep the string it has.
     static func isCanonicalShape(_ s: UnsafeBufferPointer<UInt8>) -> Bool {
-        s.count == 20 && s[10] == UInt8(ascii: "T") && s[19] == UInt8(ascii: "Z")
+        if s.count == 20 { return s[10] == UInt8(ascii: "T") && s[19] == UInt8(ascii: "Z") }
+        guard s.count == 27, s[10] == UInt8(ascii: "T"), s[19] == UInt8(ascii: "."), s[26] == UInt8(ascii: "Z") else { return false }
+        for index in 20..<26 where s[index] != UInt8(ascii: "0") { return true }
+        return false
     }
 
     /// The UTC calendar day (days since 1970-01-01).

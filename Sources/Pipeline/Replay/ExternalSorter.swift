@@ -49,7 +49,7 @@ public final class ExternalSorter {
     }
 
     /// Adds a record; `payload` is copied.
-    public func add(time: Timestamp, id: EventID, entity: Entity, line: Int, payload: UnsafeRawBufferPointer) throws {
+    public func add(time: Timestamp, id: EventID, entity: Entity, line: Int, partition: Int = 0, payload: UnsafeRawBufferPointer) throws {
         let offset = arena.count
         let length = UInt32(Self.headerSize + payload.count)
         Self.append(length, to: &arena)
@@ -58,6 +58,7 @@ public final class ExternalSorter {
         Self.append(id.low, to: &arena)
         arena.append(UInt8(entity.index))
         Self.append(UInt32(truncatingIfNeeded: line), to: &arena)
+        Self.append(UInt16(truncatingIfNeeded: partition), to: &arena)
         arena.append(contentsOf: payload)
         keys.append(Key(time: time.microseconds, high: id.high, low: id.low, offset: offset))
         count += 1
@@ -67,8 +68,8 @@ public final class ExternalSorter {
     }
 
     /// Adds a record whose payload is `bytes`.
-    public func add(time: Timestamp, id: EventID, entity: Entity, line: Int, payload bytes: [UInt8]) throws {
-        try bytes.withUnsafeBytes { try add(time: time, id: id, entity: entity, line: line, payload: $0) }
+    public func add(time: Timestamp, id: EventID, entity: Entity, line: Int, partition: Int = 0, payload bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try add(time: time, id: id, entity: entity, line: line, partition: partition, payload: $0) }
     }
 
     /// Everything added, in order. Call once, after the last `add`.
@@ -103,9 +104,10 @@ public final class ExternalSorter {
     }
 
     // MARK: - Record format
-    // [length u32 (whole record)] [time i64] [id high u64] [id low u64] [entity u8] [line u32] [payload]
+    // [length u32 (whole record)] [time i64] [id high u64] [id low u64] [entity u8] [line u32]
+    // [partition u16] [payload]
 
-    static let headerSize = 4 + 8 + 8 + 8 + 1 + 4
+    static let headerSize = 4 + 8 + 8 + 8 + 1 + 4 + 2
 
     static func header(_ raw: UnsafeRawBufferPointer, at offset: Int) -> SortedRecord {
         SortedRecord(
@@ -113,7 +115,8 @@ public final class ExternalSorter {
             id: EventID(high: raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt64.self),
                         low: raw.loadUnaligned(fromByteOffset: offset + 20, as: UInt64.self)),
             entity: Entity.allCases[Int(raw[offset + 28])],
-            line: Int(raw.loadUnaligned(fromByteOffset: offset + 29, as: UInt32.self)))
+            line: Int(raw.loadUnaligned(fromByteOffset: offset + 29, as: UInt32.self)),
+            partition: Int(raw.loadUnaligned(fromByteOffset: offset + 33, as: UInt16.self)))
     }
 
     static func payload(_ raw: UnsafeRawBufferPointer, at offset: Int) -> UnsafeRawBufferPointer {
@@ -133,6 +136,15 @@ public struct SortedRecord: Sendable, Equatable {
     public var id: EventID
     public var entity: Entity
     public var line: Int
+    public var partition: Int
+
+    public init(time: Timestamp, id: EventID, entity: Entity, line: Int, partition: Int = 0) {
+        self.time = time
+        self.id = id
+        self.entity = entity
+        self.line = line
+        self.partition = partition
+    }
 }
 
 /// The sorted records, from memory or merged from run files. `advance()` moves to the next record

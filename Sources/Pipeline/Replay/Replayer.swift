@@ -96,8 +96,9 @@ public struct Replayer: Sendable {
         let sorter = try ExternalSorter(memoryBudget: options.memoryBudget)
         defer { sorter.cleanUp() }
         let encoder = EventEncoder(layout: layout)
-        // Each event is encoded as its XADD once, here; publishing copies the bytes.
-        var scratch = RedisCommandBuffer(reservingCapacity: 1024)
+        // Each row's canonical values are packed once, here; publishing assembles its XADD from them.
+        var scratch: [UInt8] = []
+        scratch.reserveCapacity(1024)
         for entity in Entity.allCases {
             var stats = FileStats()
             var rejects: [(Rejection, Entity?)] = []
@@ -125,10 +126,11 @@ public struct Replayer: Sendable {
                 stats.read += 1
                 switch validator.validate(fields, line: line) {
                 case .success(let row):
-                    scratch.removeAll()
-                    if !options.dryRun { encoder.appendXADD(row, source: "\(entity.fileName):\(line)", to: &scratch) }
-                    try scratch.bytes.withUnsafeBytes {
-                        try sorter.add(time: row.eventTime, id: row.eventID, entity: entity, line: line, payload: $0)
+                    scratch.removeAll(keepingCapacity: true)
+                    if !options.dryRun { EventEncoder.pack(row.values, into: &scratch) }
+                    try scratch.withUnsafeBytes {
+                        try sorter.add(time: row.eventTime, id: row.eventID, entity: entity, line: line,
+                                       partition: encoder.partition(for: row), payload: $0)
                     }
                 case .failure(let rejection): rejects.append((rejection, entity))
                 }
@@ -181,8 +183,8 @@ public struct Replayer: Sendable {
                              "updated_at", Timestamp.now.description)
                 let sending = batch
                 inFlight = Task {
-                    for reply in try await redis.send(sending) {
-                        if case .error(let message) = reply { throw RedisError(.server, message) }
+                    if let error = try await redis.sendReturningErrors(sending).first {
+                        throw RedisError(.server, "publishing failed: \(error.message)")
                     }
                 }
             }
@@ -215,10 +217,16 @@ public struct Replayer: Sendable {
                 if options.dryRun {
                     batchEvents += 1
                 } else if let payload {
-                    payload.withUnsafeBytes { batch.appendEncoded($0, commands: 1) }
+                    payload.withUnsafeBytes {
+                        encoder.appendPackedXADD(entity: header.entity, partition: header.partition, line: header.line, id: header.id,
+                                                 packed: $0, to: &batch)
+                    }
                     batchEvents += 1
                 } else {
-                    rows.withPayload { batch.appendEncoded($0, commands: 1) }
+                    rows.withPayload {
+                        encoder.appendPackedXADD(entity: header.entity, partition: header.partition, line: header.line, id: header.id,
+                                                 packed: $0, to: &batch)
+                    }
                     batchEvents += 1
                 }
                 batchFiles[header.entity.fileName, default: 0] += 1
