@@ -8,7 +8,10 @@ import Glibc
 /// arena; past `memoryBudget` bytes the arena is sorted and written to a run file in a temporary
 /// folder, and `finish()` merges the runs (a k-way merge over a min-heap). Exact duplicates (same
 /// time and id) come out next to each other.
-public final class ExternalSorter {
+///
+/// `@unchecked Sendable`: a sorter is owned by one task at a time — filled by a reading task, then
+/// handed to the publishing task — and never used by two at once.
+public final class ExternalSorter: @unchecked Sendable {
     struct Key {
         var time: Int64
         var high: UInt64
@@ -149,7 +152,7 @@ public struct SortedRecord: Sendable, Equatable {
 
 /// The sorted records, from memory or merged from run files. `advance()` moves to the next record
 /// and returns its header; `withPayload` lends the current record's payload without copying it.
-public final class SortedRows {
+public final class SortedRows: RecordSource {
     private var memory: [UInt8] = []
     private var keys: [ExternalSorter.Key] = []
     private var position = -1
@@ -224,6 +227,42 @@ public final class SortedRows {
             heap.swapAt(parent, smallest)
             parent = smallest
         }
+    }
+}
+
+/// Sorted records that can be read one by one.
+public protocol RecordSource: AnyObject {
+    /// Moves to the next record and returns its header; nil at the end.
+    func advance() throws -> SortedRecord?
+    /// Calls `body` with the current record's payload (valid only during the call).
+    func withPayload<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R
+}
+
+/// Merges several sorted sources into one (event time, event id) order.
+public final class MergedRows: RecordSource {
+    private let sources: [any RecordSource]
+    private var heads: [SortedRecord?]
+    private var current: Int?
+
+    public init(_ sources: [any RecordSource]) throws {
+        self.sources = sources
+        heads = try sources.map { try $0.advance() }
+    }
+
+    public func advance() throws -> SortedRecord? {
+        if let current { heads[current] = try sources[current].advance() }
+        var best: Int?
+        for index in heads.indices {
+            guard let head = heads[index] else { continue }
+            if let chosen = best, let other = heads[chosen], (other.time, other.id) <= (head.time, head.id) { continue }
+            best = index
+        }
+        current = best
+        return best.flatMap { heads[$0] }
+    }
+
+    public func withPayload<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try sources[current!].withPayload(body)
     }
 }
 

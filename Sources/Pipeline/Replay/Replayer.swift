@@ -82,7 +82,7 @@ public struct Replayer: Sendable {
 
     public func run(
         redis: RedisConnection?,
-        progress: @Sendable (Progress) -> Void = { _ in }
+        progress: @escaping @Sendable (Progress) -> Void = { _ in }
     ) async throws -> Report {
         let clock = ContinuousClock()
         let started = clock.now
@@ -91,58 +91,35 @@ public struct Replayer: Sendable {
         let deadLetters = DeadLetterQueue(layout: layout)
         guard options.dryRun || redis != nil else { throw ContractError("replay needs a Redis connection unless --dry-run") }
 
-        // 1. Read and validate every file onto the sorter; rejects go to the dead-letter stream.
+        // 1. Read and validate every file onto sorters, orders.csv (the big one) on one core and the
+        //    other five on the other; rejects go to the dead-letter stream.
         let paths = try Self.contractFiles(in: options.dataDirectory)
-        let sorter = try ExternalSorter(memoryBudget: options.memoryBudget)
-        defer { sorter.cleanUp() }
         let encoder = EventEncoder(layout: layout)
-        // Each row's canonical values are packed once, here; publishing assembles its XADD from them.
-        var scratch: [UInt8] = []
-        scratch.reserveCapacity(1024)
-        for entity in Entity.allCases {
-            var stats = FileStats()
-            var rejects: [(Rejection, Entity?)] = []
-            var reader = try CSVReader(path: paths[entity]!, file: entity.fileName)
-            defer { reader.close() }
-            guard let header = try reader.next() else {
-                throw ContractError("\(entity.fileName) is empty: it needs at least a header row")
-            }
-            let validator = try RowValidator(entity: entity, header: header.fields)
-            if !validator.unknownColumns.isEmpty {
-                report.warnings.append("\(entity.fileName): ignoring unknown column(s) \(validator.unknownColumns.joined(separator: ", "))")
-            }
-            var fields: [String] = []
-            while true {
-                let line: Int?
-                do {
-                    line = try reader.next(into: &fields)
-                } catch let error as CSVError {
-                    stats.read += 1
-                    rejects.append((Rejection(file: entity.fileName, line: error.line, column: nil, reason: error.message,
-                                              code: "csv_syntax", raw: ""), entity))
-                    continue
+        let groups: [[Entity]] = [[.orders], [.customers, .suppliers, .products, .payments, .inventory]]
+        let budgets = [options.memoryBudget * 2 / 3, options.memoryBudget / 3]
+        let options = self.options
+        let results = try await withThrowingTaskGroup(of: (Int, [FileRead], ExternalSorter).self) { group in
+            for (index, entities) in groups.enumerated() {
+                group.addTask {
+                    let sorter = try ExternalSorter(memoryBudget: max(1 << 20, budgets[index]))
+                    let reads = try Self.read(entities, paths: paths, options: options, encoder: encoder, sorter: sorter, progress: progress)
+                    return (index, reads, sorter)
                 }
-                guard let line else { break }
-                stats.read += 1
-                switch validator.validate(fields, line: line) {
-                case .success(let row):
-                    scratch.removeAll(keepingCapacity: true)
-                    if !options.dryRun { EventEncoder.pack(row.values, into: &scratch) }
-                    try scratch.withUnsafeBytes {
-                        try sorter.add(time: row.eventTime, id: row.eventID, entity: entity, line: line,
-                                       partition: encoder.partition(for: row), payload: $0)
-                    }
-                case .failure(let rejection): rejects.append((rejection, entity))
-                }
-                if stats.read % 100_000 == 0 { progress(.reading(file: entity.fileName, rows: stats.read)) }
             }
-            stats.rejected = rejects.count
-            if let redis, !options.dryRun, !rejects.isEmpty {
-                try await deadLetters.append(rejects, on: redis)
-            }
-            report.files[entity.fileName] = stats
+            var collected: [(Int, [FileRead], ExternalSorter)] = []
+            for try await result in group { collected.append(result) }
+            return collected.sorted { $0.0 < $1.0 }
         }
-        report.spilledRuns = sorter.spilledRuns
+        let sorters = results.map(\.2)
+        defer { for sorter in sorters { sorter.cleanUp() } }
+        for read in results.flatMap(\.1) {
+            report.files[read.entity.fileName] = read.stats
+            report.warnings += read.warnings
+            if let redis, !options.dryRun, !read.rejects.isEmpty {
+                try await deadLetters.append(read.rejects.map { ($0, read.entity) }, on: redis)
+            }
+        }
+        report.spilledRuns = sorters.reduce(0) { $0 + $1.spilledRuns }
 
         // 2. Merge into one timeline; skip exact duplicates, the window's outside and what a
         //    previous run already published; publish the rest in paced, pipelined batches.
@@ -159,8 +136,8 @@ public struct Replayer: Sendable {
         }
         report.resumedFrom = resumeFrom
 
-        let rows = try sorter.finish()
-        let total = sorter.count
+        let rows = try MergedRows(try sorters.map { try $0.finish() })
+        let total = sorters.reduce(0) { $0 + $1.count }
         var pacer = Pacer(speed: options.dryRun ? nil : options.speed)
         var random = SplitMix64(seed: options.seed)
         var batch = RedisCommandBuffer(reservingCapacity: options.batchSize * 300)
@@ -268,6 +245,66 @@ public struct Replayer: Sendable {
         report.seconds = (clock.now - started).seconds
         progress(.publishing(done: total, total: total, eventsPerSecond: report.publishSeconds > 0 ? Double(report.events) / report.publishSeconds : 0))
         return report
+    }
+
+    /// What reading one file gave.
+    struct FileRead: Sendable {
+        var entity: Entity
+        var stats: FileStats
+        var rejects: [Rejection]
+        var warnings: [String]
+    }
+
+    /// Reads, validates and packs `entities`' files onto `sorter` (synchronous: one core's work).
+    static func read(
+        _ entities: [Entity], paths: [Entity: String], options: Options, encoder: EventEncoder, sorter: ExternalSorter,
+        progress: @Sendable (Progress) -> Void
+    ) throws -> [FileRead] {
+        var reads: [FileRead] = []
+        // Each row's canonical values are packed once, here; publishing assembles its XADD from them.
+        var scratch: [UInt8] = []
+        scratch.reserveCapacity(1024)
+        for entity in entities {
+            var read = FileRead(entity: entity, stats: FileStats(), rejects: [], warnings: [])
+            var reader = try CSVReader(path: paths[entity]!, file: entity.fileName)
+            defer { reader.close() }
+            guard let header = try reader.next() else {
+                throw ContractError("\(entity.fileName) is empty: it needs at least a header row")
+            }
+            let validator = try RowValidator(entity: entity, header: header.fields)
+            if !validator.unknownColumns.isEmpty {
+                read.warnings.append("\(entity.fileName): ignoring unknown column(s) \(validator.unknownColumns.joined(separator: ", "))")
+            }
+            var fields: [String] = []
+            while true {
+                let line: Int?
+                do {
+                    line = try reader.next(into: &fields)
+                } catch let error as CSVError {
+                    read.stats.read += 1
+                    read.rejects.append(Rejection(file: entity.fileName, line: error.line, column: nil, reason: error.message,
+                                                  code: "csv_syntax", raw: ""))
+                    continue
+                }
+                guard let line else { break }
+                read.stats.read += 1
+                switch validator.validate(fields, line: line) {
+                case .success(let row):
+                    scratch.removeAll(keepingCapacity: true)
+                    if !options.dryRun { EventEncoder.pack(row.values, into: &scratch) }
+                    try scratch.withUnsafeBytes {
+                        try sorter.add(time: row.eventTime, id: row.eventID, entity: entity, line: line,
+                                       partition: encoder.partition(for: row), payload: $0)
+                    }
+                case .failure(let rejection):
+                    read.rejects.append(rejection)
+                }
+                if read.stats.read % 200_000 == 0 { progress(.reading(file: entity.fileName, rows: read.stats.read)) }
+            }
+            read.stats.rejected = read.rejects.count
+            reads.append(read)
+        }
+        return reads
     }
 
     /// The six files of the contract in `directory`; an error that says what is missing otherwise.
