@@ -111,7 +111,7 @@ extension Warehouse.Bench {
                 print(String(decoding: try encoder.encode(result), as: UTF8.self))
             } else {
                 print("""
-                    bench replay (\(result.orderLines) order lines, \(result.inputRows) input rows)
+                    bench replay (\(result.orderLines) order lines, \(result.inputRows) input rows; Redis AOF \(result.redisAppendOnly ? "on" : "off"))
                       parse+validate, one core      \(Int(result.parseValidateRowsPerSecond)) rows/s
                       replay, CSV to XADD           \(Int(result.replayEventsPerSecond)) events/s overall, \(Int(result.replayPublishEventsPerSecond)) events/s while publishing
                       events published              \(result.events) in \(String(format: "%.1f", result.replaySeconds)) s, sort spilled \(result.spilledRuns) run(s)

@@ -142,15 +142,15 @@ enum SampleExpectations {
         try DataGenerator(options: generator).write(to: folder)
         var options = Replayer.Options(dataDirectory: folder)
         options.layout = StreamLayout(namespace: TestServers.unique("swpace"))
-        // Six hours of event time at 7200x: three seconds of wall time.
+        // Three hours of event time at 3600x: three seconds of wall time.
         let start = try #require(Timestamp(iso8601: generator.start))
         options.from = Timestamp(microseconds: start.microseconds + 6 * 3_600_000_000)
-        options.to = Timestamp(microseconds: start.microseconds + 12 * 3_600_000_000)
-        options.speed = 7200
+        options.to = Timestamp(microseconds: start.microseconds + 9 * 3_600_000_000)
+        options.speed = 3600
         let report = try await Replayer(options: options).run(redis: redis)
         let first = try #require(report.firstEventTime), last = try #require(report.lastEventTime)
         #expect(report.events > 100)
-        let expected = Double(last.microseconds - first.microseconds) / 1e6 / 7200
+        let expected = Double(last.microseconds - first.microseconds) / 1e6 / 3600
         #expect(expected > 2.5)
         #expect(abs(report.publishSeconds - expected) <= expected * 0.05,
                 "published over \(report.publishSeconds) s; event time says \(expected) s")

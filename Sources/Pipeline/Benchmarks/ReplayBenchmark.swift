@@ -17,6 +17,8 @@ public struct ReplayBenchmark: Sendable {
         public var events: Int
         public var spilledRuns: Int
         public var peakRSSMegabytes: Double
+        /// Whether the Redis it ran against writes an append-only file (it costs Redis CPU per XADD).
+        public var redisAppendOnly: Bool
 
         enum CodingKeys: String, CodingKey {
             case orderLines = "order_lines"
@@ -28,6 +30,7 @@ public struct ReplayBenchmark: Sendable {
             case events
             case spilledRuns = "spilled_runs"
             case peakRSSMegabytes = "peak_rss_mb"
+            case redisAppendOnly = "redis_appendonly"
         }
     }
 
@@ -84,6 +87,7 @@ public struct ReplayBenchmark: Sendable {
         for entity in Entity.allCases { _ = try await redis.command("DEL", layout.streamKey(entity, partition: 0)) }
         _ = try await redis.command("DEL", layout.deadLetterKey, layout.deadLetterSeenKey, layout.replayCheckpointKey)
 
+        let appendOnly = try await redis.command("CONFIG", "GET", "appendonly").array?.last?.string == "yes"
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         return Result(
@@ -92,6 +96,6 @@ public struct ReplayBenchmark: Sendable {
             replayEventsPerSecond: Double(report.events) / report.seconds,
             replayPublishEventsPerSecond: report.publishSeconds > 0 ? Double(report.events) / report.publishSeconds : 0,
             replaySeconds: report.seconds, events: report.events, spilledRuns: report.spilledRuns,
-            peakRSSMegabytes: Double(usage.ru_maxrss) / 1024)
+            peakRSSMegabytes: Double(usage.ru_maxrss) / 1024, redisAppendOnly: appendOnly)
     }
 }
