@@ -126,5 +126,14 @@ import Testing
         #expect(XXHash64.hash("") == 0xEF46_DB37_51D8_E999)
         #expect(XXHash64.hash("abc") == 0x44BC_2CF5_AD77_0999)
         #expect(XXHash64.hash("Nobody inspects the spammish repetition") == 0xFBCE_A83C_8A37_8BF1)
+        // The two-seed, one-pass form agrees with two single passes, for every length class.
+        for length in [0, 1, 3, 4, 7, 8, 31, 32, 33, 64, 100, 257] {
+            let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+            bytes.withUnsafeBufferPointer { buffer in
+                let (a, b) = XXHash64.hash2(buffer, seeds: (0, 99))
+                #expect(a == XXHash64.hash(buffer, seed: 0), "\(length)")
+                #expect(b == XXHash64.hash(buffer, seed: 99), "\(length)")
+            }
+        }
     }
 }

@@ -84,6 +84,12 @@ public struct RowValidator: Sendable {
 
     /// Validates one record; `fields` as the reader returned them.
     public func validate(_ fields: [String], line: Int) -> Result<ValidatedRow, Rejection> {
+        var scratch: [UInt8] = []
+        return validate(fields, line: line, scratch: &scratch)
+    }
+
+    /// Validates one record, hashing its event id in `scratch` (reuse it across rows: no allocation).
+    public func validate(_ fields: [String], line: Int, scratch: inout [UInt8]) -> Result<ValidatedRow, Rejection> {
         if fields.count != headerCount {
             return .failure(reject(fields, line, nil, "field_count", "expected \(headerCount) fields as in the header, found \(fields.count)"))
         }
@@ -100,7 +106,7 @@ public struct RowValidator: Sendable {
                 return .failure(reject(fields, line, column.name, reason.code, reason.message))
             }
         }
-        let eventID = EventID.of(entity: schema.entity.rawValue, values: values)
+        let eventID = EventID.of(entity: schema.entity.rawValue, values: values, scratch: &scratch)
         return .success(ValidatedRow(entity: schema.entity, line: line, values: values, eventTime: eventTime, eventID: eventID))
     }
 
@@ -192,7 +198,11 @@ public struct RowValidator: Sendable {
     /// What `DecimalValue.normalized().description` prints: no `+`, no leading zeros but a single
     /// `0` before the point, no trailing zeros after it, not negative zero. Call after parsing.
     static func isCanonicalDecimal(_ text: String) -> Bool {
-        let utf8 = Array(text.utf8)
+        var text = text
+        return text.withUTF8 { isCanonicalDecimal($0) }
+    }
+
+    static func isCanonicalDecimal(_ utf8: UnsafeBufferPointer<UInt8>) -> Bool {
         var index = 0
         let negative = utf8[0] == UInt8(ascii: "-")
         if negative { index = 1 }

@@ -20,28 +20,24 @@ public struct EventID: Hashable, Comparable, Sendable, CustomStringConvertible {
         self.init(high: high, low: low)
     }
 
-    /// The id of a row: its entity and canonical values joined by 0x1F (hashed without allocating
-    /// for rows under 4 KB).
+    /// The id of a row: its entity and canonical values joined by 0x1F.
     public static func of(entity: String, values: [String]) -> EventID {
-        var length = entity.utf8.count
-        for value in values { length += 1 + value.utf8.count }
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: length) { buffer in
-            var index = 0
-            func put(_ text: String) {
-                var text = text
-                text.withUTF8 { utf8 in
-                    _ = UnsafeMutableBufferPointer(rebasing: buffer[index..<(index + utf8.count)]).initialize(fromContentsOf: utf8)
-                    index += utf8.count
-                }
-            }
-            put(entity)
-            for value in values {
-                buffer[index] = 0x1F
-                index += 1
-                put(value)
-            }
-            let bytes = UnsafeBufferPointer(buffer)
-            return EventID(high: XXHash64.hash(bytes, seed: 0), low: XXHash64.hash(bytes, seed: 0x9E37_79B9_7F4A_7C15))
+        var scratch: [UInt8] = []
+        return of(entity: entity, values: values, scratch: &scratch)
+    }
+
+    /// The same, building the hashed bytes in `scratch` (reused across rows: no allocation).
+    public static func of(entity: String, values: [String], scratch: inout [UInt8]) -> EventID {
+        scratch.removeAll(keepingCapacity: true)
+        scratch.append(contentsOf: entity.utf8)
+        for value in values {
+            scratch.append(0x1F)
+            var value = value
+            value.withUTF8 { scratch.append(contentsOf: $0) }
+        }
+        return scratch.withUnsafeBufferPointer { bytes in
+            let (high, low) = XXHash64.hash2(bytes, seeds: (0, 0x9E37_79B9_7F4A_7C15))
+            return EventID(high: high, low: low)
         }
     }
 
@@ -64,7 +60,8 @@ public struct EventIDHasher {
 
     public func finalize() -> EventID {
         bytes.withUnsafeBufferPointer { buffer in
-            EventID(high: XXHash64.hash(buffer, seed: 0), low: XXHash64.hash(buffer, seed: 0x9E37_79B9_7F4A_7C15))
+            let (high, low) = XXHash64.hash2(buffer, seeds: (0, 0x9E37_79B9_7F4A_7C15))
+            return EventID(high: high, low: low)
         }
     }
 }
@@ -122,6 +119,55 @@ public enum XXHash64 {
             index += 1
         }
         return avalanche(h)
+    }
+
+    /// Two xxHash64 digests of the same input under two seeds, in one pass over it.
+    public static func hash2(_ input: UnsafeBufferPointer<UInt8>, seeds: (UInt64, UInt64)) -> (UInt64, UInt64) {
+        let count = input.count
+        guard let base = input.baseAddress, count > 0 else { return (avalanche(seeds.0 &+ p5), avalanche(seeds.1 &+ p5)) }
+        let raw = UnsafeRawPointer(base)
+        var index = 0
+        var a: UInt64, b: UInt64
+        if count >= 32 {
+            var a1 = seeds.0 &+ p1 &+ p2, a2 = seeds.0 &+ p2, a3 = seeds.0, a4 = seeds.0 &- p1
+            var b1 = seeds.1 &+ p1 &+ p2, b2 = seeds.1 &+ p2, b3 = seeds.1, b4 = seeds.1 &- p1
+            while index + 32 <= count {
+                let l1 = raw.loadUnaligned(fromByteOffset: index, as: UInt64.self).littleEndian
+                let l2 = raw.loadUnaligned(fromByteOffset: index + 8, as: UInt64.self).littleEndian
+                let l3 = raw.loadUnaligned(fromByteOffset: index + 16, as: UInt64.self).littleEndian
+                let l4 = raw.loadUnaligned(fromByteOffset: index + 24, as: UInt64.self).littleEndian
+                a1 = round(a1, l1); a2 = round(a2, l2); a3 = round(a3, l3); a4 = round(a4, l4)
+                b1 = round(b1, l1); b2 = round(b2, l2); b3 = round(b3, l3); b4 = round(b4, l4)
+                index += 32
+            }
+            a = rotl(a1, 1) &+ rotl(a2, 7) &+ rotl(a3, 12) &+ rotl(a4, 18)
+            a = merge(a, a1); a = merge(a, a2); a = merge(a, a3); a = merge(a, a4)
+            b = rotl(b1, 1) &+ rotl(b2, 7) &+ rotl(b3, 12) &+ rotl(b4, 18)
+            b = merge(b, b1); b = merge(b, b2); b = merge(b, b3); b = merge(b, b4)
+        } else {
+            a = seeds.0 &+ p5
+            b = seeds.1 &+ p5
+        }
+        a &+= UInt64(count); b &+= UInt64(count)
+        while index + 8 <= count {
+            let k = round(0, raw.loadUnaligned(fromByteOffset: index, as: UInt64.self).littleEndian)
+            a ^= k; a = rotl(a, 27) &* p1 &+ p4
+            b ^= k; b = rotl(b, 27) &* p1 &+ p4
+            index += 8
+        }
+        if index + 4 <= count {
+            let k = UInt64(raw.loadUnaligned(fromByteOffset: index, as: UInt32.self).littleEndian) &* p1
+            a ^= k; a = rotl(a, 23) &* p2 &+ p3
+            b ^= k; b = rotl(b, 23) &* p2 &+ p3
+            index += 4
+        }
+        while index < count {
+            let k = UInt64(input[index]) &* p5
+            a ^= k; a = rotl(a, 11) &* p1
+            b ^= k; b = rotl(b, 11) &* p1
+            index += 1
+        }
+        return (avalanche(a), avalanche(b))
     }
 
     @inline(__always) static func rotl(_ x: UInt64, _ r: UInt64) -> UInt64 { (x << r) | (x >> (64 - r)) }

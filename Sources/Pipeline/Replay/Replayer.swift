@@ -264,6 +264,8 @@ public struct Replayer: Sendable {
         // Each row's canonical values are packed once, here; publishing assembles its XADD from them.
         var scratch: [UInt8] = []
         scratch.reserveCapacity(1024)
+        var hashScratch: [UInt8] = []
+        hashScratch.reserveCapacity(1024)
         for entity in entities {
             var read = FileRead(entity: entity, stats: FileStats(), rejects: [], warnings: [])
             var reader = try CSVReader(path: paths[entity]!, file: entity.fileName)
@@ -288,7 +290,7 @@ public struct Replayer: Sendable {
                 }
                 guard let line else { break }
                 read.stats.read += 1
-                switch validator.validate(fields, line: line) {
+                switch validator.validate(fields, line: line, scratch: &hashScratch) {
                 case .success(let row):
                     scratch.removeAll(keepingCapacity: true)
                     if !options.dryRun { EventEncoder.pack(row.values, into: &scratch) }
