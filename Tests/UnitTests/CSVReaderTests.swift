@@ -33,6 +33,27 @@ import Testing
         #expect(try records("a\r\n", chunk: chunk).map(\.1) == [["a"]])
     }
 
+    @Test(arguments: [nil, 1, 5, 64])
+    func rawRecordsMatchStringRecords(chunk: Int?) throws {
+        let text = "\u{FEFF}a,b,c\r\n\"x, y\",\"say \"\"hi\"\"\",\"two\nlines\"\r\n,,\n\nlast,\"\",z\n\"q\"\"1\",\"q2\"\"\",plain"
+        let expected = try records(text, chunk: chunk)
+        var reader: CSVReader
+        if let chunk {
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("sw-csv-\(UUID().uuidString).csv").path
+            _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+            reader = try CSVReader(path: path, file: "t.csv", chunkSize: chunk)
+        } else {
+            reader = CSVReader(bytes: Array(text.utf8), file: "t.csv")
+        }
+        var raw: [(Int, [String])] = []
+        while let record = try reader.nextRaw({ line, fields in (line, fields.map { String(decoding: $0, as: UTF8.self) }) }) {
+            raw.append(record)
+        }
+        #expect(raw.map(\.0) == expected.map(\.0))
+        #expect(raw.map(\.1) == expected.map(\.1))
+        #expect(raw.last?.1 == ["q\"1", "q2\"", "plain"])
+    }
+
     @Test func nonASCIIAndStrayQuotes() throws {
         #expect(try records("José,Zoë 北京,ab\"c\n").map(\.1) == [["José", "Zoë 北京", "ab\"c"]])
         #expect(try records("\"ab\"c,d\n").map(\.1) == [["abc", "d"]])

@@ -39,7 +39,7 @@ import Testing
         return (0..<count).map { index in
             // Few distinct times, so ties are common and broken by event id.
             let time = Timestamp(microseconds: Int64(random.next() % 50) * 1_000_000)
-            let id = EventID.of(entity: "orders", values: [String(index % (count / 2))])   // every id twice: duplicates
+            let id = EventID.of(entity: .orders, values: [String(index % (count / 2))])   // every id twice: duplicates
             let payload = Array("payload \(index % (count / 2)) é,\"\n".utf8)
             return Record(header: SortedRecord(time: time, id: id, entity: Entity.allCases[index % 6], line: index + 2), payload: payload)
         }
@@ -83,12 +83,16 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: spilling.directory))
     }
 
-    @Test func eventIDsMatchTheIncrementalHasher() {
-        var hasher = EventIDHasher()
-        for part in ["orders", "O-1", "", "é,\"x\"", "2024-03-01T14:05:00Z"] { hasher.combine(part) }
-        #expect(EventID.of(entity: "orders", values: ["O-1", "", "é,\"x\"", "2024-03-01T14:05:00Z"]) == hasher.finalize())
-        let id = hasher.finalize()
-        #expect(EventID(id.description) == id)
+    @Test func eventIDsDependOnEntityAndContent() throws {
+        let values = ["O-1", "1", "C-1", "P-1", "2", "19.99", "0", "placed", "2024-03-01T14:05:00Z", "2024-03-01T14:05:00Z"]
+        let header = ["order_id", "line_number", "customer_id", "product_id", "quantity", "unit_price", "discount", "status",
+                      "order_ts", "updated_at"]
+        let row = try RowValidator(entity: .orders, header: header).validate(values, line: 2).get()
+        #expect(EventID.of(entity: .orders, values: row.values) == row.eventID)
+        #expect(EventID.of(entity: .customers, values: row.values) != row.eventID)
+        // Concatenation cannot make two rows collide: values are length-prefixed.
+        #expect(EventID.of(entity: .orders, values: ["ab", "c"]) != EventID.of(entity: .orders, values: ["a", "bc"]))
+        #expect(EventID(row.eventID.description) == row.eventID)
     }
 }
 

@@ -27,7 +27,17 @@ public struct CSVReader {
     private var atEOF = false
     private var descriptor: Int32 = -1
     private var line = 1
+    /// Unescaped quoted fields of the current record.
     private var scratch: [UInt8] = []
+    /// Where each field of the current record is: in `buffer` (absolute offset) or in `scratch`.
+    private var ranges: [FieldRange] = []
+    private var views: [UnsafeBufferPointer<UInt8>] = []
+
+    struct FieldRange {
+        var inScratch: Bool
+        var start: Int
+        var count: Int
+    }
     private var checkedBOM = false
     private let chunkSize: Int
 
@@ -67,9 +77,38 @@ public struct CSVReader {
         return (line, fields)
     }
 
+    /// Reads the next record and lends `body` its fields as bytes (valid only during the call; no
+    /// string is made): the hot path of replay. Returns nil at the end, else `body`'s result.
+    public mutating func nextRaw<R>(_ body: (_ line: Int, _ fields: [UnsafeBufferPointer<UInt8>]) throws -> R) throws -> R? {
+        guard try advanceRecord() != nil else { return nil }
+        let recordLine = currentLine
+        return try buffer.withUnsafeBufferPointer { bytes in
+            try scratch.withUnsafeBufferPointer { unescaped in
+                views.removeAll(keepingCapacity: true)
+                for range in ranges {
+                    let source = range.inScratch ? unescaped : bytes
+                    views.append(UnsafeBufferPointer(rebasing: source[range.start..<(range.start + range.count)]))
+                }
+                return try body(recordLine, views)
+            }
+        }
+    }
+
+    private var currentLine = 0
+
+    /// Parses the next record into `ranges` (moving past it), or returns nil at the end.
+    private mutating func advanceRecord() throws -> Int? {
+        var unused: [String] = []
+        return try next(into: &unused, materialize: false)
+    }
+
     /// Reads the next record into `fields` (replacing its contents, keeping its storage) and
     /// returns the line where it starts, or nil at the end.
     public mutating func next(into fields: inout [String]) throws -> Int? {
+        try next(into: &fields, materialize: true)
+    }
+
+    private mutating func next(into fields: inout [String], materialize: Bool) throws -> Int? {
         if !checkedBOM {
             try fill(minimum: 3)
             if end - start >= 3, buffer[start] == 0xEF, buffer[start + 1] == 0xBB, buffer[start + 2] == 0xBF {
@@ -96,11 +135,22 @@ public struct CSVReader {
                     break
                 }
             }
-            fields.removeAll(keepingCapacity: true)
-            let outcome = parseRecord(into: &fields)
+            let outcome = parseRecord()
             switch outcome {
             case .complete(let consumed, let newlines):
                 let recordLine = line
+                currentLine = line
+                if materialize {
+                fields.removeAll(keepingCapacity: true)
+                buffer.withUnsafeBufferPointer { bytes in
+                    scratch.withUnsafeBufferPointer { unescaped in
+                        for range in ranges {
+                            let source = range.inScratch ? unescaped : bytes
+                            fields.append(String(decoding: UnsafeBufferPointer(rebasing: source[range.start..<(range.start + range.count)]), as: UTF8.self))
+                        }
+                    }
+                }
+                }
                 start += consumed
                 line += newlines
                 return recordLine
@@ -122,15 +172,17 @@ public struct CSVReader {
     }
 
     /// Parses one record starting at `start`. Does not move `start`.
-    private mutating func parseRecord(into fields: inout [String]) -> Outcome {
-        buffer.withUnsafeBufferPointer { bytes -> Outcome in
+    private mutating func parseRecord() -> Outcome {
+        ranges.removeAll(keepingCapacity: true)
+        scratch.removeAll(keepingCapacity: true)
+        return buffer.withUnsafeBufferPointer { bytes -> Outcome in
             var index = start
             var newlines = 0
             let limit = end
             while true {
                 // One field.
                 if index < limit, bytes[index] == UInt8(ascii: "\"") {
-                    scratch.removeAll(keepingCapacity: true)
+                    let scratchStart = scratch.count
                     index += 1
                     var closed = false
                     while index < limit {
@@ -165,7 +217,7 @@ public struct CSVReader {
                         scratch.append(bytes[index])
                         index += 1
                     }
-                    fields.append(String(decoding: scratch, as: UTF8.self))
+                    ranges.append(FieldRange(inScratch: true, start: scratchStart, count: scratch.count - scratchStart))
                 } else {
                     let fieldStart = index
                     while index < limit {
@@ -181,7 +233,7 @@ public struct CSVReader {
                         index += 1
                     }
                     if index == limit && !atEOF { return .needMore }
-                    fields.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[fieldStart..<index]), as: UTF8.self))
+                    ranges.append(FieldRange(inScratch: false, start: fieldStart, count: index - fieldStart))
                 }
                 // After a field: a separator, the end of the record, or the end of the input.
                 if index == limit {
@@ -193,7 +245,7 @@ public struct CSVReader {
                     index += 1
                     if index == limit && !atEOF { return .needMore }
                     if index == limit {
-                        fields.append("")
+                        ranges.append(FieldRange(inScratch: false, start: index, count: 0))
                         return .complete(consumed: index - start, newlines: newlines)
                     }
                     continue

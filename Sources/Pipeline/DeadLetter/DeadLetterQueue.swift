@@ -59,7 +59,14 @@ public struct DeadLetterQueue: Sendable {
                     Self.appendOnce, keys: [layout.deadLetterKey, layout.deadLetterSeenKey],
                     arguments: [Self.fingerprint(for: rejection)] + Self.fields(for: rejection, entity: entity))
             }
-            for reply in try await redis.send(batch) {
+            var replies = try await redis.send(batch)
+            if replies.contains(where: { if case .error(let message) = $0 { message.hasPrefix("NOSCRIPT") } else { false } }) {
+                // The script cache was flushed (a restart, SCRIPT FLUSH) after the load above. The
+                // script is idempotent, so sending the whole chunk again is safe.
+                try await redis.load(Self.appendOnce)
+                replies = try await redis.send(batch)
+            }
+            for reply in replies {
                 switch reply {
                 case .error(let message): throw RedisError(.server, message)
                 case .bulk, .status: added += 1

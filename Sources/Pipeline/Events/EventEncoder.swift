@@ -72,6 +72,26 @@ public struct EventEncoder: Sendable {
         }
     }
 
+    /// The values of a packed row.
+    public static func unpack(_ packed: UnsafeRawBufferPointer) -> [String] {
+        var values: [String] = []
+        var offset = 0
+        while offset < packed.count {
+            var length = 0
+            var shift = 0
+            while true {
+                let byte = packed[offset]
+                offset += 1
+                length |= Int(byte & 0x7F) << shift
+                if byte < 0x80 { break }
+                shift += 7
+            }
+            values.append(String(decoding: UnsafeRawBufferPointer(rebasing: packed[offset..<(offset + length)]), as: UTF8.self))
+            offset += length
+        }
+        return values
+    }
+
     /// Appends the XADD of a packed row (see `pack`) to `buffer`.
     public func appendPackedXADD(
         entity: Entity, partition: Int, line: Int, id: EventID, packed: UnsafeRawBufferPointer,

@@ -20,25 +20,20 @@ public struct EventID: Hashable, Comparable, Sendable, CustomStringConvertible {
         self.init(high: high, low: low)
     }
 
-    /// The id of a row: its entity and canonical values joined by 0x1F.
-    public static func of(entity: String, values: [String]) -> EventID {
-        var scratch: [UInt8] = []
-        return of(entity: entity, values: values, scratch: &scratch)
-    }
-
-    /// The same, building the hashed bytes in `scratch` (reused across rows: no allocation).
-    public static func of(entity: String, values: [String], scratch: inout [UInt8]) -> EventID {
-        scratch.removeAll(keepingCapacity: true)
-        scratch.append(contentsOf: entity.utf8)
-        for value in values {
-            scratch.append(0x1F)
-            var value = value
-            value.withUTF8 { scratch.append(contentsOf: $0) }
-        }
-        return scratch.withUnsafeBufferPointer { bytes in
-            let (high, low) = XXHash64.hash2(bytes, seeds: (0, 0x9E37_79B9_7F4A_7C15))
+    /// The id of a row: xxHash64 of its packed canonical values (`EventEncoder.pack`) under two
+    /// seeds derived from the entity's name.
+    public static func of(entity: Entity, values: [String]) -> EventID {
+        var packed: [UInt8] = []
+        EventEncoder.pack(values, into: &packed)
+        return packed.withUnsafeBufferPointer { bytes in
+            let (high, low) = XXHash64.hash2(bytes, seeds: seeds(for: entity))
             return EventID(high: high, low: low)
         }
+    }
+
+    /// The two seeds of an entity's ids.
+    public static func seeds(for entity: Entity) -> (UInt64, UInt64) {
+        (XXHash64.hash(entity.rawValue, seed: 0), XXHash64.hash(entity.rawValue, seed: 0x9E37_79B9_7F4A_7C15))
     }
 
     private func hex(_ value: UInt64) -> String {

@@ -30,6 +30,11 @@ public struct StreamLayout: Sendable, Equatable {
         partitions == 1 ? 0 : Int(XXHash64.hash(key) % UInt64(partitions))
     }
 
+    /// The partition of a key whose xxHash64 is `hash`.
+    public func partition(forHash hash: UInt64) -> Int {
+        partitions == 1 ? 0 : Int(hash % UInt64(partitions))
+    }
+
     /// The dead-letter stream, and the set that makes dead-lettering the same reject twice a no-op.
     public var deadLetterKey: String { "\(namespace):{dlq}" }
     public var deadLetterSeenKey: String { "\(namespace):{dlq}:seen" }

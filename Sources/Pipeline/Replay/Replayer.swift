@@ -261,11 +261,10 @@ public struct Replayer: Sendable {
         progress: @Sendable (Progress) -> Void
     ) throws -> [FileRead] {
         var reads: [FileRead] = []
-        // Each row's canonical values are packed once, here; publishing assembles its XADD from them.
+        // Each row's canonical values are packed once, here (straight from the CSV bytes: no string
+        // per field); publishing assembles its XADD from them.
         var scratch: [UInt8] = []
         scratch.reserveCapacity(1024)
-        var hashScratch: [UInt8] = []
-        hashScratch.reserveCapacity(1024)
         for entity in entities {
             var read = FileRead(entity: entity, stats: FileStats(), rejects: [], warnings: [])
             var reader = try CSVReader(path: paths[entity]!, file: entity.fileName)
@@ -277,30 +276,30 @@ public struct Replayer: Sendable {
             if !validator.unknownColumns.isEmpty {
                 read.warnings.append("\(entity.fileName): ignoring unknown column(s) \(validator.unknownColumns.joined(separator: ", "))")
             }
-            var fields: [String] = []
             while true {
-                let line: Int?
+                let more: Bool?
                 do {
-                    line = try reader.next(into: &fields)
+                    more = try reader.nextRaw { line, fields -> Bool in
+                        read.stats.read += 1
+                        switch validator.validateRaw(fields, line: line, packInto: &scratch) {
+                        case .valid(let eventTime, let eventID, let partitionHash):
+                            if options.dryRun { scratch.removeAll(keepingCapacity: true) }
+                            try scratch.withUnsafeBytes {
+                                try sorter.add(time: eventTime, id: eventID, entity: entity, line: line,
+                                               partition: encoder.layout.partition(forHash: partitionHash), payload: $0)
+                            }
+                        case .rejected(let rejection):
+                            read.rejects.append(rejection)
+                        }
+                        return true
+                    }
                 } catch let error as CSVError {
                     read.stats.read += 1
                     read.rejects.append(Rejection(file: entity.fileName, line: error.line, column: nil, reason: error.message,
                                                   code: "csv_syntax", raw: ""))
                     continue
                 }
-                guard let line else { break }
-                read.stats.read += 1
-                switch validator.validate(fields, line: line, scratch: &hashScratch) {
-                case .success(let row):
-                    scratch.removeAll(keepingCapacity: true)
-                    if !options.dryRun { EventEncoder.pack(row.values, into: &scratch) }
-                    try scratch.withUnsafeBytes {
-                        try sorter.add(time: row.eventTime, id: row.eventID, entity: entity, line: line,
-                                       partition: encoder.partition(for: row), payload: $0)
-                    }
-                case .failure(let rejection):
-                    read.rejects.append(rejection)
-                }
+                guard more != nil else { break }
                 if read.stats.read % 200_000 == 0 { progress(.reading(file: entity.fileName, rows: read.stats.read)) }
             }
             read.stats.rejected = read.rejects.count
