@@ -29,8 +29,7 @@ public actor PostgresConnection {
     public nonisolated let connectTimeout: Duration
     private nonisolated let thread: ConnectionThread
     private var box: PGConnectionBox?
-    private var failedAttempts = 0
-    private var nextAttempt: ContinuousClock.Instant?
+    private var backoff = ReconnectBackoff()
     private var transactionDepth = 0
     /// How many times the connection was (re)established; 1 after `init`.
     public private(set) var connects = 0
@@ -172,20 +171,18 @@ public actor PostgresConnection {
 
     // MARK: - The C layer (runs on `thread`)
 
+    /// Reconnects if needed, waiting out the backoff after a failed attempt.
     func ensureConnected() async throws {
         if box != nil { return }
-        if let nextAttempt {
-            let wait = nextAttempt - .now
-            if wait > .zero { try await Task.sleep(for: wait) }
+        let wait = backoff.wait
+        if wait > .zero {
+            try await Task.sleep(for: wait)
             if box != nil { return }
         }
         do {
             try connectNow()
         } catch {
-            failedAttempts += 1
-            let base = Duration.milliseconds(50) * (1 << min(failedAttempts - 1, 10))
-            let capped = min(base, .seconds(2))
-            nextAttempt = .now + capped / 2 + capped / 2 * Double.random(in: 0...1)
+            backoff.recordFailure()
             throw error
         }
     }
@@ -217,8 +214,7 @@ public actor PostgresConnection {
         // Notices (`… already exists, skipping`) are not errors; keep them off stderr.
         PQsetNoticeProcessor(connection, { _, _ in }, nil)
         box = candidate
-        failedAttempts = 0
-        nextAttempt = nil
+        backoff.reset()
         connects += 1
     }
 
@@ -297,8 +293,7 @@ public actor PostgresConnection {
     private func dropConnectionState() {
         box = nil
         transactionDepth = 0
-        failedAttempts = 0
-        nextAttempt = nil
+        backoff.reset()
     }
 
     private static func rows(_ result: OpaquePointer) -> PostgresRows {

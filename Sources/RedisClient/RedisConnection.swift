@@ -25,8 +25,7 @@ public actor RedisConnection {
     public nonisolated let configuration: RedisConfiguration
     private nonisolated let thread: ConnectionThread
     private var box: RedisContextBox?
-    private var failedAttempts = 0
-    private var nextAttempt: ContinuousClock.Instant?
+    private var backoff: ReconnectBackoff
     /// How many times the connection was (re)established; 1 after `init`.
     public private(set) var connects = 0
 
@@ -38,6 +37,7 @@ public actor RedisConnection {
     public init(configuration: RedisConfiguration) async throws {
         self.configuration = configuration
         self.thread = ConnectionThread(name: "redis-conn")
+        self.backoff = ReconnectBackoff(maximum: configuration.maximumReconnectDelay)
         // From here on the initializer runs on `thread`: connecting blocks only it.
         try connectNow()
     }
@@ -130,25 +130,17 @@ public actor RedisConnection {
     /// Reconnects if needed, waiting out the backoff after a failed attempt.
     func ensureConnected() async throws {
         if box != nil { return }
-        if let nextAttempt {
-            let wait = nextAttempt - .now
-            if wait > .zero { try await Task.sleep(for: wait) }
+        let wait = backoff.wait
+        if wait > .zero {
+            try await Task.sleep(for: wait)
             if box != nil { return }
         }
         do {
             try connectNow()
         } catch {
-            failedAttempts += 1
-            nextAttempt = .now + backoff(after: failedAttempts)
+            backoff.recordFailure()
             throw error
         }
-    }
-
-    private func backoff(after failures: Int) -> Duration {
-        let base = Duration.milliseconds(50) * (1 << min(failures - 1, 10))
-        let capped = min(base, configuration.maximumReconnectDelay)
-        // Full jitter on the upper half, so that many clients do not retry in step.
-        return capped / 2 + capped / 2 * Double.random(in: 0...1)
     }
 
     private func connectNow() throws {
@@ -184,8 +176,7 @@ public actor RedisConnection {
                 }
             }
         }
-        failedAttempts = 0
-        nextAttempt = nil
+        backoff.reset()
         connects += 1
     }
 
@@ -249,8 +240,7 @@ public actor RedisConnection {
         }
         let text = errorText(context)
         box = nil
-        failedAttempts = 0
-        nextAttempt = nil
+        backoff.reset()
         return RedisError(code, "\(configuration.host):\(configuration.port): \(text.isEmpty ? "connection lost" : text)")
     }
 

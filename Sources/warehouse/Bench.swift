@@ -54,31 +54,19 @@ extension Warehouse.Bench {
                 if !quiet { FileHandle.standardError.write(Data(("  " + line + "\n").utf8)) }
             }
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                print(String(decoding: try encoder.encode(result), as: UTF8.self))
+                try printEncodedJSON(result)
             } else {
                 print("""
                     bench clients (median of \(result.repeats))
-                      XADD, 10 fields, pipelined 1000     \(format(result.xaddEntriesPerSecond)) entries/s
-                      XREADGROUP COUNT 1000 + XACK        \(format(result.xreadgroupXackEntriesPerSecond)) entries/s
-                      COPY, 11 columns, 3 indexes         \(format(result.copyRowsPerSecond)) rows/s
-                      unnest upsert, fresh keys           \(format(result.upsertFreshRowsPerSecond)) rows/s
-                      unnest upsert, all conflicting      \(format(result.upsertConflictRowsPerSecond)) rows/s
+                      XADD, 10 fields, pipelined 1000     \(grouped(result.xaddEntriesPerSecond)) entries/s
+                      XREADGROUP COUNT 1000 + XACK        \(grouped(result.xreadgroupXackEntriesPerSecond)) entries/s
+                      COPY, 11 columns, 3 indexes         \(grouped(result.copyRowsPerSecond)) rows/s
+                      unnest upsert, fresh keys           \(grouped(result.upsertFreshRowsPerSecond)) rows/s
+                      unnest upsert, all conflicting      \(grouped(result.upsertConflictRowsPerSecond)) rows/s
                     """)
             }
         }
 
-        private func format(_ value: Double) -> String {
-            let text = String(Int(value.rounded()))
-            var grouped = ""
-            for (index, character) in text.reversed().enumerated() {
-                if index > 0 && index % 3 == 0 { grouped.append(",") }
-                grouped.append(character)
-            }
-            let number = String(grouped.reversed())
-            return String(repeating: " ", count: max(0, 10 - number.count)) + number
-        }
     }
 }
 
@@ -106,9 +94,7 @@ extension Warehouse.Bench {
                 if !quiet { FileHandle.standardError.write(Data(("  " + line + "\n").utf8)) }
             }
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                print(String(decoding: try encoder.encode(result), as: UTF8.self))
+                try printEncodedJSON(result)
             } else {
                 print("""
                     bench replay (\(result.orderLines) order lines, \(result.inputRows) input rows; Redis AOF \(result.redisAppendOnly ? "on" : "off"))

@@ -77,9 +77,7 @@ extension Warehouse.DeadLetters {
             let redis = try await connectRedis(connection)
             let stats = try await DeadLetterQueue(layout: streams.layout()).stats(on: redis)
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                print(String(decoding: try encoder.encode(stats), as: UTF8.self))
+                try printEncodedJSON(stats)
                 return
             }
             print("total \(stats.total)")

@@ -14,3 +14,22 @@ func printJSON(_ value: Any) {
     }
     print(String(decoding: data, as: UTF8.self))
 }
+
+/// Prints an `Encodable` value as one line of JSON, keys sorted.
+func printEncodedJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// A whole number with thousands separators, right-aligned in `width` columns.
+func grouped(_ value: Double, width: Int = 10) -> String {
+    let text = String(Int(value.rounded()))
+    var out = ""
+    for (index, character) in text.reversed().enumerated() {
+        if index > 0 && index % 3 == 0 && character != "-" { out.append(",") }
+        out.append(character)
+    }
+    let number = String(out.reversed())
+    return String(repeating: " ", count: max(0, width - number.count)) + number
+}

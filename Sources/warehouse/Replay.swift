@@ -96,9 +96,7 @@ extension Warehouse {
             renderer.finish()
             for warning in report.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+                try printEncodedJSON(report)
             } else {
                 print(Self.table(report, dryRun: dryRun))
             }

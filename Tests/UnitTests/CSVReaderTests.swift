@@ -3,15 +3,16 @@ import Testing
 @testable import Pipeline
 
 @Suite struct CSVReaderTests {
+    /// A reader over `text`: in memory, or from a file read `chunk` bytes at a time.
+    private func reader(_ text: String, chunk: Int?) throws -> CSVReader {
+        guard let chunk else { return CSVReader(bytes: Array(text.utf8), file: "t.csv") }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sw-csv-\(UUID().uuidString).csv").path
+        _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+        return try CSVReader(path: path, file: "t.csv", chunkSize: chunk)
+    }
+
     private func records(_ text: String, chunk: Int? = nil) throws -> [(Int, [String])] {
-        var reader: CSVReader
-        if let chunk {
-            let path = FileManager.default.temporaryDirectory.appendingPathComponent("sw-csv-\(UUID().uuidString).csv").path
-            _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
-            reader = try CSVReader(path: path, file: "t.csv", chunkSize: chunk)
-        } else {
-            reader = CSVReader(bytes: Array(text.utf8), file: "t.csv")
-        }
+        var reader = try reader(text, chunk: chunk)
         var out: [(Int, [String])] = []
         while let record = try reader.next() { out.append((record.line, record.fields)) }
         return out
@@ -37,14 +38,7 @@ import Testing
     func rawRecordsMatchStringRecords(chunk: Int?) throws {
         let text = "\u{FEFF}a,b,c\r\n\"x, y\",\"say \"\"hi\"\"\",\"two\nlines\"\r\n,,\n\nlast,\"\",z\n\"q\"\"1\",\"q2\"\"\",plain"
         let expected = try records(text, chunk: chunk)
-        var reader: CSVReader
-        if let chunk {
-            let path = FileManager.default.temporaryDirectory.appendingPathComponent("sw-csv-\(UUID().uuidString).csv").path
-            _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
-            reader = try CSVReader(path: path, file: "t.csv", chunkSize: chunk)
-        } else {
-            reader = CSVReader(bytes: Array(text.utf8), file: "t.csv")
-        }
+        var reader = try reader(text, chunk: chunk)
         var raw: [(Int, [String])] = []
         while let record = try reader.nextRaw({ line, fields in (line, fields.map { String(decoding: $0, as: UTF8.self) }) }) {
             raw.append(record)

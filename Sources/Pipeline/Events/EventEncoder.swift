@@ -72,10 +72,11 @@ public struct EventEncoder: Sendable {
         }
     }
 
-    /// The values of a packed row.
-    public static func unpack(_ packed: UnsafeRawBufferPointer) -> [String] {
-        var values: [String] = []
+    /// Calls `body` with each value of a packed row, in column order.
+    @inline(__always)
+    static func forEachPacked(_ packed: UnsafeRawBufferPointer, _ body: (_ column: Int, UnsafeRawBufferPointer) -> Void) {
         var offset = 0
+        var column = 0
         while offset < packed.count {
             var length = 0
             var shift = 0
@@ -86,9 +87,16 @@ public struct EventEncoder: Sendable {
                 if byte < 0x80 { break }
                 shift += 7
             }
-            values.append(String(decoding: UnsafeRawBufferPointer(rebasing: packed[offset..<(offset + length)]), as: UTF8.self))
+            body(column, UnsafeRawBufferPointer(rebasing: packed[offset..<(offset + length)]))
             offset += length
+            column += 1
         }
+    }
+
+    /// The values of a packed row.
+    public static func unpack(_ packed: UnsafeRawBufferPointer) -> [String] {
+        var values: [String] = []
+        forEachPacked(packed) { _, value in values.append(String(decoding: value, as: UTF8.self)) }
         return values
     }
 
@@ -100,25 +108,11 @@ public struct EventEncoder: Sendable {
         let template = templates[entity.index]
         buffer.appendEncodedCommand { out in
             out.append(contentsOf: template.heads[partition])
-            var offset = 0
-            var column = 0
             var eventTime = UnsafeRawBufferPointer(start: nil, count: 0)
-            while offset < packed.count {
-                var length = 0
-                var shift = 0
-                while true {
-                    let byte = packed[offset]
-                    offset += 1
-                    length |= Int(byte & 0x7F) << shift
-                    if byte < 0x80 { break }
-                    shift += 7
-                }
-                let value = UnsafeRawBufferPointer(rebasing: packed[offset..<(offset + length)])
+            Self.forEachPacked(packed) { column, value in
                 out.append(contentsOf: template.names[column])
                 RedisCommandBuffer.appendArgument(value, to: &out)
                 if column == template.versionIndex { eventTime = value }
-                offset += length
-                column += 1
             }
             out.append(contentsOf: template.typeAndVersion)
             out.append(contentsOf: template.eventTimeName)
