@@ -100,4 +100,9 @@ public struct StreamEntry: Sendable, Equatable {
 public struct StreamRead: Sendable, Equatable {
     public var key: String
     public var entries: [StreamEntry]
+
+    public init(key: String, entries: [StreamEntry]) {
+        self.key = key
+        self.entries = entries
+    }
 }

@@ -1,3 +1,4 @@
+import Foundation
 public import RedisClient
 
 /// The dead-letter stream: rows and events that could not be used, each with where it came from,
@@ -75,6 +76,51 @@ public struct DeadLetterQueue: Sendable {
             }
         }
         return added
+    }
+
+    /// Dead-letters stream entries a consumer could not use (bad data, or poison after too many
+    /// deliveries), with the stream, the entry id, the reason and the entry's fields as JSON.
+    public func appendEvents(
+        _ events: [(stream: String, entry: StreamEntry, reason: String, deliveries: Int?)], stage: String, on redis: RedisConnection
+    ) async throws {
+        guard !events.isEmpty else { return }
+        try await redis.load(Self.appendOnce)
+        var batch = RedisCommandBuffer()
+        for event in events {
+            var object: [String: String] = [:]
+            for (name, value) in event.entry.pairs { object[name] = value }
+            let raw = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
+                .map { String(decoding: $0, as: UTF8.self) } ?? ""
+            let entity = layout.parse(streamKey: event.stream)?.entity
+            var fields = [
+                "source", "\(event.stream)/\(event.entry.id)",
+                "stream", event.stream,
+                "entry_id", event.entry.id.description,
+                "file", entity?.fileName ?? "",
+                "line", event.entry["source"].flatMap { $0.split(separator: ":").last.map(String.init) } ?? "",
+                "code", event.deliveries == nil ? "unloadable" : "poison",
+                "reason", event.reason,
+                "raw", raw,
+                "entity", entity?.rawValue ?? "",
+                "stage", stage,
+                "rejected_at", Timestamp.now.description,
+            ]
+            if let deliveries = event.deliveries { fields += ["deliveries", String(deliveries)] }
+            var hasher = EventIDHasher()
+            hasher.combine(stage)
+            hasher.combine(event.stream)
+            hasher.combine(event.entry.id.description)
+            batch.evalsha(Self.appendOnce, keys: [layout.deadLetterKey, layout.deadLetterSeenKey],
+                          arguments: [hasher.finalize().description] + fields)
+        }
+        var replies = try await redis.send(batch)
+        if replies.contains(where: { if case .error(let message) = $0 { message.hasPrefix("NOSCRIPT") } else { false } }) {
+            try await redis.load(Self.appendOnce)
+            replies = try await redis.send(batch)
+        }
+        for reply in replies {
+            if case .error(let message) = reply { throw RedisError(.server, message) }
+        }
     }
 
     /// Counts by file and by rule.

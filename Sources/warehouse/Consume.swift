@@ -1,0 +1,126 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Pipeline
+import PostgresClient
+import RedisClient
+
+extension Warehouse {
+    /// `warehouse consume --group warehouse`: loads the star schema from the entity streams.
+    struct Consume: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a consumer group: `warehouse` loads the PostgreSQL star schema from the entity streams.",
+            discussion: """
+                Each batch is one PostgreSQL transaction, committed before its entries are acknowledged; every statement \
+                is idempotent, so a crash, a redelivery or a replay never loses or double-counts anything. SIGINT/SIGTERM \
+                finish the batch in flight, acknowledge it and exit.
+                """
+        )
+
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var streams: StreamOptions
+
+        @Option(help: "The consumer group: warehouse.")
+        var group = "warehouse"
+
+        @Option(help: "This consumer's name (default: host-pid).")
+        var consumer: String?
+
+        @Option(help: "Entries per XREADGROUP, per stream.")
+        var batch = 1000
+
+        @Option(help: "XREADGROUP BLOCK, in milliseconds.")
+        var blockMs = 2000
+
+        @Option(help: "Consumers in this process, each with its own connections.")
+        var workers = 1
+
+        @Option(help: "Stream partitions per entity.")
+        var partitions = 1
+
+        @Option(help: "Reclaim entries pending this long (ms) from consumers presumed dead.")
+        var minIdleMs = 60_000
+
+        @Option(help: "Deliveries after which an entry is dead-lettered as poison.")
+        var deliveryLimit = 5
+
+        @Flag(help: "Exit 0 once the group has no lag and nothing pending.")
+        var untilDrained = false
+
+        func validate() throws {
+            guard group == "warehouse" else {
+                throw ValidationError("unknown group \(group): `warehouse` loads PostgreSQL (the `kpi` group comes with the KPIs step)")
+            }
+            guard batch > 0, blockMs >= 0, workers >= 1, partitions >= 1, minIdleMs > 0, deliveryLimit >= 1 else {
+                throw ValidationError("--batch, --workers, --partitions, --min-idle-ms and --delivery-limit must be positive")
+            }
+        }
+
+        func run() async throws {
+            let servers = connection.servers
+            let layout = streams.layout(partitions: partitions)
+            let stop = StopFlag()
+            let signals = installStopSignals(stop)
+            defer { _ = signals }
+            let name = consumer ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
+            let streamKeys = Entity.allCases.flatMap { layout.streamKeys($0) }
+            let options = (batch: batch, block: Duration.milliseconds(blockMs), untilDrained: untilDrained,
+                           minIdle: Duration.milliseconds(minIdleMs), deliveryLimit: deliveryLimit, group: group)
+            let started = ContinuousClock.now
+            let stats = try await withThrowingTaskGroup(of: ConsumerGroupRunner.Stats.self) { tasks in
+                for worker in 0..<workers {
+                    tasks.addTask {
+                        var runnerOptions = ConsumerGroupRunner.Options(
+                            group: options.group, consumer: workers == 1 ? name : "\(name)-\(worker)", streams: streamKeys)
+                        runnerOptions.batchSize = options.batch
+                        runnerOptions.block = options.block
+                        runnerOptions.untilDrained = options.untilDrained
+                        runnerOptions.minIdle = options.minIdle
+                        runnerOptions.deliveryLimit = options.deliveryLimit
+                        let redis = try await RedisConnection(url: servers.redisURL)
+                        let postgres = try await PostgresConnection(servers.databaseURL)
+                        let loader = WarehouseLoader(group: options.group)
+                        let runner = ConsumerGroupRunner(
+                            options: runnerOptions, deadLetters: DeadLetterQueue(layout: layout), stop: stop, log: logLine)
+                        return try await runner.run(redis: redis) { reads in
+                            let batch = LoaderBatch(reads, layout: layout)
+                            _ = try await loader.apply(batch, on: postgres)
+                            return batch.rejects
+                        }
+                    }
+                }
+                var total = ConsumerGroupRunner.Stats()
+                for try await stats in tasks {
+                    total.batches += stats.batches
+                    total.entries += stats.entries
+                    total.deadLettered += stats.deadLettered
+                    total.retries += stats.retries
+                    total.reclaimed += stats.reclaimed
+                }
+                return total
+            }
+            let seconds = (ContinuousClock.now - started).seconds
+            logLine("\(group): \(stats.entries) entries in \(stats.batches) batches, \(stats.deadLettered) dead-lettered, "
+                    + "\(stats.retries) retries, \(stats.reclaimed) reclaimed, \(String(format: "%.2f", seconds)) s")
+        }
+    }
+}
+
+/// One line on stderr with a UTC timestamp.
+@Sendable func logLine(_ message: String) {
+    FileHandle.standardError.write(Data("\(Timestamp.now) \(message)\n".utf8))
+}
+
+/// SIGINT and SIGTERM set `stop` instead of killing the process, so consumers drain.
+func installStopSignals(_ stop: StopFlag) -> [any DispatchSourceSignal] {
+    [SIGINT, SIGTERM].map { number in
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler {
+            logLine("signal \(number): finishing the batch in flight, then stopping")
+            stop.stop()
+        }
+        source.resume()
+        return source
+    }
+}
