@@ -1,0 +1,190 @@
+import Foundation
+import Pipeline
+import PostgresClient
+import RedisClient
+import Testing
+
+/// A fresh schema with the project's migrations applied, and a loader over it.
+struct WarehouseFixture {
+    let schema: String
+    let url: String
+    let postgres: PostgresConnection
+
+    static func make() async throws -> WarehouseFixture {
+        let schema = TestServers.unique("wh")
+        let admin = try await TestServers.postgres()
+        try await admin.executeScript("CREATE SCHEMA \(schema)")
+        let url = try TestServers.databaseURL(searchPath: schema)
+        let postgres = try await PostgresConnection(url)
+        let migrations = try Migration.load(from: TestServers.packageRoot.appendingPathComponent("sql").path)
+        _ = try await Migrator(migrations: migrations).run(on: postgres)
+        return WarehouseFixture(schema: schema, url: url, postgres: postgres)
+    }
+
+    /// Runs the `warehouse` group over `layout`'s streams until drained.
+    @discardableResult
+    func load(_ layout: StreamLayout, redis: RedisConnection, batch: Int = 1000) async throws -> ConsumerGroupRunner.Stats {
+        var options = ConsumerGroupRunner.Options(
+            group: "warehouse", consumer: "test", streams: Entity.allCases.flatMap { layout.streamKeys($0) })
+        options.batchSize = batch
+        options.block = .milliseconds(50)
+        options.untilDrained = true
+        let runner = ConsumerGroupRunner(options: options, deadLetters: DeadLetterQueue(layout: layout))
+        let loader = WarehouseLoader()
+        let postgres = self.postgres
+        return try await runner.run(redis: redis) { reads in
+            let batch = LoaderBatch(reads, layout: layout)
+            _ = try await loader.apply(batch, on: postgres)
+            return batch.rejects
+        }
+    }
+
+    /// A checksum of every table's rows (creation times of inferred members left out).
+    func checksums() async throws -> [String: String] {
+        var out: [String: String] = [:]
+        for table in ["dim_customers", "dim_products", "dim_suppliers", "dim_dates", "customer_versions", "product_versions",
+                      "fact_sales", "fact_payments", "fact_inventory_movements"] {
+            let row = try await postgres.query(
+                "SELECT count(*) || ':' || coalesce(md5(string_agg(r, '|' ORDER BY r)), '') FROM (SELECT (to_jsonb(t) - 'inferred_at')::text AS r FROM \(table) t) s")
+            out[table] = row.first?[0]
+        }
+        return out
+    }
+}
+
+@Suite struct LoaderTests {
+    @Test func theSampleLoadsToTheExpectedAnswers() async throws {
+        let redis = try await TestServers.redis()
+        let layout = StreamLayout(namespace: TestServers.unique("swl"))
+        var options = Replayer.Options(dataDirectory: SampleExpectations.dataFolder)
+        options.layout = layout
+        _ = try await Replayer(options: options).run(redis: redis)
+        let warehouse = try await WarehouseFixture.make()
+        let stats = try await warehouse.load(layout, redis: redis, batch: 50)
+        #expect(stats.entries == 417)
+        #expect(stats.deadLettered == 0)
+
+        let summary = try await Summary.fromWarehouse(warehouse.postgres)
+        let expectedJSON = try JSONSerialization.data(withJSONObject: try #require(try SampleExpectations.json["summary"]))
+        let expected = try JSONDecoder().decode(Summary.self, from: expectedJSON)
+        #expect(summary.revenue == expected.revenue)
+        #expect(summary.topProducts == expected.topProducts)
+        #expect(summary.payments == expected.payments)
+        #expect(summary.linesByStatus == expected.linesByStatus)
+        #expect(summary.inventory == expected.inventory)
+        #expect(summary.counts == expected.counts)
+        #expect(summary == expected)
+
+        // SCD2: C003 went Premium -> Standard on 2024-01-15: two periods, the later one current.
+        let c003 = try await warehouse.postgres.query(
+            "SELECT segment, valid_to = 'infinity' AS current, is_current FROM dim_customers WHERE customer_id = 'C003' ORDER BY valid_from")
+        #expect(c003.rows.map { $0[0] } == ["Premium", "Standard"])
+        #expect(c003.rows.map { $0[2] } == ["f", "t"])
+        // An untracked change (C011's e-mail) updated its period in place: one row.
+        let c011 = try await warehouse.postgres.query("SELECT email FROM dim_customers WHERE customer_id = 'C011'")
+        #expect(c011.rows.map { $0[0] } == ["new11@example.com"])
+        // C025 arrived after their first order: no inferred member is left, and the order points at C025's row.
+        let inferred = try await warehouse.postgres.query("SELECT count(*) FROM dim_customers WHERE is_inferred")
+        #expect(inferred.first?[0] == "0")
+        let c025 = try await warehouse.postgres.query("""
+            SELECT d.customer_id, d.segment FROM fact_sales f JOIN dim_customers d ON d.customer_key = f.customer_key
+            WHERE f.customer_id = 'C025'
+            """)
+        #expect(!c025.rows.isEmpty)
+        #expect(c025.rows.allSatisfy { $0[0] == "C025" && $0[1] == "Standard" })
+        // The calendar covers every fact, a year either side.
+        let uncovered = try await warehouse.postgres.query(
+            "SELECT count(*) FROM fact_sales f WHERE NOT EXISTS (SELECT 1 FROM dim_dates d WHERE d.date_key = f.date_key)")
+        #expect(uncovered.first?[0] == "0")
+
+        // Loading the same streams again (a replay) changes nothing.
+        let before = try await warehouse.checksums()
+        _ = try await Replayer(options: options).run(redis: redis)
+        try await warehouse.load(layout, redis: redis)
+        #expect(try await warehouse.checksums() == before)
+    }
+
+    /// The same events in reverse order, and every event twice, give identical tables.
+    @Test func arrivalOrderAndRepeatsDoNotMatter() async throws {
+        let redis = try await TestServers.redis()
+        let source = StreamLayout(namespace: TestServers.unique("swo"))
+        var options = Replayer.Options(dataDirectory: SampleExpectations.dataFolder)
+        options.layout = source
+        _ = try await Replayer(options: options).run(redis: redis)
+        var events: [(Entity, [String])] = []
+        for entity in Entity.allCases {
+            for entry in try await redis.xrange(source.streamKey(entity, partition: 0), count: 10_000) {
+                events.append((entity, entry.fields))
+            }
+        }
+
+        func publish(_ list: [(Entity, [String])], into layout: StreamLayout) async throws {
+            var batch = RedisCommandBuffer()
+            for (entity, fields) in list { batch.xadd(layout.streamKey(entity, partition: 0), fields: fields) }
+            _ = try await redis.send(batch)
+        }
+        let forward = StreamLayout(namespace: TestServers.unique("swf"))
+        let reversed = StreamLayout(namespace: TestServers.unique("swv"))
+        let twice = StreamLayout(namespace: TestServers.unique("swt"))
+        try await publish(events, into: forward)
+        try await publish(events.reversed(), into: reversed)
+        try await publish(events.flatMap { [$0, $0] }.shuffled(), into: twice)
+
+        var checksums: [[String: String]] = []
+        for (layout, batch) in [(forward, 1000), (reversed, 7), (twice, 13)] {
+            let warehouse = try await WarehouseFixture.make()
+            try await warehouse.load(layout, redis: redis, batch: batch)
+            checksums.append(try await warehouse.checksums())
+        }
+        #expect(checksums[0] == checksums[1], "reverse order")
+        #expect(checksums[0] == checksums[2], "every event twice, shuffled")
+        #expect(checksums[0]["fact_sales"]?.hasPrefix("80:") == true)
+    }
+
+    @Test func lateCustomerVersionsMoveFactsToTheRightPeriod() async throws {
+        let redis = try await TestServers.redis()
+        let layout = StreamLayout(namespace: TestServers.unique("sws"))
+        let warehouse = try await WarehouseFixture.make()
+        let encoder = EventEncoder(layout: layout)
+        let customers = try RowValidator(entity: .customers, header: ["customer_id", "country", "segment", "state", "updated_at"])
+        let orders = try RowValidator(entity: .orders, header: ["order_id", "line_number", "customer_id", "product_id", "quantity",
+                                                                "unit_price", "status", "order_ts", "updated_at"])
+        func publish(_ validator: RowValidator, _ fields: [String]) async throws {
+            let row = try validator.validate(fields, line: 2).get()
+            _ = try await redis.xadd(encoder.streamKey(for: row), fields: encoder.fields(row, source: "test:2"))
+        }
+        // A fact before its customer: an inferred member.
+        try await publish(orders, ["O1", "1", "CX", "PX", "1", "10.00", "placed", "2024-03-10T10:00:00Z", "2024-03-10T10:00:00Z"])
+        try await publish(orders, ["O2", "1", "CX", "PX", "1", "20.00", "placed", "2024-06-10T10:00:00Z", "2024-06-10T10:00:00Z"])
+        try await warehouse.load(layout, redis: redis)
+        var rows = try await warehouse.postgres.query("SELECT is_inferred, segment FROM dim_customers WHERE customer_id = 'CX'")
+        #expect(rows.rows.map { $0[0] } == ["t"])
+        rows = try await warehouse.postgres.query("SELECT count(*) FROM dim_products WHERE product_id = 'PX' AND is_inferred")
+        #expect(rows.first?[0] == "1")
+        // The customer arrives (Standard since May): the inferred member is filled in, same key.
+        let inferredKey = try await warehouse.postgres.query("SELECT customer_key FROM dim_customers WHERE customer_id = 'CX'").first?[0]
+        try await publish(customers, ["CX", "US", "Standard", "TX", "2024-05-01T00:00:00Z"])
+        try await warehouse.load(layout, redis: redis)
+        rows = try await warehouse.postgres.query("SELECT is_inferred, segment, customer_key::text FROM dim_customers WHERE customer_id = 'CX'")
+        #expect(rows.rows.map { $0[0] } == ["f"])
+        #expect(rows.first?[2] == inferredKey)
+        // A version that arrives late, slotted before: Premium from January. O1 (March) moves to it;
+        // O2 (June) stays with Standard.
+        try await publish(customers, ["CX", "US", "Premium", "TX", "2024-01-01T00:00:00Z"])
+        try await warehouse.load(layout, redis: redis)
+        rows = try await warehouse.postgres.query("""
+            SELECT f.order_id, d.segment FROM fact_sales f JOIN dim_customers d ON d.customer_key = f.customer_key ORDER BY f.order_id
+            """)
+        #expect(rows.rows.map { [$0[0], $0[1]] } == [["O1", "Premium"], ["O2", "Standard"]])
+        rows = try await warehouse.postgres.query(
+            "SELECT segment, is_current FROM dim_customers WHERE customer_id = 'CX' ORDER BY valid_from")
+        #expect(rows.rows.map { [$0[0], $0[1]] } == [["Premium", "f"], ["Standard", "t"]])
+        // A fact older than the first version joins the first version.
+        try await publish(orders, ["O0", "1", "CX", "PX", "1", "5.00", "placed", "2023-06-01T10:00:00Z", "2023-06-01T10:00:00Z"])
+        try await warehouse.load(layout, redis: redis)
+        rows = try await warehouse.postgres.query("""
+            SELECT d.segment FROM fact_sales f JOIN dim_customers d ON d.customer_key = f.customer_key WHERE f.order_id = 'O0'
+            """)
+        #expect(rows.first?[0] == "Premium")
+    }
+}
