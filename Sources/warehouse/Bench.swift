@@ -7,7 +7,7 @@ extension Warehouse {
     struct Bench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Benchmarks that print their figures (run a release build).",
-            subcommands: [Clients.self, ReplayBench.self]
+            subcommands: [Clients.self, ReplayBench.self, LoadBench.self]
         )
     }
 }
@@ -102,6 +102,46 @@ extension Warehouse.Bench {
                       replay, CSV to XADD           \(Int(result.replayEventsPerSecond)) events/s overall, \(Int(result.replayPublishEventsPerSecond)) events/s while publishing
                       events published              \(result.events) in \(String(format: "%.1f", result.replaySeconds)) s, sort spilled \(result.spilledRuns) run(s)
                       peak RSS                      \(Int(result.peakRSSMegabytes)) MB
+                    """)
+            }
+        }
+    }
+}
+
+extension Warehouse.Bench {
+    /// `warehouse bench load`: the loader's throughput into PostgreSQL.
+    struct LoadBench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "load",
+            abstract: "Loader events/s from pre-filled streams into an empty warehouse, then with every row already there; peak RSS.")
+
+        @OptionGroup var connection: ConnectionOptions
+
+        @Option(help: "Order lines in the generated set (about 3.2 events each).")
+        var orders = 330_000
+
+        @Option(help: "Loader workers (each its own Redis and PostgreSQL connections).")
+        var workers = 2
+
+        @Option(help: "Entries per XREADGROUP, per stream.")
+        var batch = 2000
+
+        @Flag(help: "Print one JSON object.")
+        var json = false
+
+        func run() async throws {
+            let quiet = json
+            let result = try await LoadBenchmark(configuration: connection.servers, orderLines: orders, workers: workers, batch: batch).run { line in
+                if !quiet { FileHandle.standardError.write(Data(("  " + line + "\n").utf8)) }
+            }
+            if json {
+                try printEncodedJSON(result)
+            } else {
+                print("""
+                    bench load (\(result.events) events, \(result.workers) workers, batch \(result.batch))
+                      empty warehouse           \(grouped(result.emptyWarehouseEventsPerSecond)) events/s
+                      every row already there   \(grouped(result.existingRowsEventsPerSecond)) events/s
+                      peak RSS                  \(Int(result.peakRSSMegabytes)) MB
                     """)
             }
         }

@@ -1,3 +1,4 @@
+import Foundation
 public import PostgresClient
 import RedisClient
 
@@ -10,9 +11,31 @@ import RedisClient
 /// and any arrival order leave the same tables.
 public struct WarehouseLoader: Sendable {
     public let group: String
+    private let calendar = CalendarCoverage()
 
     public init(group: String = "warehouse") {
         self.group = group
+    }
+
+    /// The days dim_dates is known to cover, so most batches skip the calendar statement.
+    /// `@unchecked Sendable`: `days` is read and written only under `lock`.
+    final class CalendarCoverage: @unchecked Sendable {
+        private let lock = NSLock()
+        private var days: ClosedRange<Int64>?
+
+        func covers(_ range: ClosedRange<Int64>) -> Bool {
+            lock.lock(); defer { lock.unlock() }
+            return days.map { $0.contains(range.lowerBound) && $0.contains(range.upperBound) } ?? false
+        }
+
+        func record(_ range: ClosedRange<Int64>) {
+            lock.lock(); defer { lock.unlock() }
+            if let days, days.overlaps(range) || days.upperBound + 1 == range.lowerBound || range.upperBound + 1 == days.lowerBound {
+                self.days = min(days.lowerBound, range.lowerBound)...max(days.upperBound, range.upperBound)
+            } else {
+                days = range
+            }
+        }
     }
 
     /// What one batch changed.
@@ -23,9 +46,22 @@ public struct WarehouseLoader: Sendable {
 
     public func apply(_ batch: LoaderBatch, on postgres: PostgresConnection) async throws -> Outcome {
         let group = self.group
-        return try await postgres.withTransaction { connection in
-            try await Self.applyInTransaction(batch, group: group, on: connection)
+        let calendar = self.calendar
+        // The calendar covers every fact date and a year either side; extended outside the batch's
+        // transaction would be as good (it is idempotent), but inside keeps one commit per batch.
+        let days = batch.sales.compactMap { Timestamp(iso8601: $0.orderTS)?.utcDay }
+        let needed = days.min().flatMap { first in days.max().map { (first - 366)...($0 + 366) } }
+        let extend = needed.map { !calendar.covers($0) } ?? false
+        let outcome = try await postgres.withTransaction { connection in
+            if extend, let needed {
+                try await connection.execute("SELECT ensure_dim_dates($1::date, $2::date)", [
+                    .text(CivilDate.format(days: needed.lowerBound)), .text(CivilDate.format(days: needed.upperBound)),
+                ])
+            }
+            return try await Self.applyInTransaction(batch, group: group, on: connection)
         }
+        if extend, let needed { calendar.record(needed) }
+        return outcome
     }
 
     static func applyInTransaction(_ batch: LoaderBatch, group: String, on db: isolated PostgresConnection) async throws -> Outcome {
@@ -75,15 +111,7 @@ public struct WarehouseLoader: Sendable {
             outcome.inferredProducts = try await db.execute(Self.inferProducts, [PostgresBind(referencedProducts)])
         }
 
-        // 3. The calendar covers every fact date and a year either side.
-        let dates = batch.sales.compactMap { Timestamp(iso8601: $0.orderTS)?.utcDay }
-        if let first = dates.min(), let last = dates.max() {
-            try await db.execute("SELECT ensure_dim_dates($1::date, $2::date)", [
-                .text(CivilDate.format(days: first - 366)), .text(CivilDate.format(days: last + 366)),
-            ])
-        }
-
-        // 4. Facts, each guarded by its version.
+        // 3. Facts, each guarded by its version.
         if !batch.sales.isEmpty {
             let s = batch.sales
             outcome.sales = try await db.execute(Self.upsertSales, [
@@ -110,7 +138,7 @@ public struct WarehouseLoader: Sendable {
             ])
         }
 
-        // 5. History that changed moves the facts it covers to the right period.
+        // 4. History that changed moves the facts it covers to the right period.
         if !customerIDs.isEmpty {
             try await db.execute(Self.repointSalesByCustomer, [PostgresBind(customerIDs)])
         }
@@ -119,7 +147,7 @@ public struct WarehouseLoader: Sendable {
             try await db.execute(Self.repointMovementsByProduct, [PostgresBind(productIDs)])
         }
 
-        // 6. Positions and counters, in the same transaction as the data they describe.
+        // 5. Positions and counters, in the same transaction as the data they describe.
         if !batch.positions.isEmpty {
             let streams = batch.positions.keys.sorted()
             try await db.execute(Self.recordPositions, [
@@ -229,15 +257,38 @@ public struct WarehouseLoader: Sendable {
         ON CONFLICT (product_key) DO NOTHING
         """
 
+    /// The surrogate keys of the dimension periods valid at each fact's time, resolved for the
+    /// whole batch in one join and returned as one array indexed by the fact's ordinal `n` (the
+    /// latest period starting at or before the time; else the earliest). An array, not a join
+    /// back: the planner cannot size an unnest, and a nested loop over two CTEs is quadratic.
+    static func keyResolution(_ name: String, dimension: String, id: String, key: String, factID: String, factTime: String) -> String {
+        """
+        \(name) AS (
+            SELECT array_agg(k ORDER BY n) AS keys FROM (
+                SELECT DISTINCT ON (t.n) t.n, d.\(key) AS k
+                FROM t LEFT JOIN \(dimension) d ON d.\(id) = t.\(factID)
+                ORDER BY t.n, (d.valid_from <= t.\(factTime)) DESC, CASE WHEN d.valid_from <= t.\(factTime) THEN d.valid_from END DESC,
+                         d.valid_from
+            ) AS resolved
+        )
+        """
+    }
+
     static let upsertSales = """
+        WITH t AS (
+            SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::int[], $6::numeric[], $7::numeric[],
+                                 $8::text[], $9::timestamptz[], $10::timestamptz[], $11::text[])
+                     WITH ORDINALITY AS t(o, l, c, p, q, up, d, s, ts, u, e, n)
+        ),
+        \(keyResolution("ck", dimension: "dim_customers", id: "customer_id", key: "customer_key", factID: "c", factTime: "ts")),
+        \(keyResolution("pk", dimension: "dim_products", id: "product_id", key: "product_key", factID: "p", factTime: "ts"))
         INSERT INTO fact_sales AS f (order_id, line_number, customer_key, product_key, date_key, customer_id, product_id,
                                      quantity, unit_price, discount, gross_amount, discount_amount, net_amount, status,
                                      order_ts, updated_at, event_id)
-        SELECT o, l, customer_key_at(c, ts), product_key_at(p, ts), to_char(ts AT TIME ZONE 'UTC', 'YYYYMMDD')::int, c, p,
-               q, up, d, round(q * up, 2), round(q * up, 2) - round(q * up * (1 - d), 2), round(q * up * (1 - d), 2),
-               s, ts, u, e
-        FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::int[], $6::numeric[], $7::numeric[], $8::text[],
-                    $9::timestamptz[], $10::timestamptz[], $11::text[]) AS t(o, l, c, p, q, up, d, s, ts, u, e)
+        SELECT t.o, t.l, ck.keys[t.n], pk.keys[t.n], to_char(t.ts AT TIME ZONE 'UTC', 'YYYYMMDD')::int, t.c, t.p,
+               t.q, t.up, t.d, round(t.q * t.up, 2), round(t.q * t.up, 2) - round(t.q * t.up * (1 - t.d), 2),
+               round(t.q * t.up * (1 - t.d), 2), t.s, t.ts, t.u, t.e
+        FROM t, ck, pk
         ON CONFLICT (order_id, line_number) DO UPDATE SET
             customer_key = EXCLUDED.customer_key, product_key = EXCLUDED.product_key, date_key = EXCLUDED.date_key,
             customer_id = EXCLUDED.customer_id, product_id = EXCLUDED.product_id, quantity = EXCLUDED.quantity,
@@ -258,11 +309,15 @@ public struct WarehouseLoader: Sendable {
         """
 
     static let upsertMovements = """
+        WITH t AS (
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::numeric[], $6::timestamptz[], $7::text[],
+                                 $8::text[]) WITH ORDINALITY AS x(i, p, ty, q, c, at, r, e, n)
+        ),
+        \(keyResolution("pk", dimension: "dim_products", id: "product_id", key: "product_key", factID: "p", factTime: "at"))
         INSERT INTO fact_inventory_movements AS f (movement_id, product_key, product_id, movement_type, quantity, unit_cost,
                                                    extended_cost, moved_at, reference, event_id)
-        SELECT i, product_key_at(p, at), p, t, q, c, round(q * c, 2), at, r, e
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::numeric[], $6::timestamptz[], $7::text[], $8::text[])
-             AS x(i, p, t, q, c, at, r, e)
+        SELECT t.i, pk.keys[t.n], t.p, t.ty, t.q, t.c, round(t.q * t.c, 2), t.at, t.r, t.e
+        FROM t, pk
         ON CONFLICT (movement_id) DO UPDATE SET
             product_key = EXCLUDED.product_key, product_id = EXCLUDED.product_id, movement_type = EXCLUDED.movement_type,
             quantity = EXCLUDED.quantity, unit_cost = EXCLUDED.unit_cost, extended_cost = EXCLUDED.extended_cost,
