@@ -97,6 +97,10 @@ struct WarehouseFixture {
             "SELECT count(*) FROM fact_sales f WHERE NOT EXISTS (SELECT 1 FROM dim_dates d WHERE d.date_key = f.date_key)")
         #expect(uncovered.first?[0] == "0")
 
+        // Every hard data-quality check passes.
+        let quality = try await QualityChecks().run(on: warehouse.postgres)
+        #expect(quality.passed, "\(quality.checks.filter { $0.status == .fail })")
+
         // Loading the same streams again (a replay) changes nothing.
         let before = try await warehouse.checksums()
         _ = try await Replayer(options: options).run(redis: redis)
@@ -161,6 +165,9 @@ struct WarehouseFixture {
         #expect(rows.rows.map { $0[0] } == ["t"])
         rows = try await warehouse.postgres.query("SELECT count(*) FROM dim_products WHERE product_id = 'PX' AND is_inferred")
         #expect(rows.first?[0] == "1")
+        var quality = try await QualityChecks().run(on: warehouse.postgres)
+        #expect(quality.checks.first { $0.name == "inferred_members_unresolved" }?.value == 2)
+        #expect(quality.passed, "young inferred members only warn")
         // The customer arrives (Standard since May): the inferred member is filled in, same key.
         let inferredKey = try await warehouse.postgres.query("SELECT customer_key FROM dim_customers WHERE customer_id = 'CX'").first?[0]
         try await publish(customers, ["CX", "US", "Standard", "TX", "2024-05-01T00:00:00Z"])
@@ -168,6 +175,8 @@ struct WarehouseFixture {
         rows = try await warehouse.postgres.query("SELECT is_inferred, segment, customer_key::text FROM dim_customers WHERE customer_id = 'CX'")
         #expect(rows.rows.map { $0[0] } == ["f"])
         #expect(rows.first?[2] == inferredKey)
+        quality = try await QualityChecks().run(on: warehouse.postgres)
+        #expect(quality.checks.first { $0.name == "inferred_members_unresolved" }?.value == 1, "only PX is still inferred")
         // A version that arrives late, slotted before: Premium from January. O1 (March) moves to it;
         // O2 (June) stays with Standard.
         try await publish(customers, ["CX", "US", "Premium", "TX", "2024-01-01T00:00:00Z"])
@@ -186,5 +195,57 @@ struct WarehouseFixture {
             SELECT d.segment FROM fact_sales f JOIN dim_customers d ON d.customer_key = f.customer_key WHERE f.order_id = 'O0'
             """)
         #expect(rows.first?[0] == "Premium")
+    }
+}
+
+@Suite struct LoaderCrashTests {
+    /// kill -9 the loader at random moments during a 200,000-event load, restart it, five times
+    /// over: the tables equal an uninterrupted load's and nothing is left pending.
+    @Test(.timeLimit(.minutes(8)))
+    func killNineFiveTimesLosesAndDoublesNothing() async throws {
+        let redis = try await TestServers.redis()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(TestServers.unique("sw-crash")).path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try DataGenerator(options: DataGenerator.Options(orders: 64_000, seed: 21)).write(to: folder)
+        let reference = StreamLayout(namespace: TestServers.unique("swcr"))
+        let crashed = StreamLayout(namespace: TestServers.unique("swck"))
+        for layout in [reference, crashed] {
+            var options = Replayer.Options(dataDirectory: folder)
+            options.layout = layout
+            let report = try await Replayer(options: options).run(redis: redis)
+            #expect(report.events >= 195_000)
+        }
+
+        let uninterrupted = try await WarehouseFixture.make()
+        try await uninterrupted.load(reference, redis: redis)
+        let expected = try await uninterrupted.checksums()
+
+        let victim = try await WarehouseFixture.make()
+        let arguments = ["consume", "--namespace", crashed.namespace, "--batch", "500", "--block-ms", "100",
+                         "--min-idle-ms", "1000", "--until-drained"]
+        let environment = ["DATABASE_URL": victim.url]
+        var kills = 0
+        while kills < 5 {
+            let process = try TestServers.startWarehouse(arguments, environment: environment)
+            try await Task.sleep(for: .milliseconds(Int.random(in: 400...2500)))
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                kills += 1
+            }
+            await TestServers.waitForExit(process)
+            if process.terminationReason == .exit { break }   // it finished before the kill
+        }
+        let final = try await TestServers.runWarehouse(arguments, environment: environment)
+        #expect(final.status == 0, "stderr: \(final.stderr)")
+        #expect(kills >= 3, "the load should have been killed several times (was \(kills))")
+
+        #expect(try await victim.checksums() == expected)
+        for entity in Entity.allCases {
+            let pending = try await redis.xpending(crashed.streamKey(entity, partition: 0), group: "warehouse")
+            #expect(pending.count == 0, "\(entity) has pending entries")
+        }
+        let dead = try await redis.xlen(crashed.deadLetterKey)
+        let deadReference = try await redis.xlen(reference.deadLetterKey)
+        #expect(dead == deadReference, "crashes dead-letter nothing more")
     }
 }
