@@ -249,3 +249,74 @@ struct WarehouseFixture {
         #expect(dead == deadReference, "crashes dead-letter nothing more")
     }
 }
+
+@Suite struct LoaderPoisonTests {
+    private func orderFields(_ order: String, quantity: String = "1", price: String = "10.00") -> [String] {
+        ["order_id", order, "line_number", "1", "customer_id", "C1", "product_id", "P1", "quantity", quantity,
+         "unit_price", price, "discount", "0", "status", "placed", "order_ts", "2024-03-01T10:00:00Z",
+         "updated_at", "2024-03-01T10:00:00Z", "type", "order_line", "schema_version", "1",
+         "event_time", "2024-03-01T10:00:00Z", "event_id", String(repeating: order.count % 2 == 0 ? "a" : "b", count: 30) + "\(order.count)0",
+         "source", "test:1"]
+    }
+
+    /// An event the database refuses every time (its amount overflows) is dead-lettered with the
+    /// reason; the events around it in the same batch load.
+    @Test func anEntryThatAlwaysFailsIsDeadLetteredAndTheRestLoad() async throws {
+        let redis = try await TestServers.redis()
+        let layout = StreamLayout(namespace: TestServers.unique("swpo"))
+        let key = layout.streamKey(.orders, partition: 0)
+        _ = try await redis.xadd(key, fields: orderFields("O-1"))
+        let bad = try await redis.xadd(key, fields: orderFields("O-22", quantity: "2000000000", price: "999999999999"))
+        _ = try await redis.xadd(key, fields: orderFields("O-333"))
+        let warehouse = try await WarehouseFixture.make()
+        let stats = try await warehouse.load(layout, redis: redis)
+        #expect(stats.deadLettered == 1)
+        let loaded = try await warehouse.postgres.query("SELECT order_id FROM fact_sales ORDER BY order_id")
+        #expect(loaded.rows.map { $0[0] } == ["O-1", "O-333"])
+        let dead = try await redis.xrange(layout.deadLetterKey)
+        #expect(dead.count == 1)
+        #expect(dead.first?["entry_id"] == bad.description)
+        #expect(dead.first?["stream"] == key)
+        #expect(dead.first?["reason"]?.contains("22003") == true, "the reason names the failure: \(dead.first?["reason"] ?? "")")
+        #expect(try await redis.xpending(key, group: "warehouse").count == 0)
+    }
+
+    /// An entry delivered more times than the limit (a consumer died on it again and again) is
+    /// dead-lettered as poison with its delivery count when another consumer reclaims it.
+    @Test func aRedeliveredEntryPastTheLimitIsPoison() async throws {
+        let redis = try await TestServers.redis()
+        let layout = StreamLayout(namespace: TestServers.unique("swpd"))
+        let key = layout.streamKey(.orders, partition: 0)
+        try await redis.xgroupCreate(key, group: "warehouse", id: "0")
+        let poison = try await redis.xadd(key, fields: orderFields("O-1"))
+        // A consumer that keeps dying on it: each read of its pending entries is another delivery.
+        _ = try await redis.xreadgroup(group: "warehouse", consumer: "doomed", streams: [(key, ">")], count: 10)
+        for _ in 0..<5 {
+            _ = try await redis.xreadgroup(group: "warehouse", consumer: "doomed", streams: [(key, "0")], count: 10)
+        }
+        _ = try await redis.xadd(key, fields: orderFields("O-22"))
+        try await Task.sleep(for: .milliseconds(60))
+
+        let warehouse = try await WarehouseFixture.make()
+        var options = ConsumerGroupRunner.Options(group: "warehouse", consumer: "survivor", streams: [key])
+        options.block = .milliseconds(50)
+        options.untilDrained = true
+        options.minIdle = .milliseconds(50)
+        options.deliveryLimit = 5
+        let runner = ConsumerGroupRunner(options: options, deadLetters: DeadLetterQueue(layout: layout))
+        let postgres = warehouse.postgres
+        let stats = try await runner.run(redis: redis) { reads in
+            let batch = LoaderBatch(reads, layout: layout)
+            _ = try await WarehouseLoader().apply(batch, on: postgres)
+            return batch.rejects
+        }
+        #expect(stats.deadLettered == 1)
+        let dead = try await redis.xrange(layout.deadLetterKey)
+        #expect(dead.first?["entry_id"] == poison.description)
+        #expect(dead.first?["code"] == "poison")
+        #expect(dead.first?["deliveries"].flatMap(Int.init) ?? 0 > 5)
+        let loaded = try await warehouse.postgres.query("SELECT order_id FROM fact_sales")
+        #expect(loaded.rows.map { $0[0] } == ["O-22"])
+        #expect(try await redis.xpending(key, group: "warehouse").count == 0)
+    }
+}
