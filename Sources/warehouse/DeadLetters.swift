@@ -9,7 +9,7 @@ extension Warehouse {
         static let configuration = CommandConfiguration(
             commandName: "dlq",
             abstract: "Inspect the dead-letter stream: rejected rows and events with where they came from and why.",
-            subcommands: [List.self, Show.self, Stats.self]
+            subcommands: [List.self, Show.self, Stats.self, Redrive.self]
         )
     }
 }
@@ -87,6 +87,59 @@ extension Warehouse.DeadLetters {
                 print("by reason")
                 for (reason, count) in stats.byReason.sorted(by: { $0.key < $1.key }) { print("  \(reason.padding(toLength: 28, withPad: " ", startingAt: 0)) \(count)") }
             }
+        }
+    }
+}
+
+extension Warehouse.DeadLetters {
+    struct Redrive: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Put dead-lettered entries back on their stream (optionally corrected) and remove them from the dead-letter stream.",
+            discussion: "A replay reject is validated again first and stays dead-lettered, with the reason printed, if it still breaks the contract.")
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var streams: StreamOptions
+        @Argument(help: "Entry ids (from dlq list).") var ids: [String] = []
+        @Flag(help: "Every entry of the dead-letter stream.") var all = false
+        @Option(name: .customLong("set"), help: "field=value: a correction applied before publishing (repeatable).") var corrections: [String] = []
+        @Option(help: "Stream partitions per entity (for replay rejects).") var partitions = 1
+
+        func validate() throws {
+            guard all != !ids.isEmpty else { throw ValidationError("name entry ids or pass --all (not both)") }
+            for id in ids where StreamID(id) == nil { throw ValidationError("\(id) is not a stream entry id") }
+            for correction in corrections where !correction.contains("=") { throw ValidationError("--set takes field=value, got \(correction)") }
+        }
+
+        func run() async throws {
+            let redis = try await connectRedis(connection)
+            let queue = DeadLetterQueue(layout: streams.layout(partitions: partitions))
+            var entries: [StreamEntry] = []
+            if all {
+                var start = "-"
+                while true {
+                    let page = try await queue.list(on: redis, start: start, count: 500)
+                    entries += page
+                    guard let last = page.last, page.count == 500 else { break }
+                    start = "(" + last.id.description
+                }
+            } else {
+                for id in ids {
+                    guard let entry = try await queue.entry(StreamID(id)!, on: redis) else { throw CLIError("no dead-letter entry \(id)") }
+                    entries.append(entry)
+                }
+            }
+            var fixes: [String: String] = [:]
+            for correction in corrections {
+                let parts = correction.split(separator: "=", maxSplits: 1).map(String.init)
+                fixes[parts[0]] = parts.count > 1 ? parts[1] : ""
+            }
+            var failed = 0
+            for (id, outcome) in try await queue.redrive(entries, corrections: fixes, on: redis) {
+                switch outcome {
+                case .published(let stream, let newID): print("\(id)  redriven to \(stream) as \(newID)")
+                case .stillRejected(let reason): print("\(id)  still rejected: \(reason)"); failed += 1
+                }
+            }
+            if failed > 0 { throw ExitCode(1) }
         }
     }
 }

@@ -7,22 +7,29 @@ extension Warehouse {
     /// `warehouse report NAME`: analytics computed by SQL over the star schema.
     struct Report: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Analytics from PostgreSQL. summary: the headline figures (the shape `kpis` prints from Redis).")
+            abstract: "Analytics from PostgreSQL: summary (the headline figures, the shape `kpis` prints from Redis) or a query of sql/analytics/.",
+            discussion: "Reports: summary, monthly-revenue, customer-analysis, top-products, payment-analysis, inventory-status.")
 
         @OptionGroup var connection: ConnectionOptions
 
-        @Argument(help: "The report: summary.")
+        @Argument(help: "The report: summary, or the name of a file in sql/analytics/ (monthly-revenue, top-products, …).")
         var name: String
+
+        @Option(help: "The migrations folder whose analytics/ holds the queries (default: as for migrate).")
+        var sqlDir: String?
 
         @Flag(help: "Print JSON.")
         var json = false
 
-        func validate() throws {
-            guard name == "summary" else { throw ValidationError("unknown report \(name) (known: summary)") }
-        }
-
         func run() async throws {
             let postgres = try await PostgresConnection(connection.servers.databaseURL)
+            guard name == "summary" else {
+                guard let folder = sqlDir ?? Migration.locateDirectory() else { throw CLIError("no sql/ folder found: pass --sql-dir") }
+                let report = try AnalyticsReport(name: name, folder: (folder as NSString).appendingPathComponent("analytics"))
+                let rows = try await report.run(on: postgres)
+                if json { printJSON(AnalyticsReport.objects(rows)) } else { print(AnalyticsReport.table(rows)) }
+                return
+            }
             let summary = try await Summary.fromWarehouse(postgres)
             if json {
                 try printEncodedJSON(summary)

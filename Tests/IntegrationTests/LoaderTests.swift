@@ -320,3 +320,35 @@ struct WarehouseFixture {
         #expect(try await redis.xpending(key, group: "warehouse").count == 0)
     }
 }
+
+@Suite struct RedriveTests {
+    @Test func correctedRejectsAreRedrivenAndLoad() async throws {
+        let redis = try await TestServers.redis()
+        let layout = StreamLayout(namespace: TestServers.unique("swrd"))
+        var options = Replayer.Options(dataDirectory: SampleExpectations.dataFolder)
+        options.layout = layout
+        _ = try await Replayer(options: options).run(redis: redis)
+        let queue = DeadLetterQueue(layout: layout)
+        let dead = try await queue.list(on: redis, count: 100)
+        let quantityZero = try #require(dead.first { $0["raw"]?.hasPrefix("O9001,") == true })
+
+        // Uncorrected, it is still refused and stays.
+        let again = try await TestServers.runWarehouse(["dlq", "redrive", quantityZero.id.description, "--namespace", layout.namespace])
+        #expect(again.status == 1)
+        #expect(again.stdout.contains("still rejected: quantity"))
+        #expect(try await redis.xlen(layout.deadLetterKey) == dead.count)
+
+        // Corrected, it goes to the orders stream and leaves the dead-letter stream.
+        let fixed = try await TestServers.runWarehouse(
+            ["dlq", "redrive", quantityZero.id.description, "--set", "quantity=2", "--namespace", layout.namespace])
+        #expect(fixed.status == 0, "\(fixed.stdout) \(fixed.stderr)")
+        #expect(fixed.stdout.contains("redriven to \(layout.streamKey(.orders, partition: 0))"))
+        #expect(try await redis.xlen(layout.deadLetterKey) == dead.count - 1)
+
+        let warehouse = try await WarehouseFixture.make()
+        try await warehouse.load(layout, redis: redis)
+        let row = try await warehouse.postgres.query("SELECT quantity, net_amount::text FROM fact_sales WHERE order_id = 'O9001'")
+        #expect(row.first?[0] == "2")
+        #expect(row.first?[1] == "39.98")
+    }
+}

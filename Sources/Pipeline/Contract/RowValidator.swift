@@ -34,6 +34,8 @@ public struct Rejection: Sendable, Equatable, Error, CustomStringConvertible {
     public var code: String
     /// The record as CSV text.
     public var raw: String
+    /// The file's header as CSV text, so the record can be read back (and redriven).
+    public var header: String = ""
 
     public var description: String {
         "\(file):\(line)" + (column.map { " [\($0)]" } ?? "") + ": \(reason)"
@@ -55,6 +57,7 @@ public struct RowValidator: Sendable {
     /// Header columns that are not in the contract (ignored).
     public let unknownColumns: [String]
     private let headerCount: Int
+    private let headerLine: String
     private let versionPosition: Int
     private let partitionPosition: Int
     private let columns: [ColumnSpec]
@@ -85,6 +88,7 @@ public struct RowValidator: Sendable {
         self.positions = positions
         unknownColumns = header.enumerated().filter { !schema.columnNames.contains(normalized[$0.offset]) }.map(\.element)
         headerCount = header.count
+        headerLine = CSVWriter.line(header)
         versionPosition = schema.position(of: schema.versionColumn)!
         partitionPosition = schema.position(of: schema.partitionColumn)!
         columns = schema.columns
@@ -310,7 +314,7 @@ public struct RowValidator: Sendable {
     private func reject(_ fields: [UnsafeBufferPointer<UInt8>], _ line: Int, _ column: String?, _ code: String, _ reason: String) -> Rejection {
         Rejection(
             file: file, line: line, column: column, reason: column.map { "\($0): \(reason)" } ?? reason, code: code,
-            raw: CSVWriter.line(fields.map(Self.string)))
+            raw: CSVWriter.line(fields.map(Self.string)), header: headerLine)
     }
 
     /// Digits with an optional `-`, no `+`, no leading zero, not `-0`: what `String(Int64)` prints.

@@ -31,6 +31,7 @@ public struct DeadLetterQueue: Sendable {
             "code", rejection.code,
             "reason", rejection.reason,
             "raw", rejection.raw,
+            "header", rejection.header,
             "entity", entity?.rawValue ?? "",
             "stage", stage,
             "rejected_at", time.description,
