@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job on this machine: install what is missing, build (release), start the local Redis
-# and PostgreSQL (scripts/services.sh), apply the migrations, and show that both servers answer.
-# Later steps of the pipeline (replay, consumers, dashboard) join this script as they land.
+# and PostgreSQL (scripts/services.sh), apply the migrations, replay data/ onto the entity
+# streams, load the star schema with the `warehouse` consumer group until it has caught up, and
+# print the summary and the data-quality checks. The KPI group and the dashboard join this script
+# as they land.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$SW_ROOT"
@@ -14,8 +16,16 @@ bin="$SW_ROOT/.build/release/warehouse"
 eval "$(scripts/services.sh up)"
 sw_log "REDIS_URL=$REDIS_URL DATABASE_URL=$DATABASE_URL"
 
-sw_log "migrating"
-"$bin" migrate
 sw_log "checking both servers"
 "$bin" ping
+sw_log "migrating"
+"$bin" migrate
+sw_log "replaying data/ (history scenario)"
+"$bin" replay --scenario history
+sw_log "loading the star schema (consumer group warehouse) until drained"
+"$bin" consume --group warehouse --until-drained --block-ms 200
+sw_log "summary, from PostgreSQL"
+"$bin" report summary
+sw_log "data-quality checks"
+"$bin" check
 sw_log "done; stop the servers with: scripts/services.sh down"
