@@ -198,7 +198,7 @@ struct WarehouseFixture {
     }
 }
 
-@Suite struct LoaderCrashTests {
+@Suite(.serialized) struct LoaderCrashTests {
     /// kill -9 the loader at random moments during a 200,000-event load, restart it, five times
     /// over: the tables equal an uninterrupted load's and nothing is left pending.
     @Test(.timeLimit(.minutes(8)))
@@ -350,5 +350,112 @@ struct WarehouseFixture {
         let row = try await warehouse.postgres.query("SELECT quantity, net_amount::text FROM fact_sales WHERE order_id = 'O9001'")
         #expect(row.first?[0] == "2")
         #expect(row.first?[1] == "39.98")
+    }
+}
+
+extension LoaderCrashTests {
+    /// PostgreSQL stopped for 20 s in the middle of a load: the loader logs the open circuit, waits,
+    /// resumes when the server is back; nothing is lost and nothing is dead-lettered.
+    @Test(.timeLimit(.minutes(5)))
+    func postgresOutageIsWaitedOut() async throws {
+        let redis = try await TestServers.redis()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(TestServers.unique("sw-outage")).path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try DataGenerator(options: DataGenerator.Options(orders: 64_000, seed: 22)).write(to: folder)
+        let reference = StreamLayout(namespace: TestServers.unique("swor"))
+        let outage = StreamLayout(namespace: TestServers.unique("swoo"))
+        for layout in [reference, outage] {
+            var options = Replayer.Options(dataDirectory: folder)
+            options.layout = layout
+            _ = try await Replayer(options: options).run(redis: redis)
+        }
+        let uninterrupted = try await WarehouseFixture.make()
+        try await uninterrupted.load(reference, redis: redis)
+        let expected = try await uninterrupted.checksums()
+
+        // A PostgreSQL of this test's own, so stopping it disturbs no other test.
+        let server = try await PrivatePostgres.start()
+        let url = "postgresql://warehouse@127.0.0.1:\(server.port)/warehouse"
+        let migrated = try await TestServers.runWarehouse(["migrate"], environment: ["DATABASE_URL": url])
+        #expect(migrated.status == 0, "\(migrated.stderr)")
+
+        let stderrPath = folder + "/consume.log"
+        let process = try TestServers.startWarehouse(
+            ["consume", "--namespace", outage.namespace, "--batch", "500", "--block-ms", "100", "--until-drained"],
+            environment: ["DATABASE_URL": url], stderrPath: stderrPath)
+        try await Task.sleep(for: .milliseconds(1500))
+        #expect(process.isRunning, "the load should still be running when the server stops")
+        try await server.stop()
+        try await Task.sleep(for: .seconds(20))
+        #expect(process.isRunning, "the loader waits for the server instead of exiting")
+        try await server.startAgain()
+        await TestServers.waitForExit(process)
+        let log = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
+        #expect(process.terminationStatus == 0, "\(log)")
+        #expect(log.contains("circuit open"), "\(log)")
+        #expect(log.contains("circuit closed"), "\(log)")
+
+        let recovered = try await PostgresConnection(url)
+        let warehouse = WarehouseFixture(schema: "public", url: url, postgres: recovered)
+        #expect(try await warehouse.checksums() == expected)
+        #expect(try await redis.xlen(outage.deadLetterKey) == redis.xlen(reference.deadLetterKey), "nothing more dead-lettered")
+        for entity in Entity.allCases {
+            #expect(try await redis.xpending(outage.streamKey(entity, partition: 0), group: "warehouse").count == 0)
+        }
+        await server.destroy()
+    }
+}
+
+/// A throwaway PostgreSQL server for one test, started with the project's own scripts/lib.sh.
+struct PrivatePostgres {
+    let directory: String
+    let port: Int
+
+    static func start() async throws -> PrivatePostgres {
+        let directory = "/tmp/" + TestServers.unique("sw-pg")
+        let port = Int(try await shell("sw_free_port").trimmingCharacters(in: .whitespacesAndNewlines))!
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        _ = try await shell("chmod 755 \(directory) && sw_start_postgres \(directory)/pg \(port) fast")
+        return PrivatePostgres(directory: directory, port: port)
+    }
+
+    func stop() async throws { _ = try await Self.shell("sw_stop_postgres \(directory)/pg fast") }
+    func startAgain() async throws { _ = try await Self.shell("sw_start_postgres \(directory)/pg \(port) fast") }
+
+    func destroy() async {
+        _ = try? await Self.shell("sw_stop_postgres \(directory)/pg immediate")
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Runs `command` with scripts/lib.sh loaded, waiting on a thread of its own (Foundation's
+    /// Process cannot be waited for from the cooperative pool). Output goes to a file, not a pipe:
+    /// a server the command starts keeps the descriptor open, so a pipe would never reach its end.
+    @discardableResult
+    static func shell(_ command: String) async throws -> String {
+        let output = "/tmp/" + TestServers.unique("sw-shell") + ".out"
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        // posix_spawn and waitpid on a thread of its own: Foundation's Process, waited for from a
+        // test, left this child unreaped.
+        let script = "cd \(TestServers.packageRoot.path) && . scripts/lib.sh && (\(command)) > \(output) 2>&1"
+        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                var pid: pid_t = 0
+                let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/bash"), strdup("-c"), strdup(script), nil]
+                defer { for pointer in argv { free(pointer) } }
+                let spawned = posix_spawn(&pid, "/bin/bash", nil, nil, argv, environ)
+                guard spawned == 0 else {
+                    continuation.resume(throwing: PostgresError(.configuration, "posix_spawn failed: \(spawned)"))
+                    return
+                }
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                continuation.resume(returning: (status >> 8) & 0xFF)
+            }
+        }
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        guard status == 0 else {
+            throw PostgresError(.configuration, "`\(command)` failed with status \(status): \(text)")
+        }
+        return text
     }
 }

@@ -53,14 +53,19 @@ enum TestServers {
     }
 
     /// Starts the warehouse executable with its output discarded; the caller waits for it or kills it.
-    static func startWarehouse(_ arguments: [String], environment: [String: String] = [:]) throws -> Process {
+    static func startWarehouse(_ arguments: [String], environment: [String: String] = [:], stderrPath: String? = nil) throws -> Process {
         let process = Process()
         process.executableURL = try warehouseExecutable()
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.currentDirectoryURL = packageRoot
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        if let stderrPath {
+            _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
+            process.standardError = FileHandle(forWritingAtPath: stderrPath)
+        } else {
+            process.standardError = FileHandle.nullDevice
+        }
         try process.run()
         return process
     }
