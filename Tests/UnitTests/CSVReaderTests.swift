@@ -8,7 +8,9 @@ import Testing
         guard let chunk else { return CSVReader(bytes: Array(text.utf8), file: "t.csv") }
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("sw-csv-\(UUID().uuidString).csv").path
         _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
-        return try CSVReader(path: path, file: "t.csv", chunkSize: chunk)
+        let reader = try CSVReader(path: path, file: "t.csv", chunkSize: chunk)
+        try FileManager.default.removeItem(atPath: path)   // the open descriptor keeps the bytes readable
+        return reader
     }
 
     private func records(_ text: String, chunk: Int? = nil) throws -> [(Int, [String])] {
