@@ -55,13 +55,15 @@ LANGUAGE sql IMMUTABLE AS $$
     END
 $$;
 
--- Adds the days of [first, last] that dim_dates lacks; returns how many it added.
+-- Makes dim_dates cover [first, last], and stay one contiguous range (so what it covers depends only
+-- on the dates it was asked for, not on their order); returns how many days it added.
 CREATE FUNCTION ensure_dim_dates(first date, last date) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
     start_month integer := (SELECT value::integer FROM warehouse_settings WHERE name = 'fiscal_year_start_month');
     added integer;
 BEGIN
+    SELECT least(first, min(date)), greatest(last, max(date)) INTO first, last FROM dim_dates;
     -- Most calls find the range covered already: one index range count, nothing written.
     IF (SELECT count(*) FROM dim_dates WHERE date BETWEEN first AND last) = last - first + 1 THEN
         RETURN 0;

@@ -92,12 +92,32 @@ public struct ConsumerGroupRunner: Sendable {
         }
         var lastReclaim = ContinuousClock.now
         try await reclaim(redis: redis, handler: handler, stats: &stats)
+        // While the handler applies one batch, the next is already being read (its entries are
+        // pending for this consumer until processed, so a stop in between loses nothing).
+        var prefetched: Task<[StreamRead], any Error>?
+        defer { prefetched?.cancel() }
         while !stop.isStopped {
-            let reads = try await readWithRetry(redis: redis, stats: &stats)
+            let reads: [StreamRead]
+            if let next = prefetched {
+                prefetched = nil
+                do {
+                    reads = try await next.value
+                } catch where Self.isTransient(error) {
+                    reads = try await readWithRetry(redis: redis, stats: &stats)
+                }
+            } else {
+                reads = try await readWithRetry(redis: redis, stats: &stats)
+            }
             let nonEmpty = reads.filter { !$0.entries.isEmpty }
             if nonEmpty.isEmpty {
                 if options.untilDrained, try await drained(redis: redis) { break }
             } else {
+                let options = self.options
+                prefetched = Task {
+                    try await redis.xreadgroup(
+                        group: options.group, consumer: options.consumer, streams: options.streams.map { ($0, ">") },
+                        count: options.batchSize, block: .milliseconds(1))
+                }
                 try await process(nonEmpty, redis: redis, handler: handler, stats: &stats)
             }
             if ContinuousClock.now - lastReclaim >= options.minIdle {

@@ -30,7 +30,8 @@ public struct WarehouseLoader: Sendable {
 
         func record(_ range: ClosedRange<Int64>) {
             lock.lock(); defer { lock.unlock() }
-            if let days, days.overlaps(range) || days.upperBound + 1 == range.lowerBound || range.upperBound + 1 == days.lowerBound {
+            // ensure_dim_dates keeps the calendar one contiguous range: the hull of what was asked.
+            if let days {
                 self.days = min(days.lowerBound, range.lowerBound)...max(days.upperBound, range.upperBound)
             } else {
                 days = range
@@ -50,17 +51,26 @@ public struct WarehouseLoader: Sendable {
         // The calendar covers every fact date and a year either side; extended outside the batch's
         // transaction would be as good (it is idempotent), but inside keeps one commit per batch.
         let days = batch.sales.compactMap { Timestamp(iso8601: $0.orderTS)?.utcDay }
-        let needed = days.min().flatMap { first in days.max().map { (first - 366)...($0 + 366) } }
+        // Whole calendar years, from the year before the earliest fact to the year after the
+        // latest: what the calendar covers then depends only on the facts, never on their order.
+        let needed = days.min().flatMap { first in
+            days.max().map { last -> ClosedRange<Int64> in
+                let firstYear = CivilDate.civilFromDays(first).year - 1
+                let lastYear = CivilDate.civilFromDays(last).year + 1
+                return CivilDate.daysFromCivil(year: firstYear, month: 1, day: 1)...CivilDate.daysFromCivil(year: lastYear, month: 12, day: 31)
+            }
+        }
         let extend = needed.map { !calendar.covers($0) } ?? false
+        let widened = needed
         let outcome = try await postgres.withTransaction { connection in
-            if extend, let needed {
+            if extend, let widened {
                 try await connection.execute("SELECT ensure_dim_dates($1::date, $2::date)", [
-                    .text(CivilDate.format(days: needed.lowerBound)), .text(CivilDate.format(days: needed.upperBound)),
+                    .text(CivilDate.format(days: widened.lowerBound)), .text(CivilDate.format(days: widened.upperBound)),
                 ])
             }
             return try await Self.applyInTransaction(batch, group: group, on: connection)
         }
-        if extend, let needed { calendar.record(needed) }
+        if extend, let widened { calendar.record(widened) }
         return outcome
     }
 
