@@ -354,6 +354,39 @@ struct WarehouseFixture {
 }
 
 extension LoaderCrashTests {
+    /// SIGTERM in the middle of a load: the loader finishes and acknowledges what it has in hand,
+    /// exits 0, and leaves nothing pending.
+    @Test(.timeLimit(.minutes(3)))
+    func sigtermDrainsAndLeavesNothingPending() async throws {
+        let redis = try await TestServers.redis()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(TestServers.unique("sw-term")).path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try DataGenerator(options: DataGenerator.Options(orders: 30_000, seed: 23)).write(to: folder)
+        let layout = StreamLayout(namespace: TestServers.unique("swterm"))
+        var options = Replayer.Options(dataDirectory: folder)
+        options.layout = layout
+        _ = try await Replayer(options: options).run(redis: redis)
+        let warehouse = try await WarehouseFixture.make()
+        let logPath = folder + "/consume.log"
+        let process = try TestServers.startWarehouse(
+            ["consume", "--namespace", layout.namespace, "--batch", "300", "--block-ms", "100"],
+            environment: ["DATABASE_URL": warehouse.url], stderrPath: logPath)
+        try await Task.sleep(for: .milliseconds(1200))
+        #expect(process.isRunning)
+        kill(process.processIdentifier, SIGTERM)
+        await TestServers.waitForExit(process)
+        let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        #expect(process.terminationReason == .exit && process.terminationStatus == 0, "\(log)")
+        #expect(log.contains("finishing the batch in flight"))
+        var pending = 0
+        for entity in Entity.allCases {
+            pending += try await redis.xpending(layout.streamKey(entity, partition: 0), group: "warehouse").count
+        }
+        #expect(pending == 0, "a graceful stop leaves nothing pending")
+        let loaded = try await warehouse.postgres.query("SELECT count(*) FROM fact_sales").first?.decode(Int.self, at: 0) ?? 0
+        #expect(loaded > 0)
+    }
+
     /// PostgreSQL stopped for 20 s in the middle of a load: the loader logs the open circuit, waits,
     /// resumes when the server is back; nothing is lost and nothing is dead-lettered.
     @Test(.timeLimit(.minutes(5)))

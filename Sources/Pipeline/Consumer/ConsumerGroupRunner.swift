@@ -125,6 +125,15 @@ public struct ConsumerGroupRunner: Sendable {
                 try await reclaim(redis: redis, handler: handler, stats: &stats)
             }
         }
+        // Asked to stop: what was already read is part of the work in flight; finish it, so a
+        // graceful stop leaves nothing pending.
+        if let next = prefetched {
+            prefetched = nil
+            if let reads = try? await next.value {
+                let nonEmpty = reads.filter { !$0.entries.isEmpty }
+                if !nonEmpty.isEmpty { try await process(nonEmpty, redis: redis, handler: handler, stats: &stats) }
+            }
+        }
         return stats
     }
 
