@@ -79,14 +79,8 @@ extension Warehouse {
                         runnerOptions.deliveryLimit = options.deliveryLimit
                         let redis = try await RedisConnection(url: servers.redisURL)
                         let postgres = try await PostgresConnection(servers.databaseURL)
-                        let loader = WarehouseLoader(group: options.group)
-                        let runner = ConsumerGroupRunner(
-                            options: runnerOptions, deadLetters: DeadLetterQueue(layout: layout), stop: stop, log: logLine)
-                        return try await runner.run(redis: redis) { reads in
-                            let batch = LoaderBatch(reads, layout: layout)
-                            _ = try await loader.apply(batch, on: postgres)
-                            return batch.rejects
-                        }
+                        return try await WarehouseLoader(group: options.group).consume(
+                            runnerOptions, layout: layout, redis: redis, postgres: postgres, stop: stop, log: logLine)
                     }
                 }
                 var total = ConsumerGroupRunner.Stats()

@@ -29,14 +29,7 @@ struct WarehouseFixture {
         options.batchSize = batch
         options.block = .milliseconds(50)
         options.untilDrained = true
-        let runner = ConsumerGroupRunner(options: options, deadLetters: DeadLetterQueue(layout: layout))
-        let loader = WarehouseLoader()
-        let postgres = self.postgres
-        return try await runner.run(redis: redis) { reads in
-            let batch = LoaderBatch(reads, layout: layout)
-            _ = try await loader.apply(batch, on: postgres)
-            return batch.rejects
-        }
+        return try await WarehouseLoader().consume(options, layout: layout, redis: redis, postgres: postgres)
     }
 
     /// A checksum of every table's rows (creation times of inferred members left out).
@@ -303,13 +296,7 @@ struct WarehouseFixture {
         options.untilDrained = true
         options.minIdle = .milliseconds(50)
         options.deliveryLimit = 5
-        let runner = ConsumerGroupRunner(options: options, deadLetters: DeadLetterQueue(layout: layout))
-        let postgres = warehouse.postgres
-        let stats = try await runner.run(redis: redis) { reads in
-            let batch = LoaderBatch(reads, layout: layout)
-            _ = try await WarehouseLoader().apply(batch, on: postgres)
-            return batch.rejects
-        }
+        let stats = try await WarehouseLoader().consume(options, layout: layout, redis: redis, postgres: warehouse.postgres)
         #expect(stats.deadLettered == 1)
         let dead = try await redis.xrange(layout.deadLetterKey)
         #expect(dead.first?["entry_id"] == poison.description)

@@ -93,13 +93,7 @@ public struct LoadBenchmark: Sendable {
                     options.untilDrained = true
                     let redis = try await RedisConnection(url: configuration.redisURL)
                     let postgres = try await PostgresConnection(url)
-                    let loader = WarehouseLoader()
-                    let runner = ConsumerGroupRunner(options: options, deadLetters: DeadLetterQueue(layout: layout))
-                    return try await runner.run(redis: redis) { reads in
-                        let batch = LoaderBatch(reads, layout: layout)
-                        _ = try await loader.apply(batch, on: postgres)
-                        return batch.rejects
-                    }.entries
+                    return try await WarehouseLoader().consume(options, layout: layout, redis: redis, postgres: postgres).entries
                 }
             }
             return try await group.reduce(0, +)

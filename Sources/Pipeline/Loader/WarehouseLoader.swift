@@ -1,6 +1,6 @@
 import Foundation
 public import PostgresClient
-import RedisClient
+public import RedisClient
 
 /// Applies a `LoaderBatch` to the star schema in ONE transaction of set-based statements (unnest
 /// arrays), recording the highest entry id applied per stream in the same transaction.
@@ -43,6 +43,20 @@ public struct WarehouseLoader: Sendable {
     public struct Outcome: Sendable, Equatable {
         public var sales = 0, payments = 0, movements = 0, customerVersions = 0, productVersions = 0, suppliers = 0
         public var inferredCustomers = 0, inferredProducts = 0
+    }
+
+    /// Runs the consumer group with this loader as its handler, until stopped or (with
+    /// `untilDrained`) caught up.
+    public func consume(
+        _ options: ConsumerGroupRunner.Options, layout: StreamLayout, redis: RedisConnection, postgres: PostgresConnection,
+        stop: StopFlag = StopFlag(), log: @escaping @Sendable (String) -> Void = { _ in }
+    ) async throws -> ConsumerGroupRunner.Stats {
+        let runner = ConsumerGroupRunner(options: options, deadLetters: DeadLetterQueue(layout: layout), stop: stop, log: log)
+        return try await runner.run(redis: redis) { reads in
+            let batch = LoaderBatch(reads, layout: layout)
+            _ = try await self.apply(batch, on: postgres)
+            return batch.rejects
+        }
     }
 
     public func apply(_ batch: LoaderBatch, on postgres: PostgresConnection) async throws -> Outcome {
