@@ -159,22 +159,24 @@ public struct ConsumerGroupRunner: Sendable {
     func process(
         _ reads: [StreamRead], redis: RedisConnection, handler: @Sendable ([StreamRead]) async throws -> Rejects, stats: inout Stats
     ) async throws {
-        var failures = 0
+        var breaker = CircuitBreaker(threshold: options.circuitThreshold)
         var rejects: Rejects = []
         while true {
             do {
                 rejects = try await handler(reads)
-                if failures >= options.circuitThreshold { log("circuit closed: the batch went through after \(failures) attempts") }
+                let failures = breaker.failures
+                if breaker.recordSuccess() { log("circuit closed: the batch went through after \(failures) failures") }
                 break
             } catch where Self.isTransient(error) {
-                failures += 1
+                let (wait, opened) = breaker.recordFailure()
                 stats.retries += 1
-                if failures == options.circuitThreshold {
-                    log("circuit open after \(failures) transient failures in a row (\(error)); retrying with backoff")
-                } else if failures < options.circuitThreshold {
+                if opened {
+                    log("circuit open after \(breaker.failures) transient failures in a row (\(error)); probing with backoff")
+                } else if breaker.state == .closed {
                     log("transient failure (\(error)); retrying")
                 }
-                try await Task.sleep(for: Self.backoff(failures))
+                try await Task.sleep(for: wait)
+                breaker.probe()
                 if stop.isStopped { throw CancellationError() }
             } catch {
                 // A permanent failure: find the entries that cause it by applying them one at a time.
