@@ -49,21 +49,15 @@ extension Warehouse.Bench {
             options.upsertRows = upsertRows
             options.repeats = repeats
             let benchmark = ClientBenchmark(configuration: connection.servers, options: options)
-            let quiet = json
-            let result = try await benchmark.run { line in
-                if !quiet { FileHandle.standardError.write(Data(("  " + line + "\n").utf8)) }
-            }
-            if json {
-                try printEncodedJSON(result)
-            } else {
-                print("""
+            try await runBenchmark(json: json, { progress in try await benchmark.run(progress: progress) }) { result in
+                """
                     bench clients (median of \(result.repeats))
                       XADD, 10 fields, pipelined 1000     \(grouped(result.xaddEntriesPerSecond)) entries/s
                       XREADGROUP COUNT 1000 + XACK        \(grouped(result.xreadgroupXackEntriesPerSecond)) entries/s
                       COPY, 11 columns, 3 indexes         \(grouped(result.copyRowsPerSecond)) rows/s
                       unnest upsert, fresh keys           \(grouped(result.upsertFreshRowsPerSecond)) rows/s
                       unnest upsert, all conflicting      \(grouped(result.upsertConflictRowsPerSecond)) rows/s
-                    """)
+                    """
             }
         }
 
@@ -89,20 +83,14 @@ extension Warehouse.Bench {
         var json = false
 
         func run() async throws {
-            let quiet = json
-            let result = try await ReplayBenchmark(configuration: connection.servers, orderLines: orders, memoryBudget: memoryMb << 20).run { line in
-                if !quiet { FileHandle.standardError.write(Data(("  " + line + "\n").utf8)) }
-            }
-            if json {
-                try printEncodedJSON(result)
-            } else {
-                print("""
+            try await runBenchmark(json: json, { progress in try await ReplayBenchmark(configuration: connection.servers, orderLines: orders, memoryBudget: memoryMb << 20).run(progress: progress) }) { result in
+                """
                     bench replay (\(result.orderLines) order lines, \(result.inputRows) input rows; Redis AOF \(result.redisAppendOnly ? "on" : "off"))
                       parse+validate, one core      \(Int(result.parseValidateRowsPerSecond)) rows/s
                       replay, CSV to XADD           \(Int(result.replayEventsPerSecond)) events/s overall, \(Int(result.replayPublishEventsPerSecond)) events/s while publishing
                       events published              \(result.events) in \(String(format: "%.1f", result.replaySeconds)) s, sort spilled \(result.spilledRuns) run(s)
                       peak RSS                      \(Int(result.peakRSSMegabytes)) MB
-                    """)
+                    """
             }
         }
     }
@@ -130,20 +118,25 @@ extension Warehouse.Bench {
         var json = false
 
         func run() async throws {
-            let quiet = json
-            let result = try await LoadBenchmark(configuration: connection.servers, orderLines: orders, workers: workers, batch: batch).run { line in
-                if !quiet { FileHandle.standardError.write(Data(("  " + line + "\n").utf8)) }
-            }
-            if json {
-                try printEncodedJSON(result)
-            } else {
-                print("""
+            try await runBenchmark(json: json, { progress in try await LoadBenchmark(configuration: connection.servers, orderLines: orders, workers: workers, batch: batch).run(progress: progress) }) { result in
+                """
                     bench load (\(result.events) events, \(result.workers) workers, batch \(result.batch))
                       empty warehouse           \(grouped(result.emptyWarehouseEventsPerSecond)) events/s
                       every row already there   \(grouped(result.existingRowsEventsPerSecond)) events/s
                       peak RSS                  \(Int(result.peakRSSMegabytes)) MB
-                    """)
+                    """
             }
         }
     }
+}
+
+/// Runs a benchmark: progress lines on stderr unless `json`, then the result as one JSON object or
+/// as the text `describe` makes.
+func runBenchmark<Result: Encodable & Sendable>(
+    json: Bool, _ body: (@escaping @Sendable (String) -> Void) async throws -> Result, describe: (Result) -> String
+) async throws {
+    let result = try await body { line in
+        if !json { FileHandle.standardError.write(Data(("  " + line + "\n").utf8)) }
+    }
+    if json { try printEncodedJSON(result) } else { print(describe(result)) }
 }
