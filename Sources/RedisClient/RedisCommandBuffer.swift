@@ -84,14 +84,6 @@ public struct RedisCommandBuffer: Sendable {
         for argument in arguments { add(argument) }
     }
 
-    /// Appends `commands` complete commands that are already RESP-encoded (as `bytes` of another
-    /// buffer were): replay encodes each event once, when it reads it, and copies it here to send.
-    public mutating func appendEncoded(_ encoded: UnsafeRawBufferPointer, commands: Int) {
-        precondition(argumentsLeft == 0, "a command is incomplete")
-        bytes.append(contentsOf: encoded)
-        count += commands
-    }
-
     /// Appends one command that `body` writes in RESP itself, for encoders that assemble commands
     /// from pre-encoded fragments. `body` must write exactly one complete command.
     public mutating func appendEncodedCommand(_ body: (inout [UInt8]) -> Void) {
