@@ -43,6 +43,9 @@ public struct ConsumerGroupRunner: Sendable {
         public var deliveryLimit = 5
         /// Consecutive transient failures after which the circuit opens (logged; retries continue slower).
         public var circuitThreshold = 3
+        /// The handler acknowledges the entries it applies itself, in the same atomic step as its
+        /// effects (the KPI group); the runner then acknowledges only what it dead-letters.
+        public var handlerAcknowledges = false
 
         public init(group: String, consumer: String, streams: [String]) {
             self.group = group
@@ -188,7 +191,12 @@ public struct ConsumerGroupRunner: Sendable {
             try await deadLetters.appendEvents(rejects.map { ($0.stream, $0.entry, $0.reason, nil) }, stage: options.group, on: redis)
             stats.deadLettered += rejects.count
         }
-        try await acknowledge(reads, redis: redis)
+        if options.handlerAcknowledges {
+            let rejected = Dictionary(grouping: rejects, by: \.stream).map { StreamRead(key: $0.key, entries: $0.value.map(\.entry)) }
+            if !rejected.isEmpty { try await acknowledge(rejected, redis: redis) }
+        } else {
+            try await acknowledge(reads, redis: redis)
+        }
         stats.batches += 1
         stats.entries += reads.reduce(0) { $0 + $1.entries.count }
     }
