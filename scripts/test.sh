@@ -42,7 +42,7 @@ export WAREHOUSE_BIN="$SW_ROOT/.build/debug/warehouse"
 # The crash test (kill -9 of real loader processes, 200,000 events) loads both cores for half a
 # minute; it runs on its own after the rest, so the timing tests (the cooperative pool, replay
 # pacing) are not measured on a machine it is saturating.
-heavy="LoaderCrashTests"
+heavy="LoaderCrashTests|KPICrashTests"
 set +e
 if [ $# -gt 0 ]; then
   sw_log "running tests: $*"

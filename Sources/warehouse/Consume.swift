@@ -6,25 +6,31 @@ import PostgresClient
 import RedisClient
 
 extension Warehouse {
-    /// `warehouse consume --group warehouse`: loads the star schema from the entity streams.
+    /// `warehouse consume --group warehouse|kpi`: loads the star schema, or keeps the KPIs in Redis.
     struct Consume: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Run a consumer group: `warehouse` loads the PostgreSQL star schema from the entity streams.",
+            abstract: "Run a consumer group: `warehouse` loads the PostgreSQL star schema, `kpi` keeps the KPIs in Redis.",
             discussion: """
-                Each batch is one PostgreSQL transaction, committed before its entries are acknowledged; every statement \
-                is idempotent, so a crash, a redelivery or a replay never loses or double-counts anything. SIGINT/SIGTERM \
-                finish the batch in flight, acknowledge it and exit.
+                warehouse: each batch is one PostgreSQL transaction, committed before its entries are acknowledged; every \
+                statement is idempotent, so a crash, a redelivery or a replay never loses or double-counts anything.
+                kpi: each batch's state changes and the XACK of its entries are one MULTI/EXEC per stream; the KPIs are \
+                absolute values derived from that state (rebuilt from it at start). One aggregator runs per namespace \
+                (a lease makes a second one wait).
+                SIGINT/SIGTERM finish the batch in flight, acknowledge it and exit.
                 """
         )
 
         @OptionGroup var connection: ConnectionOptions
         @OptionGroup var streams: StreamOptions
 
-        @Option(help: "The consumer group: warehouse.")
+        @Option(help: "The consumer group: warehouse or kpi.")
         var group = "warehouse"
 
-        @Option(help: "This consumer's name (default: host-pid).")
+        @Option(help: "This consumer's name (default: host-pid; `aggregator` for kpi, so a restart takes back what it left pending).")
         var consumer: String?
+
+        @Option(help: "kpi: the lease's time to live in ms (a crashed aggregator's successor waits at most this long).")
+        var leaseMs = 10_000
 
         @Option(help: "Entries per XREADGROUP, per stream.")
         var batch = 1000
@@ -48,9 +54,13 @@ extension Warehouse {
         var untilDrained = false
 
         func validate() throws {
-            guard group == "warehouse" else {
-                throw ValidationError("unknown group \(group): `warehouse` loads PostgreSQL (the `kpi` group comes with the KPIs step)")
+            guard group == "warehouse" || group == "kpi" else {
+                throw ValidationError("unknown group \(group): `warehouse` loads PostgreSQL, `kpi` keeps the KPIs in Redis")
             }
+            guard group != "kpi" || workers == 1 else {
+                throw ValidationError("the kpi group runs one aggregator (its state is in memory): --workers must be 1")
+            }
+            guard leaseMs >= 100 else { throw ValidationError("--lease-ms must be at least 100") }
             guard batch > 0, blockMs >= 0, workers >= 1, partitions >= 1, minIdleMs > 0, deliveryLimit >= 1 else {
                 throw ValidationError("--batch, --workers, --partitions, --min-idle-ms and --delivery-limit must be positive")
             }
@@ -62,7 +72,8 @@ extension Warehouse {
             let stop = StopFlag()
             let signals = installStopSignals(stop)
             defer { _ = signals }
-            let name = consumer ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
+            let name = consumer ?? (group == "kpi" ? "aggregator" : "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)")
+            let leaseTTL = Duration.milliseconds(leaseMs)
             let streamKeys = Entity.allCases.flatMap { layout.streamKeys($0) }
             let options = (batch: batch, block: Duration.milliseconds(blockMs), untilDrained: untilDrained,
                            minIdle: Duration.milliseconds(minIdleMs), deliveryLimit: deliveryLimit, group: group)
@@ -77,6 +88,10 @@ extension Warehouse {
                         runnerOptions.untilDrained = options.untilDrained
                         runnerOptions.minIdle = options.minIdle
                         runnerOptions.deliveryLimit = options.deliveryLimit
+                        if options.group == "kpi" {
+                            return try await KPIAggregator.consume(
+                                runnerOptions, layout: layout, url: servers.redisURL, leaseTTL: leaseTTL, stop: stop, log: logLine)
+                        }
                         let redis = try await RedisConnection(url: servers.redisURL)
                         let postgres = try await PostgresConnection(servers.databaseURL)
                         return try await WarehouseLoader(group: options.group).consume(
@@ -106,12 +121,12 @@ extension Warehouse {
 }
 
 /// SIGINT and SIGTERM set `stop` instead of killing the process, so consumers drain.
-func installStopSignals(_ stop: StopFlag) -> [any DispatchSourceSignal] {
+func installStopSignals(_ stop: StopFlag, quiet: Bool = false) -> [any DispatchSourceSignal] {
     [SIGINT, SIGTERM].map { number in
         signal(number, SIG_IGN)
         let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
         source.setEventHandler {
-            logLine("signal \(number): finishing the batch in flight, then stopping")
+            if !quiet { logLine("signal \(number): finishing the batch in flight, then stopping") }
             stop.stop()
         }
         source.resume()

@@ -1,0 +1,90 @@
+import ArgumentParser
+import Foundation
+import Pipeline
+import RedisClient
+
+extension Warehouse {
+    /// `warehouse tail`: the KPI change stream, live.
+    struct Tail: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print KPI changes as the aggregator applies them, until interrupted.",
+            discussion: """
+                Each batch the aggregator applies appends one record: which KPIs changed and their new values, and the \
+                event-time watermark. Text: one line per record, with the change since the previous value. --json: one \
+                object per line: {id, at, watermark, events, changes: {kpi: value}}.
+                """)
+
+        enum Start: String, ExpressibleByArgument { case start, now }
+
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var streams: StreamOptions
+
+        @Option(help: "start (every change kept) or now (only new ones).")
+        var from: Start = .now
+
+        @Option(name: .customLong("kpi"), help: "Only KPIs matching this glob (repeatable), e.g. 'revenue*' or 'window:5m:*'.")
+        var patterns: [String] = []
+
+        @Flag(help: "JSON lines.")
+        var json = false
+
+        @Option(help: "Exit after this many records (0: run until interrupted).")
+        var count = 0
+
+        func run() async throws {
+            let stop = StopFlag()
+            let signals = installStopSignals(stop, quiet: true)
+            defer { _ = signals }
+            let redis = try await RedisConnection(url: connection.servers.redisURL)
+            let key = KPIKeys(layout: streams.layout()).changes
+            var position = from == .start ? "0" : (try await redis.xrevrange(key, count: 1).first?.id.description ?? "0")
+            var previous: [String: String] = [:]
+            var printed = 0
+            while !stop.isStopped {
+                let reads = try await redis.xread(streams: [(key, position)], count: 100, block: .milliseconds(500))
+                for entry in reads.flatMap(\.entries) {
+                    position = entry.id.description
+                    var changes: [(String, String)] = []
+                    var meta: [String: String] = [:]
+                    for (name, value) in entry.pairs {
+                        if name.hasPrefix("kpi:") {
+                            let kpi = String(name.dropFirst(4))
+                            if patterns.isEmpty || patterns.contains(where: { fnmatch($0, kpi, 0) == 0 }) { changes.append((kpi, value)) }
+                        } else {
+                            meta[name] = value
+                        }
+                    }
+                    if !patterns.isEmpty && changes.isEmpty { continue }
+                    if json {
+                        printJSON([
+                            "id": entry.id.description, "at": meta["at"] ?? "", "watermark": meta["watermark"] ?? "",
+                            "events": Int(meta["events"] ?? "") ?? 0,
+                            "changes": Dictionary(changes, uniquingKeysWith: { $1 }),
+                        ] as [String: Any])
+                    } else {
+                        let parts = changes.map { kpi, value -> String in
+                            let delta = Self.delta(previous[kpi], value).map { " (\($0))" } ?? ""
+                            return "\(kpi) \(value.isEmpty ? "(gone)" : value)\(delta)"
+                        }
+                        print("\(meta["at"] ?? "")  watermark \(meta["watermark"] ?? "-")  \(meta["events"] ?? "0") events  "
+                              + parts.joined(separator: "  "))
+                    }
+                    for (kpi, value) in changes { previous[kpi] = value }
+                    fflush(nil)
+                    printed += 1
+                    if count > 0 && printed >= count { return }
+                }
+            }
+        }
+
+        /// `+53.97` / `-1` between two numbers of the same shape; nil when not both numbers.
+        static func delta(_ old: String?, _ new: String) -> String? {
+            guard let old, let a = DecimalValue(old), let b = DecimalValue(new) else { return nil }
+            let scale = max(a.scale, b.scale)
+            let d = b.rescaled(to: scale).units - a.rescaled(to: scale).units
+            guard d != 0 else { return nil }
+            let text = DecimalValue(units: d, scale: scale).description
+            return d > 0 ? "+" + text : text
+        }
+    }
+}

@@ -1,0 +1,195 @@
+import Foundation
+import Pipeline
+import RedisClient
+import Testing
+
+/// The `kpi` group on a real Redis (and PostgreSQL, for reconciliation).
+@Suite struct KPITests {
+    static func replay(_ folder: String, into layout: StreamLayout, redis: RedisConnection) async throws -> Int {
+        var options = Replayer.Options(dataDirectory: folder)
+        options.layout = layout
+        return try await Replayer(options: options).run(redis: redis).events
+    }
+
+    /// Runs the aggregator in this process until the group is drained.
+    @discardableResult
+    static func aggregate(_ layout: StreamLayout, batch: Int = 1000) async throws -> ConsumerGroupRunner.Stats {
+        var options = ConsumerGroupRunner.Options(group: "kpi", consumer: "aggregator", streams: Entity.allCases.flatMap { layout.streamKeys($0) })
+        options.batchSize = batch
+        options.block = .milliseconds(50)
+        options.untilDrained = true
+        return try await KPIAggregator.consume(options, layout: layout, url: try TestServers.redisURL(), leaseTTL: .seconds(2))
+    }
+
+    static var expectedSummary: Summary {
+        get throws {
+            let json = try JSONSerialization.data(withJSONObject: try #require(try SampleExpectations.json["summary"]))
+            return try JSONDecoder().decode(Summary.self, from: json)
+        }
+    }
+
+    @Test func theSampleGivesTheExpectedKPIsAndReconcilesWithTheWarehouse() async throws {
+        let redis = try await TestServers.redis()
+        let layout = StreamLayout(namespace: TestServers.unique("swk"))
+        _ = try await Self.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
+        let warehouse = try await WarehouseFixture.make()
+        try await warehouse.load(layout, redis: redis, batch: 50)
+
+        let consumed = try await TestServers.runWarehouse(
+            ["consume", "--group", "kpi", "--namespace", layout.namespace, "--batch", "40", "--block-ms", "100", "--until-drained"])
+        #expect(consumed.status == 0, "\(consumed.stderr)")
+        #expect(consumed.stderr.contains("kpi: 417 entries"), "\(consumed.stderr)")
+
+        let kpis = try await TestServers.runWarehouse(["kpis", "--json", "--namespace", layout.namespace])
+        #expect(kpis.status == 0, "\(kpis.stderr)")
+        let summary = try JSONDecoder().decode(Summary.self, from: Data(kpis.stdout.utf8))
+        let expected = try Self.expectedSummary
+        #expect(summary.revenue == expected.revenue)
+        #expect(summary.topProducts == expected.topProducts)
+        #expect(summary.payments == expected.payments)
+        #expect(summary.linesByStatus == expected.linesByStatus)
+        #expect(summary.inventory == expected.inventory)
+        #expect(summary.counts == expected.counts)
+        // The extra keys are there too.
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(kpis.stdout.utf8)) as? [String: Any])
+        for key in ["windows", "buckets", "aov", "orders_with_revenue", "top_products_latest_day", "payment_rates", "low_stock", "watermark"] {
+            #expect(object[key] != nil, "kpis --json has \(key)")
+        }
+
+        let reconcile = try await TestServers.runWarehouse(
+            ["reconcile", "--json", "--namespace", layout.namespace], environment: ["DATABASE_URL": warehouse.url])
+        #expect(reconcile.status == 0, "\(reconcile.stdout) \(reconcile.stderr)")
+        let result = try JSONDecoder().decode(Reconciliation.self, from: Data(reconcile.stdout.utf8))
+        #expect(result.drift.isEmpty && result.compared > 100)
+
+        // Reconciliation notices a KPI that is off by a cent.
+        let keys = KPIKeys(layout: layout)
+        _ = try await redis.command("HSET", keys.totals, "revenue", "9582.91", "revenue:category:Electronics", "0.01")
+        let drifted = try await TestServers.runWarehouse(
+            ["reconcile", "--namespace", layout.namespace], environment: ["DATABASE_URL": warehouse.url])
+        #expect(drifted.status == 1)
+        #expect(drifted.stdout.contains("DRIFT in 2 of") && drifted.stdout.contains("revenue.total"), "\(drifted.stdout)")
+    }
+
+    /// A restart rebuilds the same figures from the persisted records; replaying every event again
+    /// (new entries, same events) changes nothing; a lost KPI key comes back on the next start.
+    @Test func restartsAndReplaysChangeNothing() async throws {
+        let redis = try await TestServers.redis()
+        let layout = StreamLayout(namespace: TestServers.unique("swk"))
+        let keys = KPIKeys(layout: layout)
+        _ = try await Self.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
+        let first = try await Self.aggregate(layout, batch: 7)
+        #expect(first.entries == 417 && first.deadLettered == 0)
+        let before = try await KPISnapshot.read(keys, on: redis)
+        #expect(before.summary == (try Self.expectedSummary))
+
+        _ = try await Self.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
+        _ = try await redis.command("DEL", keys.totals, keys.hours)
+        let second = try await Self.aggregate(layout)
+        #expect(second.entries == 417)
+        let after = try await KPISnapshot.read(keys, on: redis)
+        #expect(after == before)
+        let totals = try await redis.command("HLEN", keys.totals).int ?? 0
+        #expect(totals > 80, "the totals hash was rewritten (\(totals) fields)")
+    }
+
+    @Test func unreadableEventsAreDeadLetteredAndAcknowledged() async throws {
+        let redis = try await TestServers.redis()
+        let layout = StreamLayout(namespace: TestServers.unique("swk"))
+        let stream = layout.streamKey(.orders, partition: 0)
+        _ = try await redis.xadd(stream, fields: Self.orderFields("O1", eventID: "e1"))
+        _ = try await redis.xadd(stream, fields: Self.orderFields("O2", eventID: "e2").map { $0 == "2024-03-01T10:00:00Z" ? "yesterday" : $0 })
+        let stats = try await Self.aggregate(layout)
+        #expect(stats.entries == 2)
+        let dead = try await redis.xrange(layout.deadLetterKey)
+        #expect(dead.count == 1)
+        #expect(dead.first?["stage"] == "kpi" && dead.first?["reason"]?.contains("order_ts") == true, "\(dead)")
+        #expect(try await redis.xpending(stream, group: "kpi").count == 0)
+        let snapshot = try await KPISnapshot.read(KPIKeys(layout: layout), on: redis)
+        #expect(snapshot.summary.counts.orderLines == 1 && snapshot.summary.revenue.total == "10.00")
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func tailShowsAChangeWithinASecondOfAnOrder() async throws {
+        let redis = try await TestServers.redis()
+        let layout = StreamLayout(namespace: TestServers.unique("swk"))
+        _ = try await Self.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
+        let consumer = try TestServers.startWarehouse(["consume", "--group", "kpi", "--namespace", layout.namespace, "--block-ms", "1000"])
+        defer { if consumer.isRunning { kill(consumer.processIdentifier, SIGKILL) } }
+        let keys = KPIKeys(layout: layout)
+        for _ in 0..<200 {
+            if try await KPISnapshot.read(keys, on: redis).summary.counts.orderLines == 80 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        async let tail = TestServers.runWarehouse(
+            ["tail", "--json", "--count", "1", "--kpi", "count:order_lines", "--namespace", layout.namespace])
+        try await Task.sleep(for: .milliseconds(1500))   // tail has started and read its starting point
+        let sent = ContinuousClock.now
+        _ = try await redis.xadd(layout.streamKey(.orders, partition: 0), fields: Self.orderFields("NEW-1", eventID: "new1"))
+        let output = try await tail
+        let elapsed = ContinuousClock.now - sent
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(elapsed < .seconds(1), "tail printed the change \(elapsed) after the order")
+        let line = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+        #expect((line["changes"] as? [String: String])?["count:order_lines"] == "81", "\(output.stdout)")
+        kill(consumer.processIdentifier, SIGTERM)
+        await TestServers.waitForExit(consumer)
+        #expect(consumer.terminationStatus == 0)
+    }
+
+    static func orderFields(_ order: String, eventID: String) -> [String] {
+        ["order_id", order, "line_number", "1", "customer_id", "C001", "product_id", "P001", "quantity", "1",
+         "unit_price", "10.00", "discount", "0", "status", "placed", "order_ts", "2024-03-01T10:00:00Z",
+         "updated_at", "2024-03-01T10:00:00Z", "type", "order_line", "schema_version", "1",
+         "event_time", "2024-03-01T10:00:00Z", "event_id", eventID, "source", "test:1"]
+    }
+}
+
+@Suite(.serialized) struct KPICrashTests {
+    /// kill -9 the aggregator at random moments during a 200,000-event load, five times over: the
+    /// KPIs equal an uninterrupted run's, reconcile with the warehouse with zero drift, and
+    /// nothing is left pending.
+    @Test(.timeLimit(.minutes(8)))
+    func killNineFiveTimesLosesAndDoublesNothing() async throws {
+        let redis = try await TestServers.redis()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(TestServers.unique("sw-kcrash")).path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try DataGenerator(options: DataGenerator.Options(orders: 64_000, seed: 31)).write(to: folder)
+        let reference = StreamLayout(namespace: TestServers.unique("swkr"))
+        let crashed = StreamLayout(namespace: TestServers.unique("swkc"))
+        for layout in [reference, crashed] {
+            #expect(try await KPITests.replay(folder, into: layout, redis: redis) >= 195_000)
+        }
+        try await KPITests.aggregate(reference)
+        let expected = try await KPISnapshot.read(KPIKeys(layout: reference), on: redis)
+
+        let arguments = ["consume", "--group", "kpi", "--namespace", crashed.namespace, "--batch", "500", "--block-ms", "100",
+                         "--lease-ms", "500", "--until-drained"]
+        var kills = 0
+        while kills < 5 {
+            let process = try TestServers.startWarehouse(arguments)
+            try await Task.sleep(for: .milliseconds(Int.random(in: 300...1500)))
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                kills += 1
+            }
+            await TestServers.waitForExit(process)
+            if process.terminationReason == .exit { break }
+        }
+        let final = try await TestServers.runWarehouse(arguments)
+        #expect(final.status == 0, "stderr: \(final.stderr)")
+        #expect(kills >= 3, "the aggregator should have been killed several times (was \(kills))")
+
+        let actual = try await KPISnapshot.read(KPIKeys(layout: crashed), on: redis)
+        #expect(actual.totals == expected.totals, "every KPI equals the uninterrupted run's")
+        #expect(actual == expected)
+        for entity in Entity.allCases {
+            #expect(try await redis.xpending(crashed.streamKey(entity, partition: 0), group: "kpi").count == 0, "\(entity) has pending entries")
+        }
+        let warehouse = try await WarehouseFixture.make()
+        try await warehouse.load(crashed, redis: redis, batch: 2000)
+        let reconcile = try await TestServers.runWarehouse(
+            ["reconcile", "--json", "--namespace", crashed.namespace], environment: ["DATABASE_URL": warehouse.url])
+        #expect(reconcile.status == 0, "\(reconcile.stdout) \(reconcile.stderr)")
+    }
+}
