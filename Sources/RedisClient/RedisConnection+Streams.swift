@@ -432,13 +432,19 @@ func decodeEntry(_ item: UnsafeMutablePointer<redisReply>) throws -> StreamEntry
     }) else { throw RedisError(.unexpectedReply, "bad stream id \(replyString(idReply))") }
     guard let fieldsReply = r.element[1], fieldsReply.pointee.type == REDIS_REPLY_ARRAY else { return nil }
     let count = fieldsReply.pointee.elements
-    var fields: [String] = []
-    fields.reserveCapacity(count)
-    for index in 0..<count {
-        fields.append(fieldsReply.pointee.element[index].map(replyString) ?? "")
-    }
     guard count % 2 == 0 else { throw RedisError(.unexpectedReply, "odd number of fields in entry \(id)") }
-    return StreamEntry(id: id, fields: fields)
+    var size = 0
+    for index in 0..<count { size += (fieldsReply.pointee.element[index]?.pointee.len ?? 0) + 2 }
+    var packed: [UInt8] = []
+    packed.reserveCapacity(size)
+    for index in 0..<count {
+        if let element = fieldsReply.pointee.element[index], let str = element.pointee.str {
+            StreamEntry.append(UnsafeRawBufferPointer(start: str, count: element.pointee.len), to: &packed)
+        } else {
+            packed.append(0)
+        }
+    }
+    return StreamEntry(id: id, packed: packed)
 }
 
 extension Duration {

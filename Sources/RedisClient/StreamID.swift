@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 /// A Redis stream entry id, `<milliseconds>-<sequence>`, ordered as Redis orders them.
 public struct StreamID: Hashable, Comparable, Sendable, CustomStringConvertible, LosslessStringConvertible {
     /// Milliseconds since the Unix epoch (for ids that Redis generated).
@@ -69,30 +72,115 @@ public struct StreamID: Hashable, Comparable, Sendable, CustomStringConvertible,
 }
 
 /// One entry of a stream: its id and its fields in the order they were written.
+///
+/// The fields are kept packed in one buffer (per name and value: a LEB128 length, then the
+/// bytes), read straight from the reply: one allocation per entry instead of one String per
+/// field, and no UTF-8 validation until a value is asked for as a String.
 public struct StreamEntry: Sendable, Equatable {
     public var id: StreamID
-    /// Field names and values, alternating: name, value, name, value, …
-    public var fields: [String]
+    /// Names and values, alternating, each a LEB128 length and its bytes.
+    public private(set) var packed: [UInt8]
 
     public init(id: StreamID, fields: [String]) {
         precondition(fields.count % 2 == 0, "fields must alternate name and value")
         self.id = id
-        self.fields = fields
+        var packed: [UInt8] = []
+        for field in fields {
+            var field = field
+            field.withUTF8 { Self.append(UnsafeRawBufferPointer($0), to: &packed) }
+        }
+        self.packed = packed
+    }
+
+    /// An entry whose fields are already packed.
+    public init(id: StreamID, packed: [UInt8]) {
+        self.id = id
+        self.packed = packed
+    }
+
+    /// Appends one packed name or value.
+    @inline(__always)
+    public static func append(_ bytes: UnsafeRawBufferPointer, to packed: inout [UInt8]) {
+        var length = bytes.count
+        while length >= 0x80 {
+            packed.append(UInt8(length & 0x7F) | 0x80)
+            length >>= 7
+        }
+        packed.append(UInt8(length))
+        packed.append(contentsOf: bytes)
+    }
+
+    /// Calls `body` with each name and value (alternating) as raw bytes; stops when it returns false.
+    @inline(__always)
+    public func forEachField(_ body: (_ index: Int, UnsafeRawBufferPointer) -> Bool) {
+        packed.withUnsafeBytes { raw in
+            var offset = 0, index = 0
+            while offset < raw.count {
+                var length = 0, shift = 0
+                while true {
+                    let byte = raw[offset]
+                    offset += 1
+                    length |= Int(byte & 0x7F) << shift
+                    if byte < 0x80 { break }
+                    shift += 7
+                }
+                if !body(index, UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + length)])) { return }
+                offset += length
+                index += 1
+            }
+        }
+    }
+
+    /// Field names and values, alternating: name, value, name, value, …
+    public var fields: [String] {
+        get {
+            var out: [String] = []
+            forEachField { _, bytes in
+                out.append(String(decoding: bytes, as: UTF8.self))
+                return true
+            }
+            return out
+        }
+        set { self = StreamEntry(id: id, fields: newValue) }
+    }
+
+    /// Calls `body` with the bytes of the first field called `name`; nil when there is none.
+    @inline(__always)
+    public func withValue<R>(_ name: StaticString, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
+        let wanted = UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
+        return withValue(wanted, body)
+    }
+
+    /// Calls `body` with the bytes of the first field whose name is `wanted`.
+    public func withValue<R>(_ wanted: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
+        var result: R?
+        var matched = false
+        forEachField { index, bytes in
+            if index % 2 == 0 {
+                matched = bytes.count == wanted.count && (bytes.count == 0 || memcmp(bytes.baseAddress!, wanted.baseAddress!, bytes.count) == 0)
+                return true
+            }
+            if matched {
+                result = body(bytes)
+                return false
+            }
+            return true
+        }
+        return result
     }
 
     /// The value of the first field called `name`.
     public subscript(name: String) -> String? {
-        var index = 0
-        while index + 1 < fields.count {
-            if fields[index] == name { return fields[index + 1] }
-            index += 2
+        var name = name
+        return name.withUTF8 { utf8 in
+            withValue(UnsafeRawBufferPointer(utf8)) { String(decoding: $0, as: UTF8.self) }
         }
-        return nil
     }
 
     /// The fields as (name, value) pairs.
     public var pairs: [(name: String, value: String)] {
-        stride(from: 0, to: fields.count - 1, by: 2).map { (fields[$0], fields[$0 + 1]) }
+        let fields = self.fields
+        return stride(from: 0, to: fields.count - 1, by: 2).map { (fields[$0], fields[$0 + 1]) }
     }
 }
 

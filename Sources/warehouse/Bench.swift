@@ -7,7 +7,7 @@ extension Warehouse {
     struct Bench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Benchmarks that print their figures (run a release build).",
-            subcommands: [Clients.self, ReplayBench.self, LoadBench.self]
+            subcommands: [Clients.self, ReplayBench.self, LoadBench.self, KPIBench.self]
         )
     }
 }
@@ -124,6 +124,55 @@ extension Warehouse.Bench {
                       empty warehouse           \(grouped(result.emptyWarehouseEventsPerSecond)) events/s
                       every row already there   \(grouped(result.existingRowsEventsPerSecond)) events/s
                       peak RSS                  \(Int(result.peakRSSMegabytes)) MB
+                    """
+            }
+        }
+    }
+}
+
+extension Warehouse.Bench {
+    /// `warehouse bench kpi`: the KPI aggregator.
+    struct KPIBench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "kpi",
+            abstract: "KPI aggregator events/s from pre-filled streams; restart rebuild time; freshness under a steady producer; kpis read latency.")
+
+        @OptionGroup var connection: ConnectionOptions
+
+        @Option(help: "Order lines in the generated set (about 3.2 events each; the default gives over 1,000,000 events).")
+        var orders = 330_000
+
+        @Option(help: "Entries per XREADGROUP, per stream.")
+        var batch = 2000
+
+        @Option(help: "Producer rate for the freshness measurement, events/s.")
+        var rate = 5000
+
+        @Option(help: "Seconds the producer runs.")
+        var seconds = 10.0
+
+        @Option(help: "kpis reads timed.")
+        var reads = 10_000
+
+        @Flag(help: "Print one JSON object.")
+        var json = false
+
+        func validate() throws {
+            guard orders > 0, batch > 0, rate > 0, seconds > 0, reads > 0 else { throw ValidationError("every figure must be positive") }
+        }
+
+        func run() async throws {
+            let benchmark = KPIBenchmark(
+                configuration: connection.servers, orderLines: orders, batch: batch, rate: rate, freshnessSeconds: seconds, reads: reads)
+            try await runBenchmark(json: json, { progress in try await benchmark.run(progress: progress) }) { r in
+                func ms(_ value: Double) -> String { String(format: "%.2f ms", value) }
+                return """
+                    bench kpi (\(r.events) events, batch \(r.batch); Redis AOF \(r.redisAppendOnly ? "on" : "off"))
+                      aggregator, pre-filled streams    \(grouped(r.eventsPerSecond)) events/s
+                      rebuild after a restart           \(String(format: "%.2f", r.rebuildSeconds)) s
+                      freshness at \(r.freshness.rate)/s (\(r.freshness.events) events)  p50 \(ms(r.freshness.p50Milliseconds)), p99 \(ms(r.freshness.p99Milliseconds)), max \(ms(r.freshness.maxMilliseconds))
+                      kpis read (\(r.kpisRead.reads) reads)          p50 \(String(format: "%.3f ms", r.kpisRead.p50Milliseconds)), p99 \(String(format: "%.3f ms", r.kpisRead.p99Milliseconds))
+                      peak RSS                          \(Int(r.peakRSSMegabytes)) MB
                     """
             }
         }

@@ -79,7 +79,12 @@ public struct ConsumerGroupRunner: Sendable {
         self.log = log
     }
 
-    public func run(redis: RedisConnection, handler: @Sendable ([StreamRead]) async throws -> Rejects) async throws -> Stats {
+    /// `idle` runs whenever a read comes back empty, before the drained check (a handler that
+    /// commits asynchronously waits for its last commit there).
+    public func run(
+        redis: RedisConnection, idle: (@Sendable () async throws -> Void)? = nil,
+        handler: @Sendable ([StreamRead]) async throws -> Rejects
+    ) async throws -> Stats {
         var stats = Stats()
         for stream in options.streams {
             try await redis.xgroupCreate(stream, group: options.group, id: "0", makeStream: true)
@@ -113,6 +118,7 @@ public struct ConsumerGroupRunner: Sendable {
             }
             let nonEmpty = reads.filter { !$0.entries.isEmpty }
             if nonEmpty.isEmpty {
+                try await idle?()
                 if options.untilDrained, try await drained(redis: redis) { break }
             } else {
                 let options = self.options

@@ -42,7 +42,8 @@ public actor KPIAggregator {
     /// once there is nothing left), having finished the batch in flight.
     public static func consume(
         _ options: ConsumerGroupRunner.Options, layout: StreamLayout, url: String, leaseTTL: Duration = .seconds(10),
-        stop: StopFlag = StopFlag(), log: @escaping @Sendable (String) -> Void = { _ in }
+        stop: StopFlag = StopFlag(), log: @escaping @Sendable (String) -> Void = { _ in },
+        ready: (@Sendable () -> Void)? = nil
     ) async throws -> ConsumerGroupRunner.Stats {
         var options = options
         options.handlerAcknowledges = true
@@ -51,12 +52,23 @@ public actor KPIAggregator {
         let lease = KPILease(key: KPIKeys(layout: layout).lease, owner: options.consumer, ttl: leaseTTL)
         guard try await lease.acquire(on: writer, stop: stop, log: log) else { return ConsumerGroupRunner.Stats() }
         let aggregator = KPIAggregator(layout: layout, group: options.group, redis: writer)
+        let started = ContinuousClock.now
+        let records = try await aggregator.rebuild()
+        log("kpi: state rebuilt from \(records) records in \(String(format: "%.2f", (ContinuousClock.now - started).seconds)) s")
+        ready?()
         let runner = ConsumerGroupRunner(options: options, deadLetters: DeadLetterQueue(layout: layout), stop: stop, log: log)
         let keeper = Task { try await lease.keep(url: url, stop: stop, log: log) }
         defer { keeper.cancel() }
-        let stats = try await runner.run(redis: reader) { reads in
-            try await aggregator.apply(reads)
-            return []
+        let stats: ConsumerGroupRunner.Stats
+        do {
+            stats = try await runner.run(redis: reader, idle: { try await aggregator.flush() }) { reads in
+                try await aggregator.apply(reads)
+                return []
+            }
+            try await aggregator.flush()
+        } catch {
+            try? await aggregator.flush()
+            throw error
         }
         keeper.cancel()
         try? await lease.release(on: writer)
@@ -64,10 +76,20 @@ public actor KPIAggregator {
         return stats
     }
 
+    /// The commit of the previous batch, still in flight: a batch is applied in memory while the
+    /// one before it commits (its entries stay pending until then; if that commit fails, the
+    /// state is rebuilt from what did commit and the entries are redelivered).
+    private var inFlight: Task<Void, any Error>?
+    private var lastBatchBytes = 64 * 1024
+
     /// Applies a batch: state changes and XACK per stream, then the figures and a change record.
+    /// Returns once the commit is sent; `flush()` waits for the last one.
     public func apply(_ reads: [StreamRead]) async throws {
         do {
-            if needsRebuild { try await rebuild() }
+            if needsRebuild {
+                try await flush()
+                try await rebuild()
+            }
             try await applyBatch(reads)
         } catch {
             // The state in memory may be ahead of what committed: rebuild it from Redis first.
@@ -76,21 +98,33 @@ public actor KPIAggregator {
         }
     }
 
+    /// Waits for the commit in flight; throws its error.
+    public func flush() async throws {
+        guard let task = inFlight else { return }
+        inFlight = nil
+        do {
+            try await task.value
+        } catch {
+            needsRebuild = true
+            throw error
+        }
+    }
+
     private func applyBatch(_ reads: [StreamRead]) async throws {
-        var batch = RedisCommandBuffer(reservingCapacity: 64 * 1024)
+        var batch = RedisCommandBuffer(reservingCapacity: lastBatchBytes + lastBatchBytes / 4)
         var rejects: [(stream: String, entry: StreamEntry, reason: String, deliveries: Int?)] = []
         var events = 0
         var through: [String] = []
         for read in reads where !read.entries.isEmpty {
             events += read.entries.count
-            var records: [[UInt8]: [UInt8]] = [:]
+            // In entry order: when a key changes twice in a batch, HSET keeps the last pair.
+            var records: [(field: [UInt8], value: [UInt8])] = []
             if let (entity, _) = layout.parse(streamKey: read.key) {
                 for entry in read.entries {
                     do {
                         let event = try KPIRecord.event(entry, entity: entity)
                         if state.apply(event) {
-                            let record = KPIRecord.record(event)
-                            records[record.field] = record.value
+                            records.append(KPIRecord.record(event))
                         }
                     } catch {
                         rejects.append((read.key, entry, error.description, nil))
@@ -102,10 +136,10 @@ public actor KPIAggregator {
             batch.append("MULTI")
             if !records.isEmpty {
                 let stateKey = KPIKeys.stateKey(stream: read.key)
-                var pairs = Array(records)
-                while !pairs.isEmpty {
-                    let chunk = pairs.suffix(1000)
-                    pairs.removeLast(chunk.count)
+                var start = 0
+                while start < records.count {
+                    let chunk = records[start..<min(start + 1000, records.count)]
+                    start += chunk.count
                     batch.begin(arguments: 2 + chunk.count * 2)
                     batch.add("HSET"); batch.add(stateKey)
                     for (field, value) in chunk { batch.add(field); batch.add(value) }
@@ -129,7 +163,11 @@ public actor KPIAggregator {
             state, dirty: dirty, totals: Dictionary(uniqueKeysWithValues: changed), removedTotals: removed, keys: keys, to: &batch)
         appendChangeRecord(changed: changed, removed: removed, events: events, through: through, to: &batch)
         batch.append("EXEC")
-        try Self.check(try await redis.send(batch))
+        try await flush()
+        let redis = self.redis
+        let commands = batch
+        lastBatchBytes = batch.bytes.count
+        inFlight = Task.detached { try Self.check(try await redis.send(commands)) }
         writtenTotals = totals
     }
 
@@ -167,7 +205,8 @@ public actor KPIAggregator {
     }
 
     /// Rebuilds the state from every persisted record and rewrites every KPI key from it.
-    public func rebuild() async throws {
+    @discardableResult
+    public func rebuild() async throws -> Int {
         var fresh = KPIState()
         var records = 0
         for key in try await scan(match: "\(layout.namespace):{*}:kpi") {
@@ -201,6 +240,7 @@ public actor KPIAggregator {
         writtenTotals = totals
         needsRebuild = false
         rebuilds += 1
+        return records
     }
 
     private func scan(match pattern: String) async throws -> [String] {

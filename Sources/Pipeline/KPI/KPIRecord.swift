@@ -1,4 +1,7 @@
 public import RedisClient
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// How the KPI aggregator reads events from stream entries, and the compact record of each state
 /// change it persists next to the stream (one hash field per natural key, or per dimension
@@ -8,76 +11,138 @@ public enum KPIRecord {
         public var description: String
     }
 
-    /// The event an entry of `entity`'s stream carries.
-    public static func event(_ entry: StreamEntry, entity: Entity) throws(Unreadable) -> KPIState.Event {
-        let fields = EventFields(entry)
-        do {
-            let eventID = try fields.required(EventEnvelope.eventID)
-            switch entity {
-            case .orders:
-                guard let status = OrderStatus(rawValue: try fields.required("status")) else {
-                    throw Unreadable(description: "status: '\(fields.value("status") ?? "")' is not a line status")
-                }
-                let quantity = try int(fields, "quantity")
-                let price = try decimal(fields, "unit_price")
-                let discount = fields.optional("discount").flatMap(DecimalValue.init) ?? DecimalValue(units: 0, scale: 0)
-                return .line(KPIState.Line(
-                    orderID: try fields.required("order_id"), lineNumber: Int(try int(fields, "line_number")),
-                    customerID: try fields.required("customer_id"), productID: try fields.required("product_id"), status: status,
-                    quantity: quantity, netCents: DecimalValue.lineNetCents(quantity: quantity, unitPrice: price, discount: discount),
-                    orderTime: try time(fields, "order_ts"),
-                    version: KPIState.Version(time: try time(fields, "updated_at"), eventID: eventID)))
-            case .customers:
-                return .customer(KPIState.Customer(
-                    id: try fields.required("customer_id"),
-                    version: KPIState.Version(time: try time(fields, "updated_at"), eventID: eventID),
-                    segment: try fields.required("segment"), state: fields.optional("state")))
-            case .products:
-                return .product(KPIState.Product(
-                    id: try fields.required("product_id"),
-                    version: KPIState.Version(time: try time(fields, "updated_at"), eventID: eventID),
-                    category: try fields.required("category")))
-            case .suppliers:
-                return .supplier(KPIState.Supplier(
-                    id: try fields.required("supplier_id"),
-                    version: KPIState.Version(time: try time(fields, "updated_at"), eventID: eventID)))
-            case .payments:
-                return .payment(KPIState.Payment(
-                    id: try fields.required("payment_id"),
-                    version: KPIState.Version(time: try time(fields, "paid_at"), eventID: eventID),
-                    method: try fields.required("method"), status: try fields.required("status"),
-                    amountMicros: try decimal(fields, "amount").rescaled(to: 6).units))
-            case .inventory:
-                return .movement(KPIState.Movement(
-                    id: try fields.required("movement_id"),
-                    version: KPIState.Version(time: try time(fields, "moved_at"), eventID: eventID),
-                    productID: try fields.required("product_id"), quantity: try int(fields, "quantity")))
+    /// The fields each entity's events are read by, in the order `Fields` indexes them.
+    static let wanted: [Entity: [[UInt8]]] = [
+        .orders: ["order_id", "line_number", "customer_id", "product_id", "quantity", "unit_price", "discount", "status",
+                  "order_ts", "updated_at", EventEnvelope.eventID],
+        .customers: ["customer_id", "segment", "state", "updated_at", EventEnvelope.eventID],
+        .products: ["product_id", "category", "updated_at", EventEnvelope.eventID],
+        .suppliers: ["supplier_id", "updated_at", EventEnvelope.eventID],
+        .payments: ["payment_id", "method", "status", "amount", "paid_at", EventEnvelope.eventID],
+        .inventory: ["movement_id", "product_id", "quantity", "moved_at", EventEnvelope.eventID],
+    ].mapValues { $0.map { Array($0.utf8) } }
+
+    /// The values of the wanted fields of one entry, located in one pass over its packed bytes.
+    struct Fields {
+        let raw: UnsafeRawBufferPointer
+        let names: [[UInt8]]
+        let found: UnsafeMutableBufferPointer<(offset: Int, count: Int)>
+
+        func bytes(_ index: Int) -> UnsafeBufferPointer<UInt8>? {
+            let (offset, count) = found[index]
+            guard offset >= 0, count > 0 else { return nil }
+            return UnsafeBufferPointer(rebasing: raw.bindMemory(to: UInt8.self)[offset..<(offset + count)])
+        }
+
+        func name(_ index: Int) -> String { String(decoding: names[index], as: UTF8.self) }
+
+        func required(_ index: Int) throws(Unreadable) -> UnsafeBufferPointer<UInt8> {
+            guard let value = bytes(index) else { throw Unreadable(description: "\(name(index)): missing from the event") }
+            return value
+        }
+
+        func string(_ index: Int) throws(Unreadable) -> String { String(decoding: try required(index), as: UTF8.self) }
+        func optionalString(_ index: Int) -> String? { bytes(index).map { String(decoding: $0, as: UTF8.self) } }
+
+        func time(_ index: Int) throws(Unreadable) -> Timestamp {
+            let value = try required(index)
+            guard let time = Timestamp.parse(value) else {
+                throw Unreadable(description: "\(name(index)): '\(String(decoding: value, as: UTF8.self))' is not a timestamp")
             }
-        } catch let error as EventFields.Missing {
-            throw Unreadable(description: error.reason)
-        } catch let error as Unreadable {
-            throw error
-        } catch {
-            throw Unreadable(description: "\(error)")
+            return time
+        }
+
+        func int(_ index: Int) throws(Unreadable) -> Int64 {
+            let value = try required(index)
+            guard let number = RowValidator.parseInteger(value), Int32(exactly: number) != nil else {
+                throw Unreadable(description: "\(name(index)): '\(String(decoding: value, as: UTF8.self))' is not an integer")
+            }
+            return number
+        }
+
+        func decimal(_ index: Int) throws(Unreadable) -> DecimalValue {
+            let value = try required(index)
+            guard let number = DecimalValue.parse(value) else {
+                throw Unreadable(description: "\(name(index)): '\(String(decoding: value, as: UTF8.self))' is not a decimal")
+            }
+            return number
         }
     }
 
-    private static func time(_ fields: EventFields, _ name: String) throws -> Timestamp {
-        let text = try fields.required(name)
-        guard let value = Timestamp(iso8601: text) else { throw Unreadable(description: "\(name): '\(text)' is not a timestamp") }
-        return value
+    /// The event an entry of `entity`'s stream carries.
+    public static func event(_ entry: StreamEntry, entity: Entity) throws(Unreadable) -> KPIState.Event {
+        let names = wanted[entity]!
+        let result: Result<KPIState.Event, Unreadable> = entry.packed.withUnsafeBytes { raw in
+            withUnsafeTemporaryAllocation(of: (offset: Int, count: Int).self, capacity: names.count) { found in
+                found.initialize(repeating: (-1, 0))
+                var offset = 0, index = 0, slot = -1
+                while offset < raw.count {
+                    var length = 0, shift = 0
+                    while true {
+                        let byte = raw[offset]
+                        offset += 1
+                        length |= Int(byte & 0x7F) << shift
+                        if byte < 0x80 { break }
+                        shift += 7
+                    }
+                    if index % 2 == 0 {
+                        slot = -1
+                        for (candidate, name) in names.enumerated() where name.count == length && found[candidate].offset < 0 {
+                            if name.withUnsafeBytes({ memcmp($0.baseAddress!, raw.baseAddress! + offset, length) == 0 }) {
+                                slot = candidate
+                                break
+                            }
+                        }
+                    } else if slot >= 0 {
+                        found[slot] = (offset, length)
+                    }
+                    offset += length
+                    index += 1
+                }
+                let fields = Fields(raw: raw, names: names, found: found)
+                do throws(Unreadable) {
+                    return .success(try decode(fields, entity: entity))
+                } catch {
+                    return .failure(error)
+                }
+            }
+        }
+        return try result.get()
     }
 
-    private static func int(_ fields: EventFields, _ name: String) throws -> Int64 {
-        let text = try fields.required(name)
-        guard let value = Int64(text), Int32(exactly: value) != nil else { throw Unreadable(description: "\(name): '\(text)' is not an integer") }
-        return value
-    }
-
-    private static func decimal(_ fields: EventFields, _ name: String) throws -> DecimalValue {
-        let text = try fields.required(name)
-        guard let value = DecimalValue(text) else { throw Unreadable(description: "\(name): '\(text)' is not a decimal") }
-        return value
+    private static func decode(_ f: Fields, entity: Entity) throws(Unreadable) -> KPIState.Event {
+        switch entity {
+        case .orders:
+            let statusText = try f.string(7)
+            guard let status = OrderStatus(rawValue: statusText) else {
+                throw Unreadable(description: "status: '\(statusText)' is not a line status")
+            }
+            let quantity = try f.int(4)
+            let price = try f.decimal(5)
+            let discount = f.bytes(6) == nil ? DecimalValue.zero : try f.decimal(6)
+            return .line(KPIState.Line(
+                orderID: try f.string(0), lineNumber: Int(try f.int(1)), customerID: try f.string(2), productID: try f.string(3),
+                status: status, quantity: quantity,
+                netCents: DecimalValue.lineNetCents(quantity: quantity, unitPrice: price, discount: discount),
+                orderTime: try f.time(8), version: KPIState.Version(time: try f.time(9), eventID: try f.string(10))))
+        case .customers:
+            return .customer(KPIState.Customer(
+                id: try f.string(0), version: KPIState.Version(time: try f.time(3), eventID: try f.string(4)),
+                segment: try f.string(1), state: f.optionalString(2)))
+        case .products:
+            return .product(KPIState.Product(
+                id: try f.string(0), version: KPIState.Version(time: try f.time(2), eventID: try f.string(3)), category: try f.string(1)))
+        case .suppliers:
+            return .supplier(KPIState.Supplier(id: try f.string(0), version: KPIState.Version(time: try f.time(1), eventID: try f.string(2))))
+        case .payments:
+            return .payment(KPIState.Payment(
+                id: try f.string(0), version: KPIState.Version(time: try f.time(4), eventID: try f.string(5)),
+                method: try f.string(1), status: try f.string(2), amountMicros: try f.decimal(3).rescaled(to: 6).units))
+        case .inventory:
+            return .movement(KPIState.Movement(
+                id: try f.string(0), version: KPIState.Version(time: try f.time(3), eventID: try f.string(4)),
+                productID: try f.string(1), quantity: try f.int(2)))
+        }
     }
 
     // MARK: - Persisted records
@@ -86,28 +151,51 @@ public enum KPIRecord {
     /// and the value (everything the state needs) of an event's record.
     public static func record(_ event: KPIState.Event) -> (field: [UInt8], value: [UInt8]) {
         var field: [UInt8] = [], value: [UInt8] = []
-        func version(_ v: KPIState.Version) -> [String] { [String(v.time.microseconds), v.eventID] }
+        field.reserveCapacity(48)
+        value.reserveCapacity(128)
+        func put(_ text: String, _ out: inout [UInt8]) {
+            var text = text
+            text.withUTF8 { StreamEntry.append(UnsafeRawBufferPointer($0), to: &out) }
+        }
+        func put(_ number: Int64, _ out: inout [UInt8]) {
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { buffer in
+                var magnitude = number.magnitude, end = 24
+                repeat {
+                    end -= 1
+                    buffer[end] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                    magnitude /= 10
+                } while magnitude > 0
+                if number < 0 { end -= 1; buffer[end] = UInt8(ascii: "-") }
+                StreamEntry.append(UnsafeRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[end..<24]), to: &out)
+            }
+        }
+        func version(_ v: KPIState.Version, _ out: inout [UInt8]) {
+            put(v.time.microseconds, &out)
+            put(v.eventID, &out)
+        }
         switch event {
         case .line(let e):
-            EventEncoder.pack([e.orderID, String(e.lineNumber)], into: &field)
-            EventEncoder.pack(
-                ["L", e.orderID, String(e.lineNumber), e.customerID, e.productID, e.status.rawValue, String(e.quantity),
-                 String(e.netCents), String(e.orderTime.microseconds)] + version(e.version), into: &value)
+            put(e.orderID, &field); put(Int64(e.lineNumber), &field)
+            put("L", &value); put(e.orderID, &value); put(Int64(e.lineNumber), &value); put(e.customerID, &value)
+            put(e.productID, &value); put(e.status.rawValue, &value); put(e.quantity, &value); put(e.netCents, &value)
+            put(e.orderTime.microseconds, &value); version(e.version, &value)
         case .customer(let e):
-            EventEncoder.pack([e.id] + version(e.version), into: &field)
-            EventEncoder.pack(["C", e.id, e.segment, e.state ?? "", e.state == nil ? "0" : "1"] + version(e.version), into: &value)
+            put(e.id, &field); version(e.version, &field)
+            put("C", &value); put(e.id, &value); put(e.segment, &value); put(e.state ?? "", &value); put(e.state == nil ? "0" : "1", &value)
+            version(e.version, &value)
         case .product(let e):
-            EventEncoder.pack([e.id] + version(e.version), into: &field)
-            EventEncoder.pack(["P", e.id, e.category] + version(e.version), into: &value)
+            put(e.id, &field); version(e.version, &field)
+            put("P", &value); put(e.id, &value); put(e.category, &value); version(e.version, &value)
         case .supplier(let e):
-            EventEncoder.pack([e.id], into: &field)
-            EventEncoder.pack(["S", e.id] + version(e.version), into: &value)
+            put(e.id, &field)
+            put("S", &value); put(e.id, &value); version(e.version, &value)
         case .payment(let e):
-            EventEncoder.pack([e.id], into: &field)
-            EventEncoder.pack(["Y", e.id, e.method, e.status, String(e.amountMicros)] + version(e.version), into: &value)
+            put(e.id, &field)
+            put("Y", &value); put(e.id, &value); put(e.method, &value); put(e.status, &value); put(e.amountMicros, &value)
+            version(e.version, &value)
         case .movement(let e):
-            EventEncoder.pack([e.id], into: &field)
-            EventEncoder.pack(["M", e.id, e.productID, String(e.quantity)] + version(e.version), into: &value)
+            put(e.id, &field)
+            put("M", &value); put(e.id, &value); put(e.productID, &value); put(e.quantity, &value); version(e.version, &value)
         }
         return (field, value)
     }

@@ -307,6 +307,9 @@ public struct KPIState: Sendable {
     private var revenueLinesOfOrder: [OrderAt: Int] = [:]
     /// The first minute bucket kept (monotonic).
     private var minuteHorizon = Int64.min
+    /// Every minute bucket created (some since emptied), smallest first: expiring the minutes
+    /// behind the horizon costs O(log n) each, never a scan.
+    private var minuteQueue = MinHeap()
 
     public init() {}
 
@@ -341,6 +344,16 @@ public struct KPIState: Sendable {
         let attribution = attribution(customerID: line.customerID, productID: line.productID, at: line.orderTime)
         if let old = lines[key] {
             guard old.line.version < line.version else { return false }
+            let o = old.line
+            if o.status.countsAsRevenue == line.status.countsAsRevenue && o.netCents == line.netCents && o.quantity == line.quantity
+                && o.orderTime == line.orderTime && o.productID == line.productID && o.customerID == line.customerID
+                && old.attribution == attribution {
+                // A progression (placed → shipped → delivered): only the status counts move.
+                linesByStatus[o.status, default: 0] -= 1
+                linesByStatus[line.status, default: 0] += 1
+                lines[key] = Applied(line: line, attribution: attribution)
+                return true
+            }
             contribute(old.line, old.attribution, sign: -1)
             if old.line.customerID != line.customerID {
                 Self.remove(key, from: &linesOfCustomer, old.line.customerID)
@@ -484,7 +497,9 @@ public struct KPIState: Sendable {
 
     private mutating func add(_ granularity: Granularity, _ index: Int64, _ figures: Figures) {
         switch granularity {
-        case .minute: Self.add(&minutes, index, figures)
+        case .minute:
+            if minutes[index] == nil { minuteQueue.push(index) }
+            Self.add(&minutes, index, figures)
         case .hour: Self.add(&hours, index, figures)
         case .day: Self.add(&days, index, figures)
         }
@@ -516,9 +531,9 @@ public struct KPIState: Sendable {
         let horizon = Granularity.minute.bucket(time) - Self.minuteRetention
         guard horizon > minuteHorizon else { return }
         minuteHorizon = horizon
-        // Rarely more than a few entries: only minutes within the retention are kept.
-        for minute in minutes.keys where minute < horizon {
-            minutes[minute] = nil
+        while let minute = minuteQueue.min, minute < horizon {
+            minuteQueue.popMin()
+            guard minutes.removeValue(forKey: minute) != nil else { continue }
             dirty.buckets.remove(Bucket(granularity: .minute, index: minute))
             dirty.expiredMinutes.append(minute)
         }
@@ -541,6 +556,40 @@ public struct KPIState: Sendable {
 
     /// Revenue (and lines) of each product on `day`.
     public func products(onDay day: Int64) -> [String: Money] { byDayProduct[day] ?? [:] }
+}
+
+/// A binary min-heap of bucket numbers.
+struct MinHeap: Sendable {
+    private var items: [Int64] = []
+
+    var min: Int64? { items.first }
+
+    mutating func push(_ value: Int64) {
+        items.append(value)
+        var child = items.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard items[child] < items[parent] else { break }
+            items.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    mutating func popMin() {
+        guard !items.isEmpty else { return }
+        items.swapAt(0, items.count - 1)
+        items.removeLast()
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1, right = left + 1
+            var smallest = parent
+            if left < items.count && items[left] < items[smallest] { smallest = left }
+            if right < items.count && items[right] < items[smallest] { smallest = right }
+            if smallest == parent { return }
+            items.swapAt(parent, smallest)
+            parent = smallest
+        }
+    }
 }
 
 protocol HasVersion { var version: KPIState.Version { get } }

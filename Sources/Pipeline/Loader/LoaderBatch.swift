@@ -140,19 +140,8 @@ struct EventFields {
 
     init(_ entry: StreamEntry) { self.entry = entry }
 
-    /// The value of field `name`. Events written by this program have their fields in schema order,
-    /// so the field is looked for where it usually is first, then anywhere.
-    func value(_ name: String) -> String? {
-        let fields = entry.fields
-        var index = 0
-        // Fast path: most lookups hit within the first comparisons of a linear scan over names,
-        // but comparing only names (every other element) halves the work.
-        while index + 1 < fields.count {
-            if fields[index].utf8.count == name.utf8.count && fields[index] == name { return fields[index + 1] }
-            index += 2
-        }
-        return nil
-    }
+    /// The value of field `name` (a scan of the entry's packed fields, comparing bytes).
+    func value(_ name: String) -> String? { entry[name] }
 
     func optional(_ name: String) -> String? {
         guard let value = value(name), !value.isEmpty else { return nil }
