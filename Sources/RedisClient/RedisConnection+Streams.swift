@@ -155,9 +155,7 @@ extension RedisConnection {
         for stream in streams { batch.add(stream.key) }
         for stream in streams { batch.add(stream.id) }
         try await ensureConnected()
-        return try roundTrip(batch, blockingFor: block) { reply in
-            try decodeStreamReads(reply)
-        }[0]
+        return try streamRoundTrip(batch, blockingFor: block)
     }
 
     /// `XREAD [COUNT n] [BLOCK ms] STREAMS k… id…` (no group).
@@ -172,7 +170,7 @@ extension RedisConnection {
         for stream in streams { batch.add(stream.key) }
         for stream in streams { batch.add(stream.id) }
         try await ensureConnected()
-        return try roundTrip(batch, blockingFor: block) { try decodeStreamReads($0) }[0]
+        return try streamRoundTrip(batch, blockingFor: block)
     }
 
     /// `XACK key group id…`: returns how many were acknowledged.

@@ -155,6 +155,9 @@ public actor RedisConnection {
         }
         redisSetTimeout(context, timeval(config.socketTimeout))
         redisEnableKeepAlive(context)
+        // Keep the read buffer between replies (hiredis frees it past 16 KiB when empty, and
+        // large stream reads would reallocate it every time).
+        context.pointee.reader?.pointee.maxbuf = 0
         box = candidate
         var handshake = RedisCommandBuffer()
         if let password = config.password {
@@ -226,6 +229,48 @@ public actor RedisConnection {
         }
         if let decodeError { throw decodeError }
         return results
+    }
+
+    /// The flat reply buffer of this connection's stream reads (reused: no growth after warm-up).
+    private lazy var flat = FlatReply()
+
+    /// The object functions, at a stable address for the reader to point at.
+    nonisolated(unsafe) private static let flatFunctions: UnsafeMutablePointer<redisReplyObjectFunctions> = {
+        let pointer = UnsafeMutablePointer<redisReplyObjectFunctions>.allocate(capacity: 1)
+        pointer.initialize(to: FlatReply.functions)
+        return pointer
+    }()
+
+    /// Writes one XREAD/XREADGROUP and decodes its reply through `FlatReply` (no reply tree).
+    func streamRoundTrip(_ batch: RedisCommandBuffer, blockingFor block: Duration? = nil) throws -> [StreamRead] {
+        precondition(batch.isComplete && batch.count == 1, "one stream read at a time")
+        guard let context = box?.context, let reader = context.pointee.reader else {
+            throw RedisError(.connection, "not connected to \(configuration.redactedURL)")
+        }
+        if let block {
+            redisSetTimeout(context, timeval(configuration.socketTimeout + block))
+        }
+        defer {
+            if block != nil, let context = box?.context {
+                redisSetTimeout(context, timeval(configuration.socketTimeout))
+            }
+        }
+        let appended = batch.bytes.withUnsafeBufferPointer { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
+        }
+        guard appended == REDIS_OK else { throw dropConnection(context) }
+        let flat = self.flat
+        flat.reset()
+        let saved = (reader.pointee.fn, reader.pointee.privdata)
+        reader.pointee.fn = Self.flatFunctions
+        reader.pointee.privdata = Unmanaged.passUnretained(flat).toOpaque()
+        var raw: UnsafeMutableRawPointer?
+        let status = redisGetReply(context, &raw)
+        // Restored before anything can free the context (and the reader with it).
+        reader.pointee.fn = saved.0
+        reader.pointee.privdata = saved.1
+        guard status == REDIS_OK, raw != nil else { throw dropConnection(context) }
+        return try flat.streamReads()
     }
 
     private func dropConnection(_ context: UnsafeMutablePointer<redisContext>) -> RedisError {

@@ -181,8 +181,9 @@ import Testing
         #expect(kills >= 3, "the aggregator should have been killed several times (was \(kills))")
 
         let actual = try await KPISnapshot.read(KPIKeys(layout: crashed), on: redis)
-        #expect(actual.totals == expected.totals, "every KPI equals the uninterrupted run's")
-        #expect(actual == expected)
+        let differing = Set(actual.totals.keys).union(expected.totals.keys).filter { actual.totals[$0] != expected.totals[$0] }
+        #expect(differing.isEmpty, "KPIs that differ from the uninterrupted run's: \(differing.sorted().prefix(10))")
+        #expect(actual.buckets == expected.buckets && actual.summary == expected.summary && actual.topProductsLatestDay == expected.topProductsLatestDay)
         for entity in Entity.allCases {
             #expect(try await redis.xpending(crashed.streamKey(entity, partition: 0), group: "kpi").count == 0, "\(entity) has pending entries")
         }

@@ -104,6 +104,32 @@ import Testing
         _ = try await redis.command("DEL", key)
     }
 
+    /// The flat reader of stream replies: binary and empty values, long values (multi-byte length
+    /// prefixes), an entry deleted while pending (nil fields: skipped), a server error, a timeout.
+    @Test func streamReadsThroughTheFlatReader() async throws {
+        let redis = try await TestServers.redis()
+        let key = TestServers.unique("sw:test:{flat}")
+        let long = String(repeating: "x", count: 70_000)
+        let first = try await redis.xadd(key, fields: ["a", "", "b", long, "c", "é\u{0}\r\n"])
+        let second = try await redis.xadd(key, fields: ["only", "1"])
+        _ = try await redis.xgroupCreate(key, group: "g", id: "0")
+        let read = try await redis.xreadgroup(group: "g", consumer: "c", streams: [(key, ">")], count: 10)
+        #expect(read.count == 1 && read[0].key == key)
+        #expect(read[0].entries.map(\.id) == [first, second])
+        #expect(read[0].entries[0].fields == ["a", "", "b", long, "c", "é\u{0}\r\n"])
+        #expect(read[0].entries[0]["b"]?.count == 70_000 && read[0].entries[1]["only"] == "1")
+        _ = try await redis.xdel(key, ids: [first])
+        let pending = try await redis.xreadgroup(group: "g", consumer: "c", streams: [(key, "0")], count: 10)
+        #expect(pending.first?.entries.map(\.id) == [second], "the deleted pending entry is skipped")
+        await #expect(throws: RedisError.self) {
+            _ = try await redis.xreadgroup(group: "nosuchgroup", consumer: "c", streams: [(key, ">")], count: 1)
+        }
+        let nothing = try await redis.xreadgroup(group: "g", consumer: "c", streams: [(key, ">")], count: 1, block: .milliseconds(20))
+        #expect(nothing.isEmpty)
+        // The connection is still usable after all of that.
+        #expect(try await redis.xlen(key) == 1)
+    }
+
     @Test func trimAndDelete() async throws {
         let redis = try await TestServers.redis()
         let key = TestServers.unique("sw:test:{trim}")

@@ -51,14 +51,14 @@ public actor KPIAggregator {
         let writer = try await RedisConnection(url: url)
         let lease = KPILease(key: KPIKeys(layout: layout).lease, owner: options.consumer, ttl: leaseTTL)
         guard try await lease.acquire(on: writer, stop: stop, log: log) else { return ConsumerGroupRunner.Stats() }
+        let keeper = Task { try await lease.keep(url: url, stop: stop, log: log) }
+        defer { keeper.cancel() }
         let aggregator = KPIAggregator(layout: layout, group: options.group, redis: writer)
         let started = ContinuousClock.now
         let records = try await aggregator.rebuild()
         log("kpi: state rebuilt from \(records) records in \(String(format: "%.2f", (ContinuousClock.now - started).seconds)) s")
         ready?()
         let runner = ConsumerGroupRunner(options: options, deadLetters: DeadLetterQueue(layout: layout), stop: stop, log: log)
-        let keeper = Task { try await lease.keep(url: url, stop: stop, log: log) }
-        defer { keeper.cancel() }
         let stats: ConsumerGroupRunner.Stats
         do {
             stats = try await runner.run(redis: reader, idle: { try await aggregator.flush() }) { reads in
@@ -274,8 +274,14 @@ struct KPILease: Sendable {
     let token = UUID().uuidString
     let lost = StopFlag()
 
+    /// Renews the lease; takes it back if it expired and nobody else took it meanwhile.
     static let renew = RedisScript("""
-        if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+        local holder = redis.call('GET', KEYS[1])
+        if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+        if not holder then
+          redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+          return 1
+        end
         return 0
         """)
     static let release = RedisScript("""
