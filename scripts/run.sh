@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The main job on this machine: install what is missing, build (release), start the local Redis
 # and PostgreSQL (scripts/services.sh), apply the migrations, replay data/ onto the entity
-# streams, load the star schema with the `warehouse` consumer group until it has caught up, and
-# print the summary and the data-quality checks. The KPI group and the dashboard join this script
-# as they land.
+# streams, load the star schema with the `warehouse` consumer group and the KPIs with the `kpi`
+# group until both have caught up, print the summary, the KPIs and the data-quality checks, and
+# reconcile the KPIs in Redis with the warehouse. The dashboard joins this script when it lands.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$SW_ROOT"
@@ -24,8 +24,14 @@ sw_log "replaying data/ (history scenario)"
 "$bin" replay --scenario history
 sw_log "loading the star schema (consumer group warehouse) until drained"
 "$bin" consume --group warehouse --until-drained --block-ms 200
+sw_log "keeping the KPIs in Redis (consumer group kpi) until drained"
+"$bin" consume --group kpi --until-drained --block-ms 200
 sw_log "summary, from PostgreSQL"
 "$bin" report summary
+sw_log "KPIs, from Redis"
+"$bin" kpis
 sw_log "data-quality checks"
 "$bin" check
+sw_log "reconciling Redis's KPIs with PostgreSQL"
+"$bin" reconcile --wait 10
 sw_log "done; stop the servers with: scripts/services.sh down"
