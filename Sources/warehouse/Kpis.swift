@@ -41,11 +41,15 @@ extension Warehouse {
         @Option(help: "Products with this many units on hand or fewer are low on stock.")
         var lowStock = 10
 
+        @Option(help: "Print only the top products of this day (YYYY-MM-DD, UTC).")
+        var day: String?
+
         func validate() throws {
             if let section, Self.sections[section] == nil {
                 throw ValidationError("unknown section \(section): one of \(Self.sections.keys.sorted().joined(separator: ", "))")
             }
             guard top > 0 else { throw ValidationError("--top must be positive") }
+            if let day, CivilDate.parse(day) == nil { throw ValidationError("--day must be a date, YYYY-MM-DD") }
         }
 
         func run() async throws {
@@ -53,6 +57,15 @@ extension Warehouse {
             var options = KPISnapshot.Options()
             options.top = top
             options.lowStockThreshold = lowStock
+            if let day {
+                let products = try await KPISnapshot.topProducts(day: day, KPIKeys(layout: streams.layout()), on: redis, top: top)
+                if json {
+                    try printEncodedJSON(KPISnapshot.DayTop(day: day, products: products))
+                } else {
+                    print("top products on \(day): " + (products.isEmpty ? "none" : products.map { "\($0.productID) \($0.revenue)" }.joined(separator: ", ")))
+                }
+                return
+            }
             let snapshot = try await KPISnapshot.read(KPIKeys(layout: streams.layout()), on: redis, options: options)
             if json {
                 guard let section else { return try printEncodedJSON(snapshot) }

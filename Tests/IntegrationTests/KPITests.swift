@@ -56,6 +56,11 @@ import Testing
             #expect(object[key] != nil, "kpis --json has \(key)")
         }
 
+        // Top products of one day: the sample's last day has three products with revenue.
+        let day = try await TestServers.runWarehouse(["kpis", "--json", "--day", "2024-12-07", "--namespace", layout.namespace])
+        let top = try JSONDecoder().decode(KPISnapshot.DayTop.self, from: Data(day.stdout.utf8))
+        #expect(top.products.map(\.productID) == ["P020", "P015", "P010"] && top.products.first?.revenue == "185.22", "\(day.stdout)")
+
         let reconcile = try await TestServers.runWarehouse(
             ["reconcile", "--json", "--namespace", layout.namespace], environment: ["DATABASE_URL": warehouse.url])
         #expect(reconcile.status == 0, "\(reconcile.stdout) \(reconcile.stderr)")

@@ -28,6 +28,10 @@ public struct KPISnapshot: Sendable, Equatable {
     public struct DayTop: Sendable, Equatable, Codable {
         public var day: String?
         public var products: [Summary.ProductRevenue]
+        public init(day: String?, products: [Summary.ProductRevenue]) {
+            self.day = day
+            self.products = products
+        }
     }
 
     public struct LowStock: Sendable, Equatable, Codable {
@@ -124,6 +128,18 @@ public struct KPISnapshot: Sendable, Equatable {
             totals: totals, top: scored(parts[1]), dayTop: scored(parts[2]), lowest: scored(parts[3]), low: scored(parts[4]),
             minutes: parts[5].array?.map(\.string) ?? [], hours: parts[6].array?.map(\.string) ?? [],
             days: parts[7].array?.map(\.string) ?? [], options: options)
+    }
+
+    /// The top products of one day (`YYYY-MM-DD`), ties ordered by product id.
+    public static func topProducts(day: String, _ keys: KPIKeys, on redis: RedisConnection, top: Int = 20) async throws -> [Summary.ProductRevenue] {
+        let key = keys.dayProductsPrefix + day
+        let first = scored(try await redis.command("ZREVRANGE", key, "0", String(top - 1), "WITHSCORES").throwingServerError())
+        var all = first
+        if first.count == top, let edge = first.last?.1 {
+            all = scored(try await redis.command("ZREVRANGEBYSCORE", key, "+inf", String(edge), "WITHSCORES").throwingServerError())
+        }
+        return all.sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }.prefix(top)
+            .map { Summary.ProductRevenue(productID: $0.0, revenue: KPIView.money($0.1)) }
     }
 
     static func scored(_ reply: RedisReply) -> [(String, Int64)] {
