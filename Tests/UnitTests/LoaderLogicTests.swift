@@ -79,3 +79,37 @@ import Testing
         #expect(batch.positions[key] == StreamID(milliseconds: 2))
     }
 }
+
+/// The lag status rules on readings made up by hand.
+@Suite struct LagRuleTests {
+    func reading(lag: Int, pending: Int = 0, read: Int?, added: Int, idleMs: [Int]) -> LagMonitor.Reading {
+        LagMonitor.Reading(
+            stream: "s", group: "g", length: added, entriesAdded: added, entriesRead: read, lag: lag, lagSource: "redis",
+            pending: pending, oldestPendingAgeSeconds: nil, timeLagSeconds: 0,
+            consumers: idleMs.enumerated().map { LagMonitor.Consumer(name: "c\($0.offset)", idleMilliseconds: $0.element, pending: 0) },
+            lastDeliveredID: "0-0")
+    }
+
+    func status(_ before: LagMonitor.Reading, _ after: LagMonitor.Reading, seconds: Double = 1) -> LagMonitor.Row {
+        LagMonitor().evaluate(before: [before], after: [after], seconds: seconds)[0]
+    }
+
+    @Test func rules() {
+        // Caught up.
+        #expect(status(reading(lag: 0, read: 10, added: 10, idleMs: [5]), reading(lag: 0, read: 10, added: 10, idleMs: [5])).status == .ok)
+        // Catching up: consuming faster than producing.
+        let catching = status(reading(lag: 100, read: 0, added: 100, idleMs: [5]), reading(lag: 40, read: 70, added: 110, idleMs: [5]))
+        #expect(catching.status == .ok && catching.consumeRate == 70 && catching.produceRate == 10)
+        #expect(catching.etaSeconds.map { abs($0 - 40.0 / 60.0) < 1e-9 } == true)
+        // Growing while consuming.
+        #expect(status(reading(lag: 10, read: 0, added: 10, idleMs: [5]), reading(lag: 50, read: 20, added: 70, idleMs: [5])).status == .warn)
+        // Behind, a live consumer, nothing consumed.
+        #expect(status(reading(lag: 10, read: 5, added: 15, idleMs: [5]), reading(lag: 10, read: 5, added: 15, idleMs: [5])).status == .stalled)
+        // Behind, no consumer, or none active within the threshold.
+        #expect(status(reading(lag: 10, read: 0, added: 10, idleMs: []), reading(lag: 10, read: 0, added: 10, idleMs: [])).status == .stopped)
+        #expect(status(reading(lag: 10, read: 0, added: 10, idleMs: [60_000]), reading(lag: 10, read: 0, added: 10, idleMs: [61_000])).status == .stopped)
+        // Only pending entries (all delivered, none acknowledged): behind.
+        #expect(status(reading(lag: 0, pending: 3, read: 3, added: 3, idleMs: [5]), reading(lag: 0, pending: 3, read: 3, added: 3, idleMs: [5])).status == .stalled)
+        #expect(LagMonitor.Status.stalled.alerts && LagMonitor.Status.stopped.alerts && !LagMonitor.Status.warn.alerts)
+    }
+}

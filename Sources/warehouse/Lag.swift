@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import Pipeline
+import RedisClient
+
+extension Warehouse {
+    /// `warehouse lag`: how far behind each consumer group is, with Burrow-style health rules.
+    struct Lag: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Consumer lag per stream partition × group, in entries and in seconds, with a status; exit 2 when any group is STALLED or STOPPED.",
+            discussion: """
+                Two readings --window-ms apart give the rates and the status: OK (caught up, or catching up); WARN (behind, \
+                consuming, and the lag grew by more than --warn-growth entries); STALLED (behind, a live consumer, nothing \
+                consumed); STOPPED (behind and no consumer active within --stopped-after seconds). Lag is Redis's figure \
+                (XINFO GROUPS), counted with XRANGE when Redis reports none; time lag is now minus the time of the oldest \
+                entry not yet delivered. --json prints {status, generated_at, rows: […]}.
+                """)
+
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var streams: StreamOptions
+
+        @Option(help: "Stream partitions per entity.")
+        var partitions = 1
+
+        @Option(help: "Only this group.")
+        var group: String?
+
+        @Option(help: "Milliseconds between the two readings.")
+        var windowMs = 1000
+
+        @Option(help: "A consumer idle longer than this many seconds is not live.")
+        var stoppedAfter: Double = 30
+
+        @Option(help: "Lag growth (entries) over the window tolerated before WARN.")
+        var warnGrowth = 0
+
+        @Flag(help: "Redraw in place every window until interrupted.")
+        var watch = false
+
+        @Flag(help: "Print one JSON object.")
+        var json = false
+
+        func validate() throws {
+            guard windowMs > 0, stoppedAfter > 0, warnGrowth >= 0, partitions >= 1 else {
+                throw ValidationError("--window-ms, --stopped-after and --partitions must be positive, --warn-growth not negative")
+            }
+        }
+
+        func run() async throws {
+            let redis = try await RedisConnection(url: connection.servers.redisURL)
+            let layout = streams.layout(partitions: partitions)
+            let keys = Entity.allCases.flatMap { layout.streamKeys($0) }
+            var thresholds = LagMonitor.Thresholds()
+            thresholds.stoppedAfter = .milliseconds(Int(stoppedAfter * 1000))
+            thresholds.warnGrowth = warnGrowth
+            let monitor = LagMonitor(thresholds: thresholds)
+            let stop = StopFlag()
+            let signals = installStopSignals(stop, quiet: true)
+            defer { _ = signals }
+            var worst = LagMonitor.Status.ok
+            repeat {
+                var rows = try await monitor.sample(streams: keys, on: redis, window: .milliseconds(windowMs))
+                if let group { rows = rows.filter { $0.reading.group == group } }
+                worst = rows.map(\.status).max() ?? .ok
+                if json {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.sortedKeys]
+                    let body = try JSONSerialization.jsonObject(with: encoder.encode(rows))
+                    printJSON(["status": worst.rawValue, "generated_at": Timestamp.now.description, "rows": body] as [String: Any])
+                } else {
+                    if watch { print("\u{1B}[H\u{1B}[2J", terminator: "") }
+                    print(Self.table(rows, worst: worst))
+                }
+                fflush(nil)
+            } while watch && !stop.isStopped
+            if worst.alerts { throw ExitCode(2) }
+        }
+
+        static func table(_ rows: [LagMonitor.Row], worst: LagMonitor.Status) -> String {
+            func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
+                let space = String(repeating: " ", count: max(0, width - text.count))
+                return right ? space + text : text + space
+            }
+            func seconds(_ value: Double?) -> String {
+                guard let value else { return "-" }
+                if value < 1 { return "0s" }
+                if value < 120 { return String(format: "%.0fs", value) }
+                if value < 7200 { return String(format: "%.0fm", value / 60) }
+                return String(format: "%.1fh", value / 3600)
+            }
+            var out = pad("STREAM", 22) + pad("GROUP", 11) + pad("LENGTH", 9, right: true) + pad("LAG", 9, right: true)
+                + pad("PENDING", 9, right: true) + pad("OLDEST", 8, right: true) + pad("TIME LAG", 9, right: true)
+                + pad("IN/s", 9, right: true) + pad("OUT/s", 9, right: true) + pad("ETA", 7, right: true) + "  " + pad("STATUS", 8) + "CONSUMERS\n"
+            for row in rows {
+                let r = row.reading
+                let consumers = r.consumers.isEmpty ? "none" : r.consumers.map { "\($0.name) (idle \(seconds(Double($0.idleMilliseconds) / 1000)), \($0.pending) pending)" }.joined(separator: ", ")
+                out += pad(r.stream, 22) + pad(r.group, 11) + pad(String(r.length), 9, right: true) + pad(String(r.lag), 9, right: true)
+                    + pad(String(r.pending), 9, right: true) + pad(seconds(r.oldestPendingAgeSeconds), 8, right: true)
+                    + pad(seconds(r.timeLagSeconds), 9, right: true) + pad(String(Int(row.produceRate)), 9, right: true)
+                    + pad(String(Int(row.consumeRate)), 9, right: true) + pad(seconds(row.etaSeconds), 7, right: true) + "  "
+                    + pad(row.status.rawValue, 8) + consumers + "\n"
+            }
+            out += rows.isEmpty ? "no consumer groups yet\n" : "overall: \(worst.rawValue)\n"
+            return out
+        }
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import Pipeline
+import RedisClient
+import Testing
+
+/// `warehouse lag`'s figures against what XINFO and XPENDING say, in each situation, and the status
+/// each situation gets.
+@Suite struct LagTests {
+    let monitor = LagMonitor()
+
+    func stream(_ entries: Int, redis: RedisConnection) async throws -> String {
+        let key = TestServers.unique("sw:test:{lag}")
+        var batch = RedisCommandBuffer()
+        for index in 0..<entries { batch.xadd(key, fields: ["n", String(index)]) }
+        _ = try await redis.send(batch)
+        _ = try await redis.xgroupCreate(key, group: "g", id: "0")
+        return key
+    }
+
+    /// The reading agrees with XINFO GROUPS / XPENDING / XINFO CONSUMERS.
+    func expectAgrees(_ reading: LagMonitor.Reading, _ key: String, redis: RedisConnection) async throws {
+        let info = try #require(try await redis.xinfoGroups(key).first { $0.name == "g" })
+        let pending = try await redis.xpending(key, group: "g")
+        #expect(reading.lag == info.lag)
+        #expect(reading.pending == info.pending && reading.pending == pending.count)
+        #expect(reading.entriesRead == info.entriesRead)
+        #expect(reading.length == (try await redis.xlen(key)))
+        #expect(Dictionary(uniqueKeysWithValues: reading.consumers.filter { $0.pending > 0 }.map { ($0.name, $0.pending) }) == pending.consumers)
+    }
+
+    @Test func noConsumerIsStopped() async throws {
+        let redis = try await TestServers.redis()
+        let key = try await stream(5, redis: redis)
+        let rows = try await monitor.sample(streams: [key], on: redis, window: .milliseconds(100))
+        let row = try #require(rows.first)
+        try await expectAgrees(row.reading, key, redis: redis)
+        #expect(row.reading.lag == 5 && row.reading.consumers.isEmpty && row.reading.timeLagSeconds >= 0)
+        #expect(row.status == .stopped)
+    }
+
+    @Test func aStuckConsumerIsStalledThenStopped() async throws {
+        let redis = try await TestServers.redis()
+        let key = try await stream(5, redis: redis)
+        _ = try await redis.xreadgroup(group: "g", consumer: "stuck", streams: [(key, ">")], count: 3)
+        let rows = try await monitor.sample(streams: [key], on: redis, window: .milliseconds(100))
+        let row = try #require(rows.first)
+        try await expectAgrees(row.reading, key, redis: redis)
+        #expect(row.reading.lag == 2 && row.reading.pending == 3 && row.reading.oldestPendingAgeSeconds != nil)
+        #expect(row.status == .stalled, "a live consumer that consumes nothing")
+        var thresholds = LagMonitor.Thresholds()
+        thresholds.stoppedAfter = .milliseconds(50)
+        let strict = try await LagMonitor(thresholds: thresholds).sample(streams: [key], on: redis, window: .milliseconds(100))
+        #expect(strict.first?.status == .stopped, "its consumer has been idle longer than the threshold")
+    }
+
+    @Test func aConsumerKeepingUpIsOK() async throws {
+        let redis = try await TestServers.redis()
+        let key = try await stream(5, redis: redis)
+        let read = try await redis.xreadgroup(group: "g", consumer: "c", streams: [(key, ">")], count: 10)
+        _ = try await redis.xack(key, group: "g", ids: read[0].entries.map(\.id))
+        let row = try #require(try await monitor.sample(streams: [key], on: redis, window: .milliseconds(100)).first)
+        try await expectAgrees(row.reading, key, redis: redis)
+        #expect(row.reading.lag == 0 && row.reading.pending == 0 && row.reading.timeLagSeconds == 0 && row.etaSeconds == 0)
+        #expect(row.status == .ok)
+    }
+
+    @Test func aConsumerCatchingUpIsOKAndOneFallingBehindIsWarned() async throws {
+        let redis = try await TestServers.redis()
+        let key = try await stream(400, redis: redis)
+        let consumerRedis = try await TestServers.redis()
+        // Catching up: 20 entries every 10 ms, nothing new arriving.
+        let catching = Task {
+            for _ in 0..<15 {
+                let read = try await consumerRedis.xreadgroup(group: "g", consumer: "c", streams: [(key, ">")], count: 20)
+                if let entries = read.first?.entries { _ = try await consumerRedis.xack(key, group: "g", ids: entries.map(\.id)) }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        let rows = try await monitor.sample(streams: [key], on: redis, window: .milliseconds(120))
+        try await catching.value
+        let row = try #require(rows.first)
+        #expect(row.consumeRate > 0 && row.lagChange < 0 && row.etaSeconds != nil, "\(row)")
+        #expect(row.status == .ok)
+
+        // Falling behind: 50 new entries every 10 ms, 5 consumed.
+        let producerRedis = try await TestServers.redis()
+        let producing = Task {
+            for _ in 0..<15 {
+                var batch = RedisCommandBuffer()
+                for index in 0..<50 { batch.xadd(key, fields: ["m", String(index)]) }
+                _ = try await producerRedis.send(batch)
+                let read = try await consumerRedis.xreadgroup(group: "g", consumer: "c", streams: [(key, ">")], count: 5)
+                if let entries = read.first?.entries { _ = try await consumerRedis.xack(key, group: "g", ids: entries.map(\.id)) }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        let behind = try await monitor.sample(streams: [key], on: redis, window: .milliseconds(120))
+        try await producing.value
+        let warned = try #require(behind.first)
+        #expect(warned.lagChange > 0 && warned.consumeRate > 0 && warned.produceRate > warned.consumeRate, "\(warned)")
+        #expect(warned.status == .warn)
+        #expect(warned.etaSeconds == nil, "not converging")
+    }
+
+    @Test func lagIsCountedWhenRedisReportsNone() async throws {
+        let redis = try await TestServers.redis()
+        let key = try await stream(6, redis: redis)
+        _ = try await redis.xreadgroup(group: "g", consumer: "c", streams: [(key, ">")], count: 1)
+        let all = try await redis.xrange(key)
+        _ = try await redis.xdel(key, ids: [all[3].id])   // a tombstone after the group's position
+        let reading = try #require(try await monitor.read(streams: [key], on: redis).first)
+        let reported = try await redis.xinfoGroups(key).first?.lag
+        if reported == nil { #expect(reading.lagSource == "computed") }
+        #expect(reading.lag == 4, "entries 2, 3, 5 and 6 are not delivered yet")
+    }
+}
