@@ -40,6 +40,16 @@ public struct Rejection: Sendable, Equatable, Error, CustomStringConvertible {
     public var description: String {
         "\(file):\(line)" + (column.map { " [\($0)]" } ?? "") + ": \(reason)"
     }
+
+    public init(file: String, line: Int, column: String?, reason: String, code: String, raw: String, header: String = "") {
+        self.file = file
+        self.line = line
+        self.column = column
+        self.reason = reason
+        self.code = code
+        self.raw = raw
+        self.header = header
+    }
 }
 
 /// Input that cannot be used at all (missing file, no header, a required column absent from the header).

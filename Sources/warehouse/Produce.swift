@@ -1,0 +1,335 @@
+import ArgumentParser
+import Foundation
+import Pipeline
+import PostgresClient
+import RedisClient
+
+extension Warehouse {
+    /// `warehouse produce`: new events, through the same validation as replay.
+    struct Produce: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Publish new events (one order, a status change, any entity from stdin, or a synthetic live load).",
+            discussion: """
+                Every record goes through the contract's validation. Bad records are reported on stderr, one line each \
+                (input:line [field]: reason), while the good ones are published. Exit 0 when everything was published, 1 \
+                when some records were rejected, 2 for unusable input.
+                """,
+            subcommands: [Stdin.self, Order.self, Status.self, Payment.self, Customer.self, Product.self, Movement.self],
+            defaultSubcommand: Stdin.self)
+    }
+}
+
+/// What every produce subcommand shares: servers, namespace, output.
+struct ProduceOptions: ParsableArguments {
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var streams: StreamOptions
+
+    @Option(help: "Stream partitions per entity.")
+    var partitions = 1
+
+    @Flag(help: "Print one JSON object: {published: [{line, stream, id, event_id}], rejected: [{line, column, reason}]}.")
+    var json = false
+
+    var layout: StreamLayout { streams.layout(partitions: partitions) }
+
+    /// Prints what was published and what was rejected; exit 1 when anything was rejected.
+    func report(_ outcome: Producer.Outcome) throws {
+        for rejection in outcome.rejected {
+            FileHandle.standardError.write(Data("rejected \(rejection.description)\n".utf8))
+        }
+        if json {
+            try printEncodedJSON(Report(
+                published: outcome.published,
+                rejected: outcome.rejected.map { .init(line: $0.line, column: $0.column, reason: $0.reason, code: $0.code) }))
+        } else {
+            for item in outcome.published { print("published \(item.stream) \(item.id) (line \(item.line), event \(item.eventID))") }
+        }
+        if !outcome.rejected.isEmpty { throw ExitCode(1) }
+    }
+
+    struct Report: Encodable {
+        struct Rejected: Encodable {
+            var line: Int
+            var column: String?
+            var reason: String
+            var code: String
+        }
+        var published: [Producer.Published]
+        var rejected: [Rejected]
+    }
+}
+
+/// A failure that makes the input unusable: exit 2.
+struct UnusableInput: Error, CustomStringConvertible {
+    var description: String
+}
+
+func exitUnusable(_ message: String) -> ExitCode {
+    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+    return ExitCode(2)
+}
+
+extension Warehouse.Produce {
+    /// `warehouse produce --stdin --entity E --format csv|jsonl`.
+    struct Stdin: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Records of any contract entity on standard input: CSV with a header line, or JSON lines (one object per line).")
+
+        enum Format: String, ExpressibleByArgument { case csv, jsonl }
+
+        @OptionGroup var options: ProduceOptions
+
+        @Flag(help: "Read standard input (the default and only source of this subcommand).")
+        var stdin = false
+
+        @Option(help: "The entity: customers, suppliers, products, orders, payments, inventory.")
+        var entity: String
+
+        @Option(help: "csv (a header line, then records) or jsonl (one JSON object per line).")
+        var format: Format = .csv
+
+        func run() async throws {
+            guard let entity = Entity(rawValue: entity) ?? Entity.allCases.first(where: { $0.eventType == self.entity }) else {
+                throw exitUnusable("unknown entity \(self.entity): one of \(Entity.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let input = FileHandle.standardInput.readDataToEndOfFile()
+            let redis = try await RedisConnection(url: options.connection.servers.redisURL)
+            let producer = Producer(layout: options.layout)
+            let outcome: Producer.Outcome
+            switch format {
+            case .csv:
+                var reader = CSVReader(bytes: Array(input), file: "stdin")
+                var records: [(line: Int, fields: [String])] = []
+                let header: [String]
+                do {
+                    guard let first = try reader.next() else { throw exitUnusable("stdin: no header line") }
+                    header = first.fields
+                    while let record = try reader.next() { records.append(record) }
+                } catch let error as CSVError {
+                    throw exitUnusable(error.description)
+                }
+                do {
+                    outcome = try await producer.publish(records, entity: entity, header: header, input: "stdin", on: redis)
+                } catch let error as ContractError {
+                    throw exitUnusable("stdin: \(error.description)")
+                }
+            case .jsonl:
+                var objects: [(line: Int, values: [String: String])] = []
+                var malformed: [Rejection] = []
+                for (index, line) in String(decoding: input, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                    let text = line.trimmingCharacters(in: .whitespacesAndNewlines)
+                    if text.isEmpty { continue }
+                    if let object = Producer.object(jsonLine: text) {
+                        objects.append((index + 1, object))
+                    } else {
+                        malformed.append(Rejection(file: "stdin", line: index + 1, column: nil, reason: "not a JSON object of strings and numbers",
+                                                   code: "not_json", raw: String(text.prefix(200))))
+                    }
+                }
+                var result = try await producer.publish(objects: objects, entity: entity, input: "stdin", on: redis)
+                result.rejected = (result.rejected + malformed).sorted { $0.line < $1.line }
+                outcome = result
+            }
+            try options.report(outcome)
+        }
+    }
+
+    /// `warehouse produce order`.
+    struct Order: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "One order with one or more lines (the price, when absent, is the product's current price in the warehouse).")
+
+        @OptionGroup var options: ProduceOptions
+
+        @Option(help: "The customer id.")
+        var customer: String
+
+        @Option(name: .customLong("line"), help: "PRODUCT:QTY[:PRICE[:DISCOUNT]] (repeatable, one per order line).")
+        var lines: [String]
+
+        @Option(help: "The order id (default: generated).")
+        var orderID: String?
+
+        @Option(help: "placed, shipped, delivered, cancelled or returned.")
+        var status = "placed"
+
+        @Option(help: "The order time (ISO-8601; default: now).")
+        var at: String?
+
+        func validate() throws {
+            guard !lines.isEmpty else { throw ValidationError("give at least one --line PRODUCT:QTY") }
+        }
+
+        func run() async throws {
+            let now = Timestamp.now
+            let orderTime = at ?? now.description
+            let order = orderID ?? "O-\(now.microseconds / 1000)-\(UInt16.random(in: 0...UInt16.max))"
+            var prices: [String: String] = [:]
+            var missing: [String] = []
+            var parsed: [(product: String, quantity: String, price: String?, discount: String)] = []
+            for text in lines {
+                let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+                guard parts.count >= 2, parts.count <= 4, !parts[0].isEmpty else {
+                    throw exitUnusable("--line \(text): expected PRODUCT:QTY[:PRICE[:DISCOUNT]]")
+                }
+                let price = parts.count >= 3 && !parts[2].isEmpty ? parts[2] : nil
+                if price == nil { missing.append(parts[0]) }
+                parsed.append((parts[0], parts[1], price, parts.count == 4 ? parts[3] : "0"))
+            }
+            if !missing.isEmpty {
+                do {
+                    let postgres = try await PostgresConnection(options.connection.servers.databaseURL)
+                    let rows = try await postgres.query(
+                        "SELECT product_id, unit_price::text FROM dim_products WHERE product_id = ANY($1::text[]) AND is_current AND NOT is_inferred",
+                        [PostgresBind(missing)])
+                    for row in rows.rows { prices[try row.decode(String.self, at: 0)] = try row.decode(String.self, at: 1) }
+                } catch {
+                    throw exitUnusable("no price given for \(missing.joined(separator: ", ")) and the warehouse could not be asked (\(error)): pass PRODUCT:QTY:PRICE")
+                }
+                if let unknown = missing.first(where: { prices[$0] == nil }) {
+                    throw exitUnusable("no current price for product \(unknown) in the warehouse: pass \(unknown):QTY:PRICE")
+                }
+            }
+            let header = Entity.orders.schema.columns.map(\.name)
+            let records = parsed.enumerated().map { index, line -> (line: Int, fields: [String]) in
+                let values: [String: String] = [
+                    "order_id": order, "line_number": String(index + 1), "customer_id": customer, "product_id": line.product,
+                    "quantity": line.quantity, "unit_price": line.price ?? prices[line.product] ?? "", "discount": line.discount,
+                    "status": status, "order_ts": orderTime, "updated_at": now.description,
+                ]
+                return (index + 1, header.map { values[$0] ?? "" })
+            }
+            let redis = try await RedisConnection(url: options.connection.servers.redisURL)
+            let outcome = try await Producer(layout: options.layout).publish(records, entity: .orders, header: header, input: "produce order", on: redis)
+            if !options.json && !outcome.published.isEmpty { print("order \(order)") }
+            try options.report(outcome)
+        }
+    }
+
+    /// `warehouse produce status`.
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "A new status for an order's lines (all, or --line N), as new versions of the lines the warehouse holds.")
+
+        @OptionGroup var options: ProduceOptions
+
+        @Option(help: "The order id.")
+        var order: String
+
+        @Option(help: "shipped, delivered, cancelled, returned (or placed).")
+        var status: String
+
+        @Option(help: "Only this line number.")
+        var line: Int?
+
+        func run() async throws {
+            let rows: PostgresRows
+            do {
+                let postgres = try await PostgresConnection(options.connection.servers.databaseURL)
+                rows = try await postgres.query("""
+                    SELECT line_number::text, customer_id, product_id, quantity::text, unit_price::text, discount::text,
+                           to_char(order_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                           (extract(epoch FROM updated_at) * 1000000)::bigint
+                    FROM fact_sales WHERE order_id = $1 AND ($2::int IS NULL OR line_number = $2::int) ORDER BY line_number
+                    """, [PostgresBind(order), line.map { PostgresBind(String($0)) } ?? .null])
+            } catch {
+                throw exitUnusable("could not read order \(order) from the warehouse: \(error)")
+            }
+            guard !rows.rows.isEmpty else {
+                throw exitUnusable("order \(order)\(line.map { " line \($0)" } ?? "") is not in the warehouse (has the warehouse group loaded it?)")
+            }
+            let header = Entity.orders.schema.columns.map(\.name)
+            var records: [(line: Int, fields: [String])] = []
+            for (index, row) in rows.rows.enumerated() {
+                // A new version must be newer than the one applied.
+                let previous = Timestamp(microseconds: try row.decode(Int64.self, at: 7))
+                let now = Timestamp.now
+                let version = now > previous ? now : Timestamp(microseconds: previous.microseconds + 1_000_000)
+                let values: [String: String] = [
+                    "order_id": order, "line_number": try row.decode(String.self, at: 0), "customer_id": try row.decode(String.self, at: 1),
+                    "product_id": try row.decode(String.self, at: 2), "quantity": try row.decode(String.self, at: 3),
+                    "unit_price": try row.decode(String.self, at: 4), "discount": try row.decode(String.self, at: 5), "status": status,
+                    "order_ts": try row.decode(String.self, at: 6), "updated_at": version.description,
+                ]
+                records.append((index + 1, header.map { values[$0] ?? "" }))
+            }
+            let redis = try await RedisConnection(url: options.connection.servers.redisURL)
+            try options.report(try await Producer(layout: options.layout).publish(records, entity: .orders, header: header, input: "produce status", on: redis))
+        }
+    }
+}
+
+/// `produce payment|customer|product|movement --set column=value …`: one record of the entity;
+/// its version time is now and its id generated when not given.
+struct EntityRecord {
+    static func run(_ entity: Entity, sets: [String], defaults: [String: String], options: ProduceOptions) async throws {
+        var values = defaults
+        for set in sets {
+            guard let equals = set.firstIndex(of: "=") else { throw exitUnusable("--set \(set): expected column=value") }
+            values[String(set[..<equals])] = String(set[set.index(after: equals)...])
+        }
+        let schema = entity.schema
+        values[schema.versionColumn] = values[schema.versionColumn] ?? Timestamp.now.description
+        let redis = try await RedisConnection(url: options.connection.servers.redisURL)
+        let outcome = try await Producer(layout: options.layout).publish(
+            objects: [(1, values)], entity: entity, input: "produce \(entity.eventType)", on: redis)
+        try options.report(outcome)
+    }
+
+    static func generatedID(_ prefix: String) -> String {
+        "\(prefix)-\(Timestamp.now.microseconds / 1000)-\(UInt16.random(in: 0...UInt16.max))"
+    }
+}
+
+extension Warehouse.Produce {
+    struct Payment: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "One payment: --order, --method, --amount, and any other column with --set.")
+        @OptionGroup var options: ProduceOptions
+        @Option(help: "The order paid.") var order: String
+        @Option(help: "credit_card, debit_card, paypal, …") var method: String
+        @Option(help: "The amount.") var amount: String
+        @Option(help: "authorized, captured, failed or refunded.") var status = "captured"
+        @Option(help: "The currency (ISO 4217).") var currency = "USD"
+        @Option(name: .customLong("set"), help: "column=value (repeatable): payment_id, processor, paid_at, …") var sets: [String] = []
+        func run() async throws {
+            try await EntityRecord.run(.payments, sets: sets, defaults: [
+                "payment_id": EntityRecord.generatedID("PAY"), "order_id": order, "method": method, "amount": amount,
+                "status": status, "currency": currency,
+            ], options: options)
+        }
+    }
+
+    struct Customer: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A customer, new or a new version: --customer-id and columns with --set (segment, state, country, …).")
+        @OptionGroup var options: ProduceOptions
+        @Option(help: "The customer id (default: generated).") var customerID: String?
+        @Option(name: .customLong("set"), help: "column=value (repeatable): first_name, email, city, state, country, segment, signup_date, updated_at") var sets: [String] = []
+        func run() async throws {
+            try await EntityRecord.run(.customers, sets: sets, defaults: ["customer_id": customerID ?? EntityRecord.generatedID("C")], options: options)
+        }
+    }
+
+    struct Product: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A product, new or a new version (a price change): --product-id and columns with --set.")
+        @OptionGroup var options: ProduceOptions
+        @Option(help: "The product id (default: generated).") var productID: String?
+        @Option(name: .customLong("set"), help: "column=value (repeatable): name, category, supplier_id, unit_price, unit_cost, updated_at") var sets: [String] = []
+        func run() async throws {
+            try await EntityRecord.run(.products, sets: sets, defaults: ["product_id": productID ?? EntityRecord.generatedID("P")], options: options)
+        }
+    }
+
+    struct Movement: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "An inventory movement: --product, --type, --quantity (negative out).")
+        @OptionGroup var options: ProduceOptions
+        @Option(help: "The product.") var product: String
+        @Option(help: "receipt, sale, return or adjustment.") var type: String
+        @Option(help: "Units (negative for stock going out).") var quantity: String
+        @Option(name: .customLong("set"), help: "column=value (repeatable): movement_id, unit_cost, moved_at, reference") var sets: [String] = []
+        func run() async throws {
+            try await EntityRecord.run(.inventory, sets: sets, defaults: [
+                "movement_id": EntityRecord.generatedID("M"), "product_id": product, "movement_type": type, "quantity": quantity,
+            ], options: options)
+        }
+    }
+}
