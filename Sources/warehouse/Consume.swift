@@ -53,6 +53,15 @@ extension Warehouse {
         @Flag(help: "Exit 0 once the group has no lag and nothing pending.")
         var untilDrained = false
 
+        @Option(help: "Retention: trim the streams this often (ms) to the oldest entry a group still needs (0: never).")
+        var trimEveryMs = 10_000
+
+        @Option(help: "Trim a stream only once all of these groups exist on it (comma-separated).")
+        var trimFor = "warehouse,kpi"
+
+        @Option(help: "Keep consumed entries this many seconds on top of what the groups need.")
+        var retentionS: Double = 0
+
         func validate() throws {
             guard group == "warehouse" || group == "kpi" else {
                 throw ValidationError("unknown group \(group): `warehouse` loads PostgreSQL, `kpi` keeps the KPIs in Redis")
@@ -61,6 +70,7 @@ extension Warehouse {
                 throw ValidationError("the kpi group runs one aggregator (its state is in memory): --workers must be 1")
             }
             guard leaseMs >= 100 else { throw ValidationError("--lease-ms must be at least 100") }
+            guard trimEveryMs >= 0, retentionS >= 0 else { throw ValidationError("--trim-every-ms and --retention-s must not be negative") }
             guard batch > 0, blockMs >= 0, workers >= 1, partitions >= 1, minIdleMs > 0, deliveryLimit >= 1 else {
                 throw ValidationError("--batch, --workers, --partitions, --min-idle-ms and --delivery-limit must be positive")
             }
@@ -78,6 +88,25 @@ extension Warehouse {
             let options = (batch: batch, block: Duration.milliseconds(blockMs), untilDrained: untilDrained,
                            minIdle: Duration.milliseconds(minIdleMs), deliveryLimit: deliveryLimit, group: group)
             let started = ContinuousClock.now
+            let trimmer = trimEveryMs > 0 ? Task { [trimEveryMs, trimFor, retentionS] in
+                let trimmer = StreamTrimmer(
+                    requiredGroups: trimFor.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty },
+                    retention: .milliseconds(Int(retentionS * 1000)))
+                var redis: RedisConnection?
+                while !Task.isCancelled && !stop.isStopped {
+                    try? await Task.sleep(for: .milliseconds(trimEveryMs))
+                    do {
+                        if redis == nil { redis = try await RedisConnection(url: servers.redisURL) }
+                        let results = try await trimmer.trim(streamKeys, on: redis!)
+                        let removed = results.reduce(0) { $0 + $1.removed }
+                        if removed > 0 { logLine("trimmed \(removed) entries every group has consumed") }
+                    } catch {
+                        redis = nil
+                        logLine("trimming failed (\(error)); retrying later")
+                    }
+                }
+            } : nil
+            defer { trimmer?.cancel() }
             let stats = try await withThrowingTaskGroup(of: ConsumerGroupRunner.Stats.self) { tasks in
                 for worker in 0..<workers {
                     tasks.addTask {

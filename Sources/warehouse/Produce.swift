@@ -14,7 +14,7 @@ extension Warehouse {
                 (input:line [field]: reason), while the good ones are published. Exit 0 when everything was published, 1 \
                 when some records were rejected, 2 for unusable input.
                 """,
-            subcommands: [Stdin.self, Order.self, Status.self, Payment.self, Customer.self, Product.self, Movement.self],
+            subcommands: [Stdin.self, Order.self, Status.self, Payment.self, Customer.self, Product.self, Movement.self, Synthetic.self],
             defaultSubcommand: Stdin.self)
     }
 }
@@ -330,6 +330,159 @@ extension Warehouse.Produce {
             try await EntityRecord.run(.inventory, sets: sets, defaults: [
                 "movement_id": EntityRecord.generatedID("M"), "product_id": product, "movement_type": type, "quantity": quantity,
             ], options: options)
+        }
+    }
+}
+
+extension Warehouse.Produce {
+    /// `warehouse produce synthetic --rate R --duration D`.
+    struct Synthetic: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "A realistic live load: Poisson order arrivals with payments, status progressions, cancels, returns, stock movements, new customers and price changes.",
+            discussion: """
+                The catalog is the warehouse's current customers and products; with an empty (or unreachable) warehouse the \
+                load first publishes a catalog of its own. Orders arrive at --rate ÷ \(Int(SyntheticLoad.eventsPerOrder)) per \
+                second (the events an order brings on average, its later status changes included), so the event rate \
+                reaches --rate once the first orders' follow-ups are due. Back-pressure: publishing pauses while the \
+                slowest consumer group lags more than --max-lag entries. A summary line every 5 s on stderr.
+                """)
+
+        @OptionGroup var options: ProduceOptions
+
+        @Option(help: "Events per second.")
+        var rate: Double = 100
+
+        @Option(help: "How long to run: seconds, or with a unit (90s, 10m, 1h).")
+        var duration = "60s"
+
+        @Option(help: "Random seed (the same seed gives the same choices).")
+        var seed: UInt64 = 1
+
+        @Option(help: "Back-pressure: pause while the slowest group lags more than this many entries (0: never).")
+        var maxLag = 100_000
+
+        func validate() throws {
+            guard rate > 0 else { throw ValidationError("--rate must be positive") }
+            guard Self.seconds(duration) != nil else { throw ValidationError("--duration: a number of seconds, or 90s, 10m, 1h") }
+        }
+
+        static func seconds(_ text: String) -> Double? {
+            let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600]
+            if let last = text.last, let unit = units[last], let value = Double(text.dropLast()), value > 0 { return value * unit }
+            return Double(text).flatMap { $0 > 0 ? $0 : nil }
+        }
+
+        func run() async throws {
+            let servers = options.connection.servers
+            let layout = options.layout
+            let redis = try await RedisConnection(url: servers.redisURL)
+            let producer = Producer(layout: layout)
+            let stop = StopFlag()
+            let signals = installStopSignals(stop, quiet: true)
+            defer { _ = signals }
+            let now = Timestamp.now
+            var load = SyntheticLoad(catalog: await Self.catalog(servers.databaseURL), seed: seed, prefix: "SYN\(seed)-\(now.milliseconds)")
+            var totals = (events: 0, rejected: 0, orders: 0, paused: 0.0)
+            var pending: [SyntheticLoad.Event] = []
+            if load.catalog.isEmpty {
+                pending = load.bootstrap(at: now)
+                logLine("synthetic: the warehouse has no catalog; publishing one (\(load.catalog.products.count) products, \(load.catalog.customers.count) customers)")
+            } else {
+                logLine("synthetic: \(load.catalog.customers.count) customers and \(load.catalog.products.count) products from the warehouse")
+            }
+            let backPressure = maxLag > 0 ? BackPressure(limit: maxLag, streams: Entity.allCases.flatMap { layout.streamKeys($0) }) : nil
+            let clock = ContinuousClock()
+            let started = clock.now
+            let end = started + .milliseconds(Int(Self.seconds(duration)! * 1000))
+            let ordersPerSecond = rate / SyntheticLoad.eventsPerOrder
+            var nextArrival = started + .microseconds(Int64(load.interarrival(ordersPerSecond: ordersPerSecond) * 1_000_000))
+            var lastSummary = started, lastCheck = started, lastSummaryEvents = 0
+            var slowest: (group: String, lag: Int)?
+
+            func publish() async throws {
+                guard !pending.isEmpty else { return }
+                var byEntity: [Entity: [(line: Int, values: [String: String])]] = [:]
+                for (index, event) in pending.enumerated() { byEntity[event.entity, default: []].append((totals.events + index + 1, event.values)) }
+                // Dimensions first, so a consumer reading one batch sees the customer before the order.
+                for entity in Entity.allCases {
+                    guard let objects = byEntity[entity] else { continue }
+                    let outcome = try await producer.publish(objects: objects, entity: entity, input: "synthetic", on: redis)
+                    for rejection in outcome.rejected { FileHandle.standardError.write(Data("rejected \(rejection.description)\n".utf8)) }
+                    totals.rejected += outcome.rejected.count
+                }
+                totals.events += pending.count
+                pending.removeAll(keepingCapacity: true)
+            }
+
+            while clock.now < end && !stop.isStopped {
+                let wall = clock.now
+                while nextArrival <= wall {
+                    pending += load.arrival(at: Timestamp.now)
+                    totals.orders += 1
+                    nextArrival += .microseconds(Int64(load.interarrival(ordersPerSecond: ordersPerSecond) * 1_000_000))
+                }
+                pending += load.due(at: Timestamp.now)
+                try await publish()
+                if let backPressure, clock.now - lastCheck >= backPressure.checkEvery {
+                    lastCheck = clock.now
+                    slowest = try await BackPressure.slowestLag(backPressure.streams, on: redis)
+                    let paused = try await backPressure.wait(on: redis, cancelled: { stop.isStopped }) { group, lag in
+                        logLine("synthetic: paused by back-pressure: group \(group) lags \(lag) entries (limit \(backPressure.limit))")
+                    }
+                    if paused > 0 {
+                        totals.paused += paused
+                        nextArrival = clock.now
+                    }
+                }
+                if clock.now - lastSummary >= .seconds(5) {
+                    let elapsed = (clock.now - lastSummary).seconds
+                    logLine(String(format: "synthetic: %.0f s, %d events (%.0f/s now), %d orders, %d rejected, %d follow-ups scheduled, slowest lag %@",
+                                   (clock.now - started).seconds, totals.events, Double(totals.events - lastSummaryEvents) / elapsed,
+                                   totals.orders, totals.rejected, load.scheduled, slowest.map { "\($0.lag) (\($0.group))" } ?? "-"))
+                    lastSummary = clock.now
+                    lastSummaryEvents = totals.events
+                }
+                let wake = min(nextArrival, clock.now + .milliseconds(20))
+                if wake > clock.now { try? await Task.sleep(until: wake, clock: clock) }
+            }
+            try await publish()
+            let seconds = (clock.now - started).seconds
+            if options.json {
+                printJSON(["events": totals.events, "orders": totals.orders, "rejected": totals.rejected, "seconds": seconds,
+                           "events_per_s": Double(totals.events) / seconds, "paused_s": totals.paused] as [String: Any])
+            } else {
+                print(String(format: "synthetic: %d events in %.1f s (%.0f/s), %d orders, %d rejected, %.1f s paused by back-pressure",
+                             totals.events, seconds, Double(totals.events) / seconds, totals.orders, totals.rejected, totals.paused))
+            }
+            if totals.rejected > 0 { throw ExitCode(1) }
+        }
+
+        /// The warehouse's current customers and products; empty when it has none or cannot be reached.
+        static func catalog(_ url: String) async -> SyntheticLoad.Catalog {
+            var catalog = SyntheticLoad.Catalog()
+            guard let postgres = try? await PostgresConnection(url) else { return catalog }
+            if let rows = try? await postgres.query("""
+                SELECT customer_id, segment, coalesce(state, ''), coalesce(country, 'US') FROM dim_customers
+                WHERE is_current AND NOT is_inferred AND segment IS NOT NULL ORDER BY customer_id LIMIT 100000
+                """) {
+                catalog.customers = rows.rows.compactMap { row in
+                    guard let id = try? row.decode(String.self, at: 0), let segment = try? row.decode(String.self, at: 1),
+                          let state = try? row.decode(String.self, at: 2), let country = try? row.decode(String.self, at: 3) else { return nil }
+                    return SyntheticLoad.Customer(id: id, segment: segment, state: state, country: country)
+                }
+            }
+            if let rows = try? await postgres.query("""
+                SELECT product_id, coalesce(name, product_id), category, coalesce(supplier_id, ''), unit_price::text FROM dim_products
+                WHERE is_current AND NOT is_inferred AND category IS NOT NULL AND unit_price IS NOT NULL ORDER BY product_id LIMIT 100000
+                """) {
+                catalog.products = rows.rows.compactMap { row in
+                    guard let id = try? row.decode(String.self, at: 0), let name = try? row.decode(String.self, at: 1),
+                          let category = try? row.decode(String.self, at: 2), let supplier = try? row.decode(String.self, at: 3),
+                          let price = (try? row.decode(String.self, at: 4)).flatMap(DecimalValue.init) else { return nil }
+                    return SyntheticLoad.Product(id: id, name: name, category: category, supplierID: supplier, price: price)
+                }
+            }
+            return catalog
         }
     }
 }

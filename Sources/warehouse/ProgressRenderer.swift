@@ -36,6 +36,8 @@ final class ProgressRenderer: @unchecked Sendable {
             } else {
                 line = String(format: "publishing: %d/%d rows (%.0f%%), %.0f events/s, ETA %.0f s", done, total, fraction * 100, rate, eta)
             }
+        case .throttled(let group, let lag, let limit):
+            line = "paused by back-pressure: group \(group) lags \(lag) entries (limit \(limit)); waiting for it to catch up"
         }
         if terminal {
             FileHandle.standardError.write(Data(("\r\u{1B}[2K" + line).utf8))

@@ -48,6 +48,9 @@ extension Warehouse {
         @Option(help: "Memory for sorting before it spills to disk, in MiB.")
         var memoryMb = 256
 
+        @Option(help: "Back-pressure: pause while the slowest consumer group lags more than this many entries (0: never).")
+        var maxLag = 0
+
         @Flag(help: "Print the summary as JSON.")
         var json = false
 
@@ -70,6 +73,7 @@ extension Warehouse {
             options.resume = resume
             options.batchSize = batch
             options.memoryBudget = memoryMb << 20
+            if maxLag > 0 { options.maxLag = maxLag }
             options.duplicateRate = scenario?.duplicateRate ?? 0
             options.shuffleWindow = scenario?.shuffleWindow ?? 0
             options.seed = scenario?.seed ?? 1

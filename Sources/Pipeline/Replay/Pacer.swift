@@ -22,6 +22,10 @@ public struct Pacer: Sendable {
         return due > now ? due - now : .zero
     }
 
+    /// Starts pacing afresh from the next event (after a pause, so the paced schedule does not
+    /// rush to make up the time spent waiting).
+    public mutating func reset() { origin = nil }
+
     /// Parses `max` or a positive number (`3600`, `0.5`).
     public static func parseSpeed(_ text: String) -> Double?? {
         if text.lowercased() == "max" { return .some(nil) }

@@ -28,6 +28,9 @@ public struct Replayer: Sendable {
         public var shuffleWindow = 0
         /// Seed for the chaos choices.
         public var seed: UInt64 = 1
+        /// Back-pressure: pause while the slowest consumer group lags more than this many entries
+        /// (nil: never).
+        public var maxLag: Int?
 
         public init(dataDirectory: String) {
             self.dataDirectory = dataDirectory
@@ -72,6 +75,8 @@ public struct Replayer: Sendable {
     public enum Progress: Sendable {
         case reading(file: String, rows: Int)
         case publishing(done: Int, total: Int, eventsPerSecond: Double)
+        /// Paused by back-pressure: `group` lags `lag` entries, over the limit.
+        case throttled(group: String, lag: Int, limit: Int)
     }
 
     public let options: Options
@@ -150,6 +155,19 @@ public struct Replayer: Sendable {
         var publishStart: ContinuousClock.Instant?
         var lastReport = clock.now
         var consumed = 0
+        let backPressure = options.maxLag.map { BackPressure(limit: $0, streams: Entity.allCases.flatMap { layout.streamKeys($0) }) }
+        var lastLagCheck = clock.now
+        /// Waits while the slowest group is past the lag limit.
+        func throttle() async throws {
+            guard let backPressure, let redis, !options.dryRun, clock.now - lastLagCheck >= backPressure.checkEvery else { return }
+            lastLagCheck = clock.now
+            if let inFlight { try await inFlight.value }
+            inFlight = nil
+            let paused = try await backPressure.wait(on: redis) { group, lag in
+                progress(.throttled(group: group, lag: lag, limit: backPressure.limit))
+            }
+            if paused > 0 { pacer.reset() }
+        }
 
         func flush() async throws {
             if let inFlight { try await inFlight.value }
@@ -208,7 +226,10 @@ public struct Replayer: Sendable {
                 }
                 batchFiles[header.entity.fileName, default: 0] += 1
             }
-            if batchEvents >= options.batchSize { try await flush() }
+            if batchEvents >= options.batchSize {
+                try await flush()
+                try await throttle()
+            }
         }
 
         while let header = try rows.advance() {
