@@ -84,7 +84,9 @@ enum TestServers {
     ///
     /// The blocking wait happens on a thread of its own, never on Swift's cooperative pool (which a
     /// test holding a lock the child waits for would otherwise deadlock).
-    static func runWarehouse(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, stdout: String, stderr: String) {
+    static func runWarehouse(
+        _ arguments: [String], environment: [String: String] = [:], stdin: String? = nil
+    ) async throws -> (status: Int32, stdout: String, stderr: String) {
         let executable = try warehouseExecutable()
         return try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
@@ -98,7 +100,13 @@ enum TestServers {
                     let err = Pipe()
                     process.standardOutput = out
                     process.standardError = err
+                    let input = Pipe()
+                    process.standardInput = stdin == nil ? FileHandle.nullDevice : input
                     try process.run()
+                    if let stdin {
+                        input.fileHandleForWriting.write(Data(stdin.utf8))
+                        try input.fileHandleForWriting.close()
+                    }
                     // stderr drains on a second thread so neither pipe can fill up and stall the child.
                     let stderr = DataBox()
                     let done = DispatchSemaphore(value: 0)

@@ -59,3 +59,46 @@ import Testing
         for status in OrderStatus.allCases { #expect(statuses[status.rawValue, default: 0] > 0, "\(status)") }
     }
 }
+
+/// The synthetic live load: every event it makes passes the contract, its choices follow the seed,
+/// and its follow-ups (shipping, delivery, cancels, returns, payment retries) come due.
+@Suite struct SyntheticLoadTests {
+    func run(seed: UInt64) -> [SyntheticLoad.Event] {
+        var load = SyntheticLoad(catalog: SyntheticLoad.Catalog(), seed: seed, prefix: "T")
+        let start = Timestamp(iso8601: "2026-01-01T00:00:00Z")!
+        var events = load.bootstrap(at: start, customers: 50, products: 20)
+        var clock = start.microseconds
+        for _ in 0..<1500 {
+            clock += Int64(load.interarrival(ordersPerSecond: 20) * 1_000_000)
+            events += load.due(at: Timestamp(microseconds: clock))
+            events += load.arrival(at: Timestamp(microseconds: clock))
+        }
+        events += load.due(at: Timestamp(microseconds: clock + 600_000_000))
+        return events
+    }
+
+    @Test func everyEventPassesTheContract() throws {
+        let events = run(seed: 7)
+        var statuses: [String: Int] = [:]
+        for event in events {
+            let header = event.entity.schema.columns.map(\.name)
+            let validator = try RowValidator(entity: event.entity, header: header)
+            let fields = header.map { event.values[$0] ?? "" }
+            if case .failure(let rejection) = validator.validate(fields, line: 1) {
+                Issue.record("\(event.entity): \(rejection.description) \(event.values)")
+            }
+            if event.entity == .orders { statuses[event.values["status"]!, default: 0] += 1 }
+        }
+        #expect(statuses["placed", default: 0] > 2000 && statuses["shipped", default: 0] > 0 && statuses["delivered", default: 0] > 0)
+        #expect(statuses["cancelled", default: 0] > 0, "\(statuses)")
+        #expect(events.contains { $0.entity == .payments && $0.values["status"] == "failed" })
+        #expect(events.contains { $0.entity == .inventory && $0.values["movement_type"] == "receipt" && $0.values["reference"] == "restock" })
+        let perOrder = Double(events.count - 20 * 3 - 50 - 10) / 1500
+        #expect(perOrder > 8 && perOrder < 14, "about \(SyntheticLoad.eventsPerOrder) events per order (\(perOrder))")
+    }
+
+    @Test func theSeedDecides() {
+        #expect(run(seed: 3).map(\.values) == run(seed: 3).map(\.values))
+        #expect(run(seed: 3).map(\.values) != run(seed: 4).map(\.values))
+    }
+}

@@ -1,0 +1,157 @@
+import Foundation
+import Pipeline
+import PostgresClient
+import RedisClient
+import Testing
+
+/// `produce`, the trimmer and back-pressure against the real Redis.
+@Suite struct OperationsTests {
+    static let header = "order_id,line_number,customer_id,product_id,quantity,unit_price,discount,status,order_ts,updated_at"
+
+    @Test func produceReportsEachBadLineAndPublishesTheGoodOnes() async throws {
+        let redis = try await TestServers.redis()
+        let layout = StreamLayout(namespace: TestServers.unique("swp"))
+        let csv = [
+            Self.header,
+            "A1,1,C001,P001,2,10.00,0,placed,2024-12-08T10:00:00Z,2024-12-08T10:00:00Z",
+            "A1,2,C001,P002,lots,10.00,0,placed,2024-12-08T10:00:00Z,2024-12-08T10:00:00Z",
+            "A2,1,C002,P003,1,5.00,0,placed,2024-12-08T11:00:00Z,2024-12-08T11:00:00Z",
+            "A2,2,C002,P003,1,5.00,0,sold,2024-12-08T11:00:00Z,2024-12-08T11:00:00Z",
+            "A3,1,C002,P003,1,5.00,0,placed,not a time,2024-12-08T11:00:00Z",
+        ].joined(separator: "\n") + "\n"
+        let run = try await TestServers.runWarehouse(
+            ["produce", "--stdin", "--entity", "orders", "--format", "csv", "--namespace", layout.namespace], stdin: csv)
+        #expect(run.status == 1, "some lines were rejected: \(run.stderr)")
+        #expect(run.stderr.contains("stdin:3 [quantity]") && run.stderr.contains("stdin:5 [status]") && run.stderr.contains("stdin:6 [order_ts]"), "\(run.stderr)")
+        let entries = try await redis.xrange(layout.streamKey(.orders, partition: 0))
+        #expect(entries.map { $0["order_id"] } == ["A1", "A2"])
+        #expect(entries.map { $0["source"] } == ["stdin:2", "stdin:4"])
+        #expect(run.stdout.split(separator: "\n").filter { $0.hasPrefix("published") }.count == 2)
+
+        // JSON lines: a malformed line and an unknown column are reported by number too.
+        let jsonl = """
+            {"order_id":"B1","line_number":1,"customer_id":"C1","product_id":"P1","quantity":1,"unit_price":"3.50","status":"placed","order_ts":"2024-12-08T12:00:00Z","updated_at":"2024-12-08T12:00:00Z"}
+            {not json
+            {"order_id":"B2","colour":"red"}
+            """
+        let lines = try await TestServers.runWarehouse(
+            ["produce", "--entity", "orders", "--format", "jsonl", "--json", "--namespace", layout.namespace], stdin: jsonl)
+        #expect(lines.status == 1)
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(lines.stdout.utf8)) as? [String: Any])
+        #expect((report["published"] as? [[String: Any]])?.count == 1)
+        #expect((report["rejected"] as? [[String: Any]])?.compactMap { $0["line"] as? Int } == [2, 3])
+
+        // All good: exit 0. Unusable input: exit 2.
+        let good = try await TestServers.runWarehouse(
+            ["produce", "--stdin", "--entity", "orders", "--namespace", layout.namespace],
+            stdin: Self.header + "\nA9,1,C1,P1,1,1.00,0,placed,2024-12-08T10:00:00Z,2024-12-08T10:00:00Z\n")
+        #expect(good.status == 0, "\(good.stderr)")
+        let noHeader = try await TestServers.runWarehouse(["produce", "--stdin", "--entity", "orders", "--namespace", layout.namespace], stdin: "")
+        #expect(noHeader.status == 2)
+        let missingColumn = try await TestServers.runWarehouse(
+            ["produce", "--stdin", "--entity", "orders", "--namespace", layout.namespace], stdin: "order_id,line_number\nA1,1\n")
+        #expect(missingColumn.status == 2, "a required column absent from the header: \(missingColumn.stderr)")
+        let unknownEntity = try await TestServers.runWarehouse(["produce", "--stdin", "--entity", "widgets", "--namespace", layout.namespace], stdin: "a\n")
+        #expect(unknownEntity.status == 2)
+    }
+
+    @Test func produceOrderAndItsStatusChanges() async throws {
+        let redis = try await TestServers.redis()
+        let layout = StreamLayout(namespace: TestServers.unique("swp"))
+        let order = try await TestServers.runWarehouse(
+            ["produce", "order", "--customer", "C9", "--line", "P1:2:10.00", "--line", "P2:1:4.50:0.10", "--order-id", "Z1",
+             "--namespace", layout.namespace])
+        #expect(order.status == 0, "\(order.stderr)")
+        let lines = try await redis.xrange(layout.streamKey(.orders, partition: 0))
+        #expect(lines.map { $0["line_number"] } == ["1", "2"] && lines.allSatisfy { $0["order_id"] == "Z1" && $0["status"] == "placed" })
+        #expect(lines.last?["discount"] == "0.1", "canonical, as replay writes it")
+        // The warehouse loads it; a status change then publishes new versions of both lines.
+        let warehouse = try await WarehouseFixture.make()
+        try await warehouse.load(layout, redis: redis)
+        let shipped = try await TestServers.runWarehouse(
+            ["produce", "status", "--order", "Z1", "--status", "shipped", "--namespace", layout.namespace], environment: ["DATABASE_URL": warehouse.url])
+        #expect(shipped.status == 0, "\(shipped.stderr)")
+        let all = try await redis.xrange(layout.streamKey(.orders, partition: 0))
+        #expect(all.suffix(2).allSatisfy { $0["status"] == "shipped" } && all.count == 4)
+        #expect(all.suffix(2).map { $0["unit_price"] } == lines.map { $0["unit_price"] }, "the rest of each line is as the warehouse holds it")
+        try await warehouse.load(layout, redis: redis)
+        let statuses = try await warehouse.postgres.query("SELECT status FROM fact_sales WHERE order_id = 'Z1' ORDER BY line_number")
+        #expect(statuses.rows.map { $0[0] } == ["shipped", "shipped"])
+        let unknown = try await TestServers.runWarehouse(
+            ["produce", "status", "--order", "NOPE", "--status", "shipped", "--namespace", layout.namespace], environment: ["DATABASE_URL": warehouse.url])
+        #expect(unknown.status == 2)
+        let bad = try await TestServers.runWarehouse(["produce", "order", "--customer", "C9", "--line", "P1", "--namespace", layout.namespace])
+        #expect(bad.status == 2 && bad.stderr.contains("PRODUCT:QTY"))
+    }
+
+    /// The trimmer removes what every group has consumed, never an entry still pending or not yet
+    /// delivered to a group, and nothing until every required group exists.
+    @Test func trimmingNeverRemovesWhatAGroupStillNeeds() async throws {
+        let redis = try await TestServers.redis()
+        let key = TestServers.unique("sw:test:{trim}")
+        var batch = RedisCommandBuffer()
+        for index in 0..<10 { batch.xadd(key, fields: ["n", String(index)]) }
+        _ = try await redis.send(batch)
+        let ids = try await redis.xrange(key).map(\.id)
+        let trimmer = StreamTrimmer(requiredGroups: ["a", "b"])
+        _ = try await redis.xgroupCreate(key, group: "a", id: "0")
+        let early = try await trimmer.trim(key, on: redis, nowMilliseconds: Timestamp.now.milliseconds)
+        #expect(early.removed == 0 && early.skipped?.contains("group b") == true)
+        _ = try await redis.xgroupCreate(key, group: "b", id: "0")
+
+        // a: read 6, acked the first 4 (5 and 6 pending). b: read 8, acked all.
+        let readA = try await redis.xreadgroup(group: "a", consumer: "x", streams: [(key, ">")], count: 6)[0].entries
+        _ = try await redis.xack(key, group: "a", ids: Array(readA.prefix(4).map(\.id)))
+        let readB = try await redis.xreadgroup(group: "b", consumer: "y", streams: [(key, ">")], count: 8)[0].entries
+        _ = try await redis.xack(key, group: "b", ids: readB.map(\.id))
+        var result = try await trimmer.trim(key, on: redis, nowMilliseconds: Timestamp.now.milliseconds)
+        #expect(result.removed == 4 && result.keptFrom == ids[4].description)
+        #expect(try await redis.xrange(key).map(\.id) == Array(ids[4...]), "a's pending entries stay")
+
+        // a acknowledges everything it read: now b's undelivered entries (9, 10) and a's (7..10) bound it.
+        _ = try await redis.xack(key, group: "a", ids: readA.map(\.id))
+        result = try await trimmer.trim(key, on: redis, nowMilliseconds: Timestamp.now.milliseconds)
+        #expect(result.removed == 2)
+        #expect(try await redis.xrange(key).map(\.id) == Array(ids[6...]), "entries not yet delivered to a stay")
+        let pendingA = try await redis.xreadgroup(group: "a", consumer: "x", streams: [(key, ">")], count: 10)[0].entries
+        #expect(pendingA.map(\.id) == Array(ids[6...]), "a still reads every entry it had not seen")
+
+        // Retention on top keeps consumed entries younger than it.
+        _ = try await redis.xack(key, group: "a", ids: pendingA.map(\.id))
+        let kept = try await StreamTrimmer(requiredGroups: ["a", "b"], retention: .seconds(3600))
+            .trim(key, on: redis, nowMilliseconds: Timestamp.now.milliseconds)
+        #expect(kept.removed == 0)
+    }
+
+    @Test func backPressureWaitsForTheSlowestGroup() async throws {
+        let redis = try await TestServers.redis()
+        let key = TestServers.unique("sw:test:{bp}")
+        var batch = RedisCommandBuffer()
+        for index in 0..<100 { batch.xadd(key, fields: ["n", String(index)]) }
+        _ = try await redis.send(batch)
+        _ = try await redis.xgroupCreate(key, group: "fast", id: "$")
+        _ = try await redis.xgroupCreate(key, group: "slow", id: "0")
+        let slowest = try #require(try await BackPressure.slowestLag([key], on: redis))
+        #expect(slowest.group == "slow" && slowest.lag == 100)
+        var pressure = BackPressure(limit: 50, streams: [key])
+        pressure.resumeBelow = 40
+        let consumer = try await TestServers.redis()
+        let draining = Task {
+            try await Task.sleep(for: .milliseconds(300))
+            let read = try await consumer.xreadgroup(group: "slow", consumer: "c", streams: [(key, ">")], count: 70)
+            _ = try await consumer.xack(key, group: "slow", ids: read[0].entries.map(\.id))
+        }
+        let reports = LockedCounter()
+        let waited = try await pressure.wait(on: redis) { _, _ in reports.increment() }
+        try await draining.value
+        #expect(waited >= 0.25 && reports.value >= 1, "it waited for the slow group (\(waited) s)")
+        #expect(try await pressure.wait(on: redis) { _, _ in } == 0, "under the limit it does not wait")
+    }
+}
+
+final class LockedCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func increment() { lock.lock(); count += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+}
