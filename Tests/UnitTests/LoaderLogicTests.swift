@@ -111,5 +111,13 @@ import Testing
         // Only pending entries (all delivered, none acknowledged): behind.
         #expect(status(reading(lag: 0, pending: 3, read: 3, added: 3, idleMs: [5]), reading(lag: 0, pending: 3, read: 3, added: 3, idleMs: [5])).status == .stalled)
         #expect(LagMonitor.Status.stalled.alerts && LagMonitor.Status.stopped.alerts && !LagMonitor.Status.warn.alerts)
+        // Burrow's rule over a series: only a lag above zero at every reading and growing at each step warns.
+        func series(_ lags: [Int]) -> LagMonitor.Status {
+            let readings = lags.enumerated().map { [reading(lag: $0.element, read: 100 * $0.offset, added: 100 * $0.offset + $0.element, idleMs: [5])] }
+            return LagMonitor().evaluate(readings, seconds: 2)[0].status
+        }
+        #expect(series([10, 20, 40]) == .warn)
+        #expect(series([10, 5, 40]) == .ok, "a lag that dips between batches is not a warning")
+        #expect(series([0, 20, 40]) == .ok, "caught up at one reading")
     }
 }

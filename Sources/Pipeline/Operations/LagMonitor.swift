@@ -5,8 +5,10 @@ public import RedisClient
 /// and in seconds), who is consuming, how fast, and a status by Burrow-style rules evaluated over a
 /// sampling window (two readings `window` apart):
 ///
-/// - OK: caught up, or behind and catching up (or keeping level);
-/// - WARN: behind, consuming, and the lag grew over the window (by more than `warnGrowth`);
+/// - OK: caught up (at any reading of the window), or behind and catching up (or keeping level);
+/// - WARN: behind at every reading, consuming, and the lag grew from each reading to the next (and
+///   by more than `warnGrowth` over the window) — Burrow's rule, so a lag that merely fluctuates
+///   between batches is not a warning;
 /// - STALLED: behind, with a live consumer, and nothing consumed over the window;
 /// - STOPPED: behind, and no live consumer (none, or every one idle past `stoppedAfter`).
 public struct LagMonitor: Sendable {
@@ -161,20 +163,34 @@ public struct LagMonitor: Sendable {
         }
     }
 
-    /// Two readings `window` apart, and the rows they give.
-    public func sample(streams: [String], on redis: RedisConnection, window: Duration) async throws -> [Row] {
-        let first = try await read(streams: streams, on: redis)
+    /// `readings` readings (at least 2) spread evenly over `window`, and the rows they give.
+    public func sample(streams: [String], on redis: RedisConnection, window: Duration, readings: Int = 3) async throws -> [Row] {
+        let count = max(2, readings)
+        var series = [try await read(streams: streams, on: redis)]
         let started = ContinuousClock.now
-        try await Task.sleep(for: window)
-        let second = try await read(streams: streams, on: redis)
-        return evaluate(before: first, after: second, seconds: (ContinuousClock.now - started).seconds)
+        for _ in 1..<count {
+            try await Task.sleep(for: window / (count - 1))
+            series.append(try await read(streams: streams, on: redis))
+        }
+        return evaluate(series, seconds: (ContinuousClock.now - started).seconds)
     }
 
-    /// The rows for two readings `seconds` apart (pure: the status rules are unit-tested).
+    /// The rows for two readings `seconds` apart.
     public func evaluate(before: [Reading], after: [Reading], seconds: Double) -> [Row] {
-        let earlier = Dictionary(before.map { ("\($0.stream)\u{1F}\($0.group)", $0) }, uniquingKeysWith: { a, _ in a })
+        evaluate([before, after], seconds: seconds)
+    }
+
+    /// The rows for a series of readings spanning `seconds` (pure: the status rules are unit-tested).
+    public func evaluate(_ series: [[Reading]], seconds: Double) -> [Row] {
+        func key(_ r: Reading) -> String { "\(r.stream)\u{1F}\(r.group)" }
+        let indexed = series.map { Dictionary($0.map { (key($0), $0) }, uniquingKeysWith: { a, _ in a }) }
+        guard let after = series.last else { return [] }
+        let earlier = indexed.first ?? [:]
         return after.map { now in
-            let then = earlier["\(now.stream)\u{1F}\(now.group)"]
+            let then = earlier[key(now)]
+            let history = indexed.compactMap { $0[key(now)] }
+            let steadilyGrowing = history.count >= 2 && history.allSatisfy { $0.lag > 0 }
+                && zip(history, history.dropFirst()).allSatisfy { $1.lag > $0.lag }
             let dt = max(seconds, 0.001)
             let consumed: Int
             if let a = then?.entriesRead, let b = now.entriesRead {
@@ -205,7 +221,7 @@ public struct LagMonitor: Sendable {
                 status = .stopped
             } else if consumed <= 0 && acked == 0 {
                 status = .stalled
-            } else if lagChange > thresholds.warnGrowth {
+            } else if steadilyGrowing && lagChange > thresholds.warnGrowth {
                 status = .warn
             } else {
                 status = .ok
