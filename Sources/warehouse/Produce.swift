@@ -381,7 +381,7 @@ extension Warehouse.Produce {
             let signals = installStopSignals(stop, quiet: true)
             defer { _ = signals }
             let now = Timestamp.now
-            var load = SyntheticLoad(catalog: await Self.catalog(servers.databaseURL), seed: seed, prefix: "SYN\(seed)-\(now.milliseconds)")
+            var load = SyntheticLoad(catalog: await Self.catalog(servers.databaseURL), seed: seed, prefix: "S\(seed)" + String(now.milliseconds, radix: 36))
             var totals = (events: 0, rejected: 0, orders: 0, paused: 0.0)
             var pending: [SyntheticLoad.Event] = []
             if load.catalog.isEmpty {
