@@ -235,15 +235,26 @@ import Testing
 
     @Test func recordsRoundTrip() {
         let events: [S.Event] = [
-            line(.returned, day: 3), customer(segment: "Premium", state: nil, at: "2024-01-01T00:00:00Z"),
+            line(.returned, day: 3, id: "0123456789abcdef0123456789abcdef"), customer(segment: "Premium", state: nil, at: "2024-01-01T00:00:00Z"),
             customer(segment: "Premium", state: "TX", at: "2024-01-01T00:00:00.5Z"), product(category: "Toys", at: "2024-01-01T00:00:00Z"),
             .supplier(S.Supplier(id: "S1", version: S.Version(time: Self.t("2024-01-01T00:00:00Z"), eventID: "s"))),
             .payment(S.Payment(id: "Y1", version: S.Version(time: Self.t("2024-01-01T00:00:00Z"), eventID: "y"), method: "card", status: "captured", amountMicros: 123_456_789)),
             .movement(S.Movement(id: "M1", version: S.Version(time: Self.t("2024-01-01T00:00:00Z"), eventID: "m"), productID: "P1", quantity: -4)),
         ]
         for event in events {
-            #expect(KPIRecord.decode(KPIRecord.record(event).value) == event)
+            let record = KPIRecord.record(event)
+            #expect(KPIRecord.decode(field: record.field, value: record.value) == event)
         }
-        #expect(KPIRecord.decode([1, 0x41]) == nil)
+        // Event ids that are not 32 hex digits are kept as text.
+        let odd = S.Event.supplier(S.Supplier(id: "S2", version: S.Version(time: Self.t("2024-01-01T00:00:00Z"), eventID: "not-hex")))
+        let oddRecord = KPIRecord.record(odd)
+        #expect(KPIRecord.decode(field: oddRecord.field, value: oddRecord.value) == odd)
+        // The first format (every value a string) is still read.
+        var legacy: [UInt8] = []
+        EventEncoder.pack(["M", "M1", "P1", "-4", "1704067200000000", "m"], into: &legacy)
+        #expect(KPIRecord.decode(field: [], value: legacy)
+                == .movement(S.Movement(id: "M1", version: S.Version(time: Self.t("2024-01-01T00:00:00Z"), eventID: "m"), productID: "P1", quantity: -4)))
+        #expect(KPIRecord.decode(field: [], value: [1, 0x41]) == nil)
+        #expect(KPIRecord.decode(field: [1, 0x41], value: [UInt8(ascii: "m"), 0xFF]) == nil, "truncated")
     }
 }

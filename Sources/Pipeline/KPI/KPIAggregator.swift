@@ -219,7 +219,8 @@ public actor KPIAggregator {
                 cursor = next
                 var index = 1
                 while index < items.count {
-                    if let value = items[index].bytes, let event = KPIRecord.decode(value) {
+                    if let field = items[index - 1].bytes, let value = items[index].bytes,
+                       let event = KPIRecord.decode(field: field, value: value) {
                         fresh.apply(event)
                         records += 1
                     }

@@ -148,60 +148,175 @@ public enum KPIRecord {
     // MARK: - Persisted records
 
     /// The hash field (natural key, plus the version for dimensions, whose every version is kept)
-    /// and the value (everything the state needs) of an event's record.
+    /// and the value of an event's record. The value is compact: the kind (a lowercase letter),
+    /// then what the state needs beyond the field's key — strings with a LEB128 length, numbers
+    /// as zigzag LEB128, times in microseconds, event ids of 32 hex digits as their 16 bytes.
     public static func record(_ event: KPIState.Event) -> (field: [UInt8], value: [UInt8]) {
-        var field: [UInt8] = [], value: [UInt8] = []
-        field.reserveCapacity(48)
-        value.reserveCapacity(128)
-        func put(_ text: String, _ out: inout [UInt8]) {
-            var text = text
-            text.withUTF8 { StreamEntry.append(UnsafeRawBufferPointer($0), to: &out) }
-        }
-        func put(_ number: Int64, _ out: inout [UInt8]) {
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { buffer in
-                var magnitude = number.magnitude, end = 24
-                repeat {
-                    end -= 1
-                    buffer[end] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-                    magnitude /= 10
-                } while magnitude > 0
-                if number < 0 { end -= 1; buffer[end] = UInt8(ascii: "-") }
-                StreamEntry.append(UnsafeRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[end..<24]), to: &out)
-            }
-        }
-        func version(_ v: KPIState.Version, _ out: inout [UInt8]) {
-            put(v.time.microseconds, &out)
-            put(v.eventID, &out)
-        }
+        var field = Writer(), value = Writer()
         switch event {
         case .line(let e):
-            put(e.orderID, &field); put(Int64(e.lineNumber), &field)
-            put("L", &value); put(e.orderID, &value); put(Int64(e.lineNumber), &value); put(e.customerID, &value)
-            put(e.productID, &value); put(e.status.rawValue, &value); put(e.quantity, &value); put(e.netCents, &value)
-            put(e.orderTime.microseconds, &value); version(e.version, &value)
+            field.string(e.orderID); field.string(String(e.lineNumber))
+            value.kind("l"); value.string(e.customerID); value.string(e.productID)
+            value.byte(UInt8(OrderStatus.allCases.firstIndex(of: e.status)!)); value.int(e.quantity); value.int(e.netCents)
+            value.int(e.orderTime.microseconds); value.version(e.version)
         case .customer(let e):
-            put(e.id, &field); version(e.version, &field)
-            put("C", &value); put(e.id, &value); put(e.segment, &value); put(e.state ?? "", &value); put(e.state == nil ? "0" : "1", &value)
-            version(e.version, &value)
+            field.string(e.id); field.string(String(e.version.time.microseconds)); field.string(e.version.eventID)
+            value.kind("c"); value.string(e.segment); value.byte(e.state == nil ? 0 : 1); value.string(e.state ?? ""); value.version(e.version)
         case .product(let e):
-            put(e.id, &field); version(e.version, &field)
-            put("P", &value); put(e.id, &value); put(e.category, &value); version(e.version, &value)
+            field.string(e.id); field.string(String(e.version.time.microseconds)); field.string(e.version.eventID)
+            value.kind("p"); value.string(e.category); value.version(e.version)
         case .supplier(let e):
-            put(e.id, &field)
-            put("S", &value); put(e.id, &value); version(e.version, &value)
+            field.string(e.id)
+            value.kind("s"); value.version(e.version)
         case .payment(let e):
-            put(e.id, &field)
-            put("Y", &value); put(e.id, &value); put(e.method, &value); put(e.status, &value); put(e.amountMicros, &value)
-            version(e.version, &value)
+            field.string(e.id)
+            value.kind("y"); value.string(e.method); value.string(e.status); value.int(e.amountMicros); value.version(e.version)
         case .movement(let e):
-            put(e.id, &field)
-            put("M", &value); put(e.id, &value); put(e.productID, &value); put(e.quantity, &value); version(e.version, &value)
+            field.string(e.id)
+            value.kind("m"); value.string(e.productID); value.int(e.quantity); value.version(e.version)
         }
-        return (field, value)
+        return (field.bytes, value.bytes)
     }
 
-    /// The event a persisted record holds; nil for bytes this version did not write.
-    public static func decode(_ value: [UInt8]) -> KPIState.Event? {
+    struct Writer {
+        var bytes: [UInt8] = []
+        init() { bytes.reserveCapacity(96) }
+        mutating func kind(_ letter: Unicode.Scalar) { bytes.append(UInt8(letter.value)) }
+        mutating func byte(_ value: UInt8) { bytes.append(value) }
+        mutating func string(_ text: String) {
+            var text = text
+            text.withUTF8 { StreamEntry.append(UnsafeRawBufferPointer($0), to: &bytes) }
+        }
+        mutating func int(_ value: Int64) {
+            var zigzag = UInt64(bitPattern: (value << 1) ^ (value >> 63))
+            while zigzag >= 0x80 {
+                bytes.append(UInt8(zigzag & 0x7F) | 0x80)
+                zigzag >>= 7
+            }
+            bytes.append(UInt8(zigzag))
+        }
+        mutating func version(_ v: KPIState.Version) {
+            int(v.time.microseconds)
+            let hex = Array(v.eventID.utf8)
+            if hex.count == 32, let raw = Self.unhex(hex) {
+                bytes.append(1)
+                bytes.append(contentsOf: raw)
+            } else {
+                bytes.append(0)
+                string(v.eventID)
+            }
+        }
+        static func unhex(_ hex: [UInt8]) -> [UInt8]? {
+            func nibble(_ c: UInt8) -> UInt8? {
+                switch c {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+                default: nil
+                }
+            }
+            var out: [UInt8] = []
+            out.reserveCapacity(hex.count / 2)
+            var index = 0
+            while index + 1 < hex.count {
+                guard let high = nibble(hex[index]), let low = nibble(hex[index + 1]) else { return nil }
+                out.append(high << 4 | low)
+                index += 2
+            }
+            return out
+        }
+    }
+
+    struct Reader {
+        let bytes: [UInt8]
+        var offset = 0
+        init(_ bytes: [UInt8], from offset: Int = 0) {
+            self.bytes = bytes
+            self.offset = offset
+        }
+        var atEnd: Bool { offset == bytes.count }
+        mutating func byte() -> UInt8? {
+            guard offset < bytes.count else { return nil }
+            defer { offset += 1 }
+            return bytes[offset]
+        }
+        mutating func varint() -> UInt64? {
+            var value: UInt64 = 0, shift: UInt64 = 0
+            while let b = byte() {
+                value |= UInt64(b & 0x7F) << shift
+                if b < 0x80 { return value }
+                shift += 7
+                if shift > 63 { return nil }
+            }
+            return nil
+        }
+        mutating func int() -> Int64? {
+            guard let z = varint() else { return nil }
+            return Int64(bitPattern: z >> 1) ^ -Int64(bitPattern: z & 1)
+        }
+        mutating func string() -> String? {
+            guard let length = varint(), offset + Int(length) <= bytes.count else { return nil }
+            defer { offset += Int(length) }
+            return String(decoding: bytes[offset..<(offset + Int(length))], as: UTF8.self)
+        }
+        mutating func version() -> KPIState.Version? {
+            guard let time = int(), let tag = byte() else { return nil }
+            if tag == 1 {
+                guard offset + 16 <= bytes.count else { return nil }
+                let hexDigits = Array("0123456789abcdef".utf8)
+                var text: [UInt8] = []
+                text.reserveCapacity(32)
+                for b in bytes[offset..<(offset + 16)] {
+                    text.append(hexDigits[Int(b >> 4)])
+                    text.append(hexDigits[Int(b & 0xF)])
+                }
+                offset += 16
+                return KPIState.Version(time: Timestamp(microseconds: time), eventID: String(decoding: text, as: UTF8.self))
+            }
+            guard tag == 0, let id = string() else { return nil }
+            return KPIState.Version(time: Timestamp(microseconds: time), eventID: id)
+        }
+    }
+
+    /// The event a persisted record (its field and value) holds; nil for bytes no version wrote.
+    public static func decode(field: [UInt8], value: [UInt8]) -> KPIState.Event? {
+        guard let kind = value.first else { return nil }
+        guard kind >= UInt8(ascii: "a") && kind <= UInt8(ascii: "z") else { return decode(value) }
+        var key = Reader(field)
+        var v = Reader(value, from: 1)
+        guard let id = key.string() else { return nil }
+        let event: KPIState.Event?
+        switch kind {
+        case UInt8(ascii: "l"):
+            guard let lineText = key.string(), let line = Int(lineText), let customer = v.string(), let product = v.string(),
+                  let statusIndex = v.byte(), Int(statusIndex) < OrderStatus.allCases.count, let quantity = v.int(), let net = v.int(),
+                  let orderTime = v.int(), let version = v.version() else { return nil }
+            event = .line(KPIState.Line(
+                orderID: id, lineNumber: line, customerID: customer, productID: product, status: OrderStatus.allCases[Int(statusIndex)],
+                quantity: quantity, netCents: net, orderTime: Timestamp(microseconds: orderTime), version: version))
+        case UInt8(ascii: "c"):
+            guard let segment = v.string(), let hasState = v.byte(), let state = v.string(), let version = v.version() else { return nil }
+            event = .customer(KPIState.Customer(id: id, version: version, segment: segment, state: hasState == 1 ? state : nil))
+        case UInt8(ascii: "p"):
+            guard let category = v.string(), let version = v.version() else { return nil }
+            event = .product(KPIState.Product(id: id, version: version, category: category))
+        case UInt8(ascii: "s"):
+            guard let version = v.version() else { return nil }
+            event = .supplier(KPIState.Supplier(id: id, version: version))
+        case UInt8(ascii: "y"):
+            guard let method = v.string(), let status = v.string(), let amount = v.int(), let version = v.version() else { return nil }
+            event = .payment(KPIState.Payment(id: id, version: version, method: method, status: status, amountMicros: amount))
+        case UInt8(ascii: "m"):
+            guard let product = v.string(), let quantity = v.int(), let version = v.version() else { return nil }
+            event = .movement(KPIState.Movement(id: id, version: version, productID: product, quantity: quantity))
+        default:
+            return nil
+        }
+        return v.atEnd ? event : nil
+    }
+
+    /// The first format (uppercase kinds, every value a string): still read, so state written by an
+    /// earlier version survives an upgrade.
+    static func decode(_ value: [UInt8]) -> KPIState.Event? {
         let v = value.withUnsafeBytes { EventEncoder.unpack($0) }
         guard let kind = v.first, v.count >= 3 else { return nil }
         func version(_ at: Int) -> KPIState.Version? {
