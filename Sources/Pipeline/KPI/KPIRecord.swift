@@ -152,7 +152,7 @@ public enum KPIRecord {
     /// then what the state needs beyond the field's key — strings with a LEB128 length, numbers
     /// as zigzag LEB128, times in microseconds, event ids of 32 hex digits as their 16 bytes.
     public static func record(_ event: KPIState.Event) -> (field: [UInt8], value: [UInt8]) {
-        var field = Writer(), value = Writer()
+        var field = Writer(capacity: 40), value = Writer(capacity: 96)
         switch event {
         case .line(let e):
             field.string(e.orderID); field.string(String(e.lineNumber))
@@ -180,7 +180,7 @@ public enum KPIRecord {
 
     struct Writer {
         var bytes: [UInt8] = []
-        init() { bytes.reserveCapacity(96) }
+        init(capacity: Int) { bytes.reserveCapacity(capacity) }
         mutating func kind(_ letter: Unicode.Scalar) { bytes.append(UInt8(letter.value)) }
         mutating func byte(_ value: UInt8) { bytes.append(value) }
         mutating func string(_ text: String) {
@@ -197,32 +197,35 @@ public enum KPIRecord {
         }
         mutating func version(_ v: KPIState.Version) {
             int(v.time.microseconds)
-            let hex = Array(v.eventID.utf8)
-            if hex.count == 32, let raw = Self.unhex(hex) {
+            var id = v.eventID
+            let packed: Bool = id.withUTF8 { utf8 in
+                guard utf8.count == 32 else { return false }
+                let start = bytes.count
                 bytes.append(1)
-                bytes.append(contentsOf: raw)
-            } else {
+                var index = 0
+                while index < 32 {
+                    guard let high = Self.nibble(utf8[index]), let low = Self.nibble(utf8[index + 1]) else {
+                        bytes.removeSubrange(start...)
+                        return false
+                    }
+                    bytes.append(high << 4 | low)
+                    index += 2
+                }
+                return true
+            }
+            if !packed {
                 bytes.append(0)
                 string(v.eventID)
             }
         }
-        static func unhex(_ hex: [UInt8]) -> [UInt8]? {
-            func nibble(_ c: UInt8) -> UInt8? {
-                switch c {
-                case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-                case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-                default: nil
-                }
+
+        @inline(__always)
+        static func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+            default: nil
             }
-            var out: [UInt8] = []
-            out.reserveCapacity(hex.count / 2)
-            var index = 0
-            while index + 1 < hex.count {
-                guard let high = nibble(hex[index]), let low = nibble(hex[index + 1]) else { return nil }
-                out.append(high << 4 | low)
-                index += 2
-            }
-            return out
         }
     }
 
