@@ -34,4 +34,6 @@ sw_log "data-quality checks"
 "$bin" check
 sw_log "reconciling Redis's KPIs with PostgreSQL"
 "$bin" reconcile --wait 10
+sw_log "consumer lag"
+"$bin" lag --window-ms 500
 sw_log "done; stop the servers with: scripts/services.sh down"
