@@ -136,12 +136,15 @@ import Testing
         var pressure = BackPressure(limit: 50, streams: [key])
         pressure.resumeBelow = 40
         let consumer = try await TestServers.redis()
+        let reports = LockedCounter()
+        // The slow group catches up only once the publisher is seen waiting (so a loaded machine
+        // cannot let it catch up before the first reading).
         let draining = Task {
+            while reports.value == 0 { try await Task.sleep(for: .milliseconds(10)) }
             try await Task.sleep(for: .milliseconds(300))
             let read = try await consumer.xreadgroup(group: "slow", consumer: "c", streams: [(key, ">")], count: 70)
             _ = try await consumer.xack(key, group: "slow", ids: read[0].entries.map(\.id))
         }
-        let reports = LockedCounter()
         let waited = try await pressure.wait(on: redis) { _, _ in reports.increment() }
         try await draining.value
         #expect(waited >= 0.25 && reports.value >= 1, "it waited for the slow group (\(waited) s)")
