@@ -100,20 +100,6 @@ final class FlatReply {
             guard try tag() == FlatReply.string else { throw RedisError(.unexpectedReply, "expected a string") }
             return String(decoding: try stringBody(), as: UTF8.self)
         }
-
-        /// Skips one element (and its children).
-        mutating func skip() throws(RedisError) {
-            switch try tag() {
-            case FlatReply.array:
-                for _ in 0..<(try length()) { try skip() }
-            case FlatReply.string, FlatReply.status, FlatReply.error:
-                _ = try stringBody()
-            case FlatReply.integer:
-                offset += 8
-            default:
-                break
-            }
-        }
     }
 
     /// Decodes an XREAD/XREADGROUP reply: `[[key, [[id, [f, v, …]], …]], …]` or nil.

@@ -310,6 +310,23 @@ extension RedisConnection {
         }
     }
 
+    /// Every key matching `pattern` (SCAN … MATCH [TYPE]), each once, sorted.
+    public func scanKeys(match pattern: String, type: String? = nil) async throws -> [String] {
+        var keys: Set<String> = []
+        var cursor = "0"
+        repeat {
+            var arguments = ["SCAN", cursor, "MATCH", pattern, "COUNT", "1000"]
+            if let type { arguments += ["TYPE", type] }
+            let reply = try await command(arguments).throwingServerError()
+            guard let parts = reply.array, parts.count == 2, let next = parts[0].string else {
+                throw RedisError(.unexpectedReply, "SCAN: \(reply)")
+            }
+            for key in parts[1].array ?? [] { if let key = key.string { keys.insert(key) } }
+            cursor = next
+        } while cursor != "0"
+        return keys.sorted()
+    }
+
     /// `XRANGE key start end [COUNT n]` (`-` and `+` for the ends; `(id` for exclusive).
     public func xrange(_ key: String, start: String = "-", end: String = "+", count: Int? = nil) async throws -> [StreamEntry] {
         try await range("XRANGE", key, start, end, count)
@@ -389,32 +406,6 @@ extension RedisConnection {
         let fields = (parts[1].array ?? []).map { $0.string ?? "" }
         return fields.count % 2 == 0 ? StreamEntry(id: id, fields: fields) : nil
     }
-}
-
-/// Decodes `[[key, [[id, [f, v, …]], …]], …]` straight from hiredis into Swift values (the hot
-/// path of every consumer: no intermediate `RedisReply` tree). A nil reply (BLOCK timed out) is [].
-func decodeStreamReads(_ reply: UnsafeMutablePointer<redisReply>) throws -> [StreamRead] {
-    let r = reply.pointee
-    switch r.type {
-    case REDIS_REPLY_NIL: return []
-    case REDIS_REPLY_ERROR: throw RedisError(.server, replyString(reply))
-    case REDIS_REPLY_ARRAY: break
-    default: throw RedisError(.unexpectedReply, "stream read returned type \(r.type)")
-    }
-    var reads: [StreamRead] = []
-    reads.reserveCapacity(r.elements)
-    for index in 0..<r.elements {
-        guard let stream = r.element[index], stream.pointee.type == REDIS_REPLY_ARRAY, stream.pointee.elements == 2,
-              let key = stream.pointee.element[0], let items = stream.pointee.element[1]
-        else { throw RedisError(.unexpectedReply, "stream read item is not [key, entries]") }
-        var entries: [StreamEntry] = []
-        entries.reserveCapacity(items.pointee.elements)
-        for position in 0..<items.pointee.elements {
-            if let item = items.pointee.element[position], let entry = try decodeEntry(item) { entries.append(entry) }
-        }
-        reads.append(StreamRead(key: replyString(key), entries: entries))
-    }
-    return reads
 }
 
 /// Decodes `[id, [f, v, …]]`. Returns nil for an entry whose fields are nil (deleted while pending).

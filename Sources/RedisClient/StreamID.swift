@@ -110,25 +110,30 @@ public struct StreamEntry: Sendable, Equatable {
         packed.append(contentsOf: bytes)
     }
 
+    /// Calls `body` with each value of a packed buffer (LEB128 length, then bytes — the format of
+    /// `packed`, and of the replayer's packed rows) and its index; stops when it returns false.
+    @inlinable @inline(__always)
+    public static func forEachPacked(_ raw: UnsafeRawBufferPointer, _ body: (_ index: Int, UnsafeRawBufferPointer) -> Bool) {
+        var offset = 0, index = 0
+        while offset < raw.count {
+            var length = 0, shift = 0
+            while true {
+                let byte = raw[offset]
+                offset += 1
+                length |= Int(byte & 0x7F) << shift
+                if byte < 0x80 { break }
+                shift += 7
+            }
+            if !body(index, UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + length)])) { return }
+            offset += length
+            index += 1
+        }
+    }
+
     /// Calls `body` with each name and value (alternating) as raw bytes; stops when it returns false.
     @inline(__always)
     public func forEachField(_ body: (_ index: Int, UnsafeRawBufferPointer) -> Bool) {
-        packed.withUnsafeBytes { raw in
-            var offset = 0, index = 0
-            while offset < raw.count {
-                var length = 0, shift = 0
-                while true {
-                    let byte = raw[offset]
-                    offset += 1
-                    length |= Int(byte & 0x7F) << shift
-                    if byte < 0x80 { break }
-                    shift += 7
-                }
-                if !body(index, UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + length)])) { return }
-                offset += length
-                index += 1
-            }
-        }
+        packed.withUnsafeBytes { Self.forEachPacked($0, body) }
     }
 
     /// Field names and values, alternating: name, value, name, value, …
@@ -142,13 +147,6 @@ public struct StreamEntry: Sendable, Equatable {
             return out
         }
         set { self = StreamEntry(id: id, fields: newValue) }
-    }
-
-    /// Calls `body` with the bytes of the first field called `name`; nil when there is none.
-    @inline(__always)
-    public func withValue<R>(_ name: StaticString, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
-        let wanted = UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
-        return withValue(wanted, body)
     }
 
     /// Calls `body` with the bytes of the first field whose name is `wanted`.

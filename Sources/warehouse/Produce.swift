@@ -59,11 +59,7 @@ struct ProduceOptions: ParsableArguments {
     }
 }
 
-/// A failure that makes the input unusable: exit 2.
-struct UnusableInput: Error, CustomStringConvertible {
-    var description: String
-}
-
+/// Says why the input is unusable on stderr; the caller throws the exit code 2 it returns.
 func exitUnusable(_ message: String) -> ExitCode {
     FileHandle.standardError.write(Data("error: \(message)\n".utf8))
     return ExitCode(2)
@@ -426,7 +422,7 @@ extension Warehouse.Produce {
                 if let backPressure, clock.now - lastCheck >= backPressure.checkEvery {
                     lastCheck = clock.now
                     slowest = try await BackPressure.slowestLag(backPressure.streams, on: redis)
-                    let paused = try await backPressure.wait(on: redis, cancelled: { stop.isStopped }) { group, lag in
+                    let paused = try await backPressure.wait(on: redis, from: slowest, cancelled: { stop.isStopped }) { group, lag in
                         logLine("synthetic: paused by back-pressure: group \(group) lags \(lag) entries (limit \(backPressure.limit))")
                     }
                     if paused > 0 {

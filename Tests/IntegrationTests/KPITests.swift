@@ -170,17 +170,7 @@ import Testing
 
         let arguments = ["consume", "--group", "kpi", "--namespace", crashed.namespace, "--batch", "500", "--block-ms", "100",
                          "--lease-ms", "500", "--until-drained"]
-        var kills = 0
-        while kills < 5 {
-            let process = try TestServers.startWarehouse(arguments)
-            try await Task.sleep(for: .milliseconds(Int.random(in: 300...1500)))
-            if process.isRunning {
-                kill(process.processIdentifier, SIGKILL)
-                kills += 1
-            }
-            await TestServers.waitForExit(process)
-            if process.terminationReason == .exit { break }
-        }
+        let kills = try await TestServers.killRepeatedly(arguments, after: 300...1500)
         let final = try await TestServers.runWarehouse(arguments)
         #expect(final.status == 0, "stderr: \(final.stderr)")
         #expect(kills >= 3, "the aggregator should have been killed several times (was \(kills))")

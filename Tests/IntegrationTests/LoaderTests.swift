@@ -217,17 +217,7 @@ struct WarehouseFixture {
         let arguments = ["consume", "--namespace", crashed.namespace, "--batch", "500", "--block-ms", "100",
                          "--min-idle-ms", "1000", "--until-drained"]
         let environment = ["DATABASE_URL": victim.url]
-        var kills = 0
-        while kills < 5 {
-            let process = try TestServers.startWarehouse(arguments, environment: environment)
-            try await Task.sleep(for: .milliseconds(Int.random(in: 400...2500)))
-            if process.isRunning {
-                kill(process.processIdentifier, SIGKILL)
-                kills += 1
-            }
-            await TestServers.waitForExit(process)
-            if process.terminationReason == .exit { break }   // it finished before the kill
-        }
+        let kills = try await TestServers.killRepeatedly(arguments, environment: environment, after: 400...2500)
         let final = try await TestServers.runWarehouse(arguments, environment: environment)
         #expect(final.status == 0, "stderr: \(final.stderr)")
         #expect(kills >= 3, "the load should have been killed several times (was \(kills))")

@@ -70,6 +70,25 @@ enum TestServers {
         return process
     }
 
+    /// Starts the warehouse executable and kill -9s it after a random number of milliseconds in
+    /// `after`, `times` times over, or until a run exits by itself; returns how many kills there were.
+    static func killRepeatedly(
+        _ arguments: [String], environment: [String: String] = [:], times: Int = 5, after: ClosedRange<Int>
+    ) async throws -> Int {
+        var kills = 0
+        while kills < times {
+            let process = try startWarehouse(arguments, environment: environment)
+            try await Task.sleep(for: .milliseconds(Int.random(in: after)))
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                kills += 1
+            }
+            await waitForExit(process)
+            if process.terminationReason == .exit { break }   // it finished before the kill
+        }
+        return kills
+    }
+
     /// Waits for `process` to exit on a thread of its own (never on the cooperative pool).
     static func waitForExit(_ process: Process) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in

@@ -67,13 +67,7 @@ public struct KPIBenchmark: Sendable {
     }
 
     public func run(progress: @escaping @Sendable (String) -> Void = { _ in }) async throws -> Result {
-        let folder = (NSTemporaryDirectory() as NSString).appendingPathComponent("sw-bench-load-\(orderLines)")
-        let marker = (folder as NSString).appendingPathComponent(".complete")
-        if !FileManager.default.fileExists(atPath: marker) {
-            progress("generating \(orderLines) order lines in \(folder)")
-            try DataGenerator(options: DataGenerator.Options(orders: orderLines, seed: 42)).write(to: folder)
-            _ = FileManager.default.createFile(atPath: marker, contents: nil)
-        }
+        let folder = try DataGenerator.benchmarkDataSet(orderLines: orderLines, name: "sw-bench-load-\(orderLines)", progress: progress)
         let redis = try await RedisConnection(url: configuration.redisURL)
         let aof = (try await redis.command("CONFIG", "GET", "appendonly").array?.last?.string) == "yes"
         let layout = StreamLayout(namespace: "swbenchkpi\(getpid())")
@@ -242,13 +236,11 @@ public struct KPIBenchmark: Sendable {
     /// Deletes every key of the benchmark's namespace.
     static func cleanUp(_ layout: StreamLayout, url: String) async throws {
         let redis = try await RedisConnection(url: url)
-        var cursor = "0"
-        repeat {
-            let reply = try await redis.command("SCAN", cursor, "MATCH", "\(layout.namespace):*", "COUNT", "1000")
-            guard let parts = reply.array, parts.count == 2, let next = parts[0].string else { return }
-            cursor = next
-            let keys = parts[1].array?.compactMap(\.string) ?? []
-            if !keys.isEmpty { _ = try await redis.command(["UNLINK"] + keys) }
-        } while cursor != "0"
+        let keys = try await redis.scanKeys(match: "\(layout.namespace):*")
+        var start = 0
+        while start < keys.count {
+            _ = try await redis.command(["UNLINK"] + keys[start..<min(start + 1000, keys.count)])
+            start += 1000
+        }
     }
 }

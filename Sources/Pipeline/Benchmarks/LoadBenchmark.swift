@@ -37,13 +37,7 @@ public struct LoadBenchmark: Sendable {
     }
 
     public func run(progress: @escaping @Sendable (String) -> Void = { _ in }) async throws -> Result {
-        let folder = (NSTemporaryDirectory() as NSString).appendingPathComponent("sw-bench-load-\(orderLines)")
-        let marker = (folder as NSString).appendingPathComponent(".complete")
-        if !FileManager.default.fileExists(atPath: marker) {
-            progress("generating \(orderLines) order lines in \(folder)")
-            try DataGenerator(options: DataGenerator.Options(orders: orderLines, seed: 42)).write(to: folder)
-            _ = FileManager.default.createFile(atPath: marker, contents: nil)
-        }
+        let folder = try DataGenerator.benchmarkDataSet(orderLines: orderLines, name: "sw-bench-load-\(orderLines)", progress: progress)
         let redis = try await RedisConnection(url: configuration.redisURL)
         let tag = "\(getpid())"
         let layout = StreamLayout(namespace: "swbenchload\(tag)")

@@ -75,13 +75,8 @@ public struct ReplayBenchmark: Sendable {
     }
 
     public func run(progress: @Sendable (String) -> Void = { _ in }) async throws -> Result {
-        let folder = self.folder ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("sw-bench-replay-\(orderLines)")
-        let marker = (folder as NSString).appendingPathComponent(".complete-\(orderLines)")
-        if !FileManager.default.fileExists(atPath: marker) {
-            progress("generating \(orderLines) order lines in \(folder)")
-            try DataGenerator(options: DataGenerator.Options(orders: orderLines, seed: 42)).write(to: folder)
-            _ = FileManager.default.createFile(atPath: marker, contents: nil)
-        }
+        let folder = try DataGenerator.benchmarkDataSet(
+            orderLines: orderLines, name: "sw-bench-replay-\(orderLines)", folder: self.folder, progress: progress)
 
         // Parse and validate only, one core.
         let paths = try Replayer.contractFiles(in: folder)
@@ -116,5 +111,20 @@ public struct ReplayBenchmark: Sendable {
             replayPublishEventsPerSecond: report.publishSeconds > 0 ? Double(report.events) / report.publishSeconds : 0,
             replaySeconds: report.seconds, events: report.events, spilledRuns: report.spilledRuns,
             peakRSSMegabytes: Double(usage.ru_maxrss) / 1024, redisAppendOnly: appendOnly)
+    }
+}
+
+extension DataGenerator {
+    /// A generated data set of `orderLines` order lines (seed 42) for the benchmarks: generated into
+    /// `folder` (default: `name` in the temporary folder) once, marked complete, then reused.
+    static func benchmarkDataSet(orderLines: Int, name: String, folder: String? = nil, progress: (String) -> Void) throws -> String {
+        let folder = folder ?? (NSTemporaryDirectory() as NSString).appendingPathComponent(name)
+        let marker = (folder as NSString).appendingPathComponent(".complete-\(orderLines)")
+        if !FileManager.default.fileExists(atPath: marker) {
+            progress("generating \(orderLines) order lines in \(folder)")
+            try DataGenerator(options: DataGenerator.Options(orders: orderLines, seed: 42)).write(to: folder)
+            _ = FileManager.default.createFile(atPath: marker, contents: nil)
+        }
+        return folder
     }
 }

@@ -60,36 +60,16 @@ public struct EventEncoder: Sendable {
     public static func pack(_ values: [String], into out: inout [UInt8]) {
         for value in values {
             var value = value
-            value.withUTF8 { utf8 in
-                var length = utf8.count
-                while length >= 0x80 {
-                    out.append(UInt8(length & 0x7F) | 0x80)
-                    length >>= 7
-                }
-                out.append(UInt8(length))
-                out.append(contentsOf: utf8)
-            }
+            value.withUTF8 { StreamEntry.append(UnsafeRawBufferPointer($0), to: &out) }
         }
     }
 
     /// Calls `body` with each value of a packed row, in column order.
     @inline(__always)
     static func forEachPacked(_ packed: UnsafeRawBufferPointer, _ body: (_ column: Int, UnsafeRawBufferPointer) -> Void) {
-        var offset = 0
-        var column = 0
-        while offset < packed.count {
-            var length = 0
-            var shift = 0
-            while true {
-                let byte = packed[offset]
-                offset += 1
-                length |= Int(byte & 0x7F) << shift
-                if byte < 0x80 { break }
-                shift += 7
-            }
-            body(column, UnsafeRawBufferPointer(rebasing: packed[offset..<(offset + length)]))
-            offset += length
-            column += 1
+        StreamEntry.forEachPacked(packed) { column, value in
+            body(column, value)
+            return true
         }
     }
 

@@ -20,16 +20,7 @@ public struct StreamCatalog: Sendable {
 
     /// Every stream of the namespace (found with SCAN … TYPE stream), by entity then partition.
     public func items(on redis: RedisConnection) async throws -> [Item] {
-        var keys: Set<String> = []
-        var cursor = "0"
-        repeat {
-            let reply = try await redis.command("SCAN", cursor, "MATCH", layout.streamPattern, "COUNT", "1000", "TYPE", "stream")
-            guard let parts = reply.array, parts.count == 2, let next = parts[0].string else {
-                throw RedisError(.unexpectedReply, "SCAN: \(reply)")
-            }
-            for key in parts[1].array ?? [] { if let key = key.string { keys.insert(key) } }
-            cursor = next
-        } while cursor != "0"
+        let keys = try await redis.scanKeys(match: layout.streamPattern, type: "stream")
         var items: [Item] = []
         for key in keys {
             guard let (entity, partition) = layout.parse(streamKey: key) else { continue }

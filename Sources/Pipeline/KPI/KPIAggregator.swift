@@ -26,7 +26,6 @@ public actor KPIAggregator {
     private var state = KPIState()
     private var writtenTotals: [String: String] = [:]
     private var needsRebuild = true
-    public private(set) var rebuilds = 0
 
     /// `redis` is used for the aggregator's writes only (the runner reads on its own connection,
     /// so a write never waits behind a blocked read).
@@ -209,7 +208,7 @@ public actor KPIAggregator {
     public func rebuild() async throws -> Int {
         var fresh = KPIState()
         var records = 0
-        for key in try await scan(match: "\(layout.namespace):{*}:kpi") {
+        for key in try await redis.scanKeys(match: "\(layout.namespace):{*}:kpi") {
             var cursor = "0"
             repeat {
                 let reply = try await redis.command("HSCAN", key, cursor, "COUNT", "10000").throwingServerError()
@@ -229,7 +228,7 @@ public actor KPIAggregator {
             } while cursor != "0"
         }
         _ = fresh.takeDirty()
-        let stale = try await scan(match: "\(keys.dayProductsPrefix)*")
+        let stale = try await redis.scanKeys(match: "\(keys.dayProductsPrefix)*")
         var batch = RedisCommandBuffer()
         batch.append("MULTI")
         batch.append(["DEL", keys.totals, keys.minutes, keys.hours, keys.days, keys.products, keys.onHand] + stale)
@@ -240,26 +239,9 @@ public actor KPIAggregator {
         state = fresh
         writtenTotals = totals
         needsRebuild = false
-        rebuilds += 1
         return records
     }
 
-    private func scan(match pattern: String) async throws -> [String] {
-        var keys: [String] = []
-        var cursor = "0"
-        repeat {
-            let reply = try await redis.command("SCAN", cursor, "MATCH", pattern, "COUNT", "1000").throwingServerError()
-            guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let items = parts[1].array else {
-                throw RedisError(.unexpectedReply, "SCAN")
-            }
-            cursor = next
-            keys += items.compactMap(\.string)
-        } while cursor != "0"
-        return Array(Set(keys)).sorted()
-    }
-
-    /// The state's figures (for tests and benchmarks).
-    public var current: KPIState { state }
 }
 
 /// A lease that lets one aggregator run per namespace: SET NX PX, renewed at a third of its TTL

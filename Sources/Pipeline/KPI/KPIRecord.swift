@@ -75,29 +75,21 @@ public enum KPIRecord {
         let result: Result<KPIState.Event, Unreadable> = entry.packed.withUnsafeBytes { raw in
             withUnsafeTemporaryAllocation(of: (offset: Int, count: Int).self, capacity: names.count) { found in
                 found.initialize(repeating: (-1, 0))
-                var offset = 0, index = 0, slot = -1
-                while offset < raw.count {
-                    var length = 0, shift = 0
-                    while true {
-                        let byte = raw[offset]
-                        offset += 1
-                        length |= Int(byte & 0x7F) << shift
-                        if byte < 0x80 { break }
-                        shift += 7
-                    }
+                // Field offsets relative to `raw`, for `Fields`.
+                var slot = -1
+                StreamEntry.forEachPacked(raw) { index, bytes in
                     if index % 2 == 0 {
                         slot = -1
-                        for (candidate, name) in names.enumerated() where name.count == length && found[candidate].offset < 0 {
-                            if name.withUnsafeBytes({ memcmp($0.baseAddress!, raw.baseAddress! + offset, length) == 0 }) {
+                        for (candidate, name) in names.enumerated() where name.count == bytes.count && found[candidate].offset < 0 {
+                            if bytes.count == 0 || name.withUnsafeBytes({ memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }) {
                                 slot = candidate
                                 break
                             }
                         }
                     } else if slot >= 0 {
-                        found[slot] = (offset, length)
+                        found[slot] = (bytes.baseAddress.map { $0 - raw.baseAddress! } ?? 0, bytes.count)
                     }
-                    offset += length
-                    index += 1
+                    return true
                 }
                 let fields = Fields(raw: raw, names: names, found: found)
                 do throws(Unreadable) {

@@ -313,8 +313,6 @@ public struct KPIState: Sendable {
 
     public init() {}
 
-    public var lineCount: Int { lines.count }
-
     // MARK: - Applying events
 
     /// Applies one event; true when it changed the state (a new line version, a new dimension

@@ -55,21 +55,11 @@ public struct Reconciliation: Sendable, Codable, Equatable {
 
     /// Lag (entries not yet delivered) and pending entries of `group` over `streams`.
     public static func groupState(_ group: String, streams: [String], on redis: RedisConnection) async throws -> GroupState {
-        var lag = 0, pending = 0
-        for stream in streams {
-            guard try await redis.command("EXISTS", stream).int == 1 else { continue }
-            guard let info = try await redis.xinfoGroups(stream).first(where: { $0.name == group }) else {
-                lag += try await redis.xlen(stream)
-                continue
-            }
-            pending += info.pending
-            if let value = info.lag {
-                lag += value
-            } else if info.lastDeliveredID < (try await redis.xinfoStream(stream).lastGeneratedID) {
-                lag += 1   // unknown, but not caught up
-            }
-        }
-        return GroupState(group: group, lag: lag, pending: pending)
+        let rows = try await LagMonitor.groupLags(streams, on: redis).filter { $0.group == group }
+        var lag = rows.reduce(0) { $0 + $1.lag }
+        // A stream the group has not been created on yet: all of it is still to be read.
+        for stream in streams where !rows.contains(where: { $0.stream == stream }) { lag += try await redis.xlen(stream) }
+        return GroupState(group: group, lag: lag, pending: rows.reduce(0) { $0 + $1.pending })
     }
 
     /// Reads both sides (waiting up to `wait` for both groups to catch up first) and compares them.

@@ -22,18 +22,7 @@ public struct BackPressure: Sendable {
     /// (Redis's figure; when it has none, counted from the group's position).
     public static func slowestLag(_ streams: [String], on redis: RedisConnection) async throws -> (group: String, lag: Int)? {
         var lags: [String: Int] = [:]
-        for stream in streams {
-            guard try await redis.command("EXISTS", stream).int == 1 else { continue }
-            for group in try await redis.xinfoGroups(stream) {
-                let lag: Int
-                if let reported = group.lag {
-                    lag = reported
-                } else {
-                    lag = try await LagMonitor().count(stream, after: group.lastDeliveredID, on: redis)
-                }
-                lags[group.name, default: 0] += lag
-            }
-        }
+        for row in try await LagMonitor.groupLags(streams, on: redis) { lags[row.group, default: 0] += row.lag }
         return lags.max { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key }.map { ($0.key, $0.value) }
     }
 
@@ -43,7 +32,15 @@ public struct BackPressure: Sendable {
         on redis: RedisConnection, cancelled: @Sendable () -> Bool = { false },
         report: @Sendable (_ group: String, _ lag: Int) -> Void
     ) async throws -> Double {
-        guard let slowest = try await Self.slowestLag(streams, on: redis), slowest.lag > limit else { return 0 }
+        try await wait(on: redis, from: try await Self.slowestLag(streams, on: redis), cancelled: cancelled, report: report)
+    }
+
+    /// `wait`, starting from a reading of the slowest lag the caller already made.
+    public func wait(
+        on redis: RedisConnection, from reading: (group: String, lag: Int)?, cancelled: @Sendable () -> Bool = { false },
+        report: @Sendable (_ group: String, _ lag: Int) -> Void
+    ) async throws -> Double {
+        guard let slowest = reading, slowest.lag > limit else { return 0 }
         let clock = ContinuousClock()
         let started = clock.now
         var current = slowest

@@ -151,6 +151,23 @@ public struct LagMonitor: Sendable {
         return out
     }
 
+    /// For each existing stream, each group's lag in entries (Redis's figure, counted when it has
+    /// none) and pending entries: the cheap reading back-pressure and reconciliation need.
+    public static func groupLags(
+        _ streams: [String], on redis: RedisConnection
+    ) async throws -> [(stream: String, group: String, lag: Int, pending: Int)] {
+        var out: [(stream: String, group: String, lag: Int, pending: Int)] = []
+        for stream in streams {
+            guard try await redis.command("EXISTS", stream).int == 1 else { continue }
+            for group in try await redis.xinfoGroups(stream) {
+                var lag = group.lag ?? 0
+                if group.lag == nil { lag = try await LagMonitor().count(stream, after: group.lastDeliveredID, on: redis) }
+                out.append((stream, group.name, lag, group.pending))
+            }
+        }
+        return out
+    }
+
     /// Entries after `id` (counted in pages; what XINFO reports when it can).
     func count(_ stream: String, after id: StreamID, on redis: RedisConnection) async throws -> Int {
         var total = 0
