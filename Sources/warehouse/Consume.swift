@@ -62,13 +62,35 @@ extension Warehouse {
         @Option(help: "Keep consumed entries this many seconds on top of what the groups need.")
         var retentionS: Double = 0
 
+        @Option(help: ArgumentHelp(
+            "kpi: retire order lines, payments and movements quiet this long (event time, per stream) into counters, so the state stays bounded (e.g. 35d, 12h, 180s; default: keep everything).",
+            discussion: "Later changes to a retired record are dead-lettered with the reason (see ARCHITECTURE.md, KPI state retention)."))
+        var stateRetention: String?
+
+        @Option(help: "kpi: how often (ms, wall clock) a retirement pass runs with --state-retention.")
+        var retireEveryMs = 5000
+
+        /// `--state-retention` as a duration (nil: off).
+        var stateRetentionDuration: Duration? {
+            get throws {
+                guard let text = stateRetention else { return nil }
+                guard let duration = parseDurationText(text), duration > .zero else {
+                    throw ValidationError("--state-retention: '\(text)' is not a positive duration such as 35d, 12h, 30m or 180s")
+                }
+                return duration
+            }
+        }
+
         func validate() throws {
+            _ = try stateRetentionDuration
+            guard stateRetention == nil || group == "kpi" else { throw ValidationError("--state-retention applies to the kpi group") }
             guard group == "warehouse" || group == "kpi" else {
                 throw ValidationError("unknown group \(group): `warehouse` loads PostgreSQL, `kpi` keeps the KPIs in Redis")
             }
             guard group != "kpi" || workers == 1 else {
                 throw ValidationError("the kpi group runs one aggregator (its state is in memory): --workers must be 1")
             }
+            guard retireEveryMs >= 0 else { throw ValidationError("--retire-every-ms must not be negative") }
             guard leaseMs >= 100 else { throw ValidationError("--lease-ms must be at least 100") }
             guard trimEveryMs >= 0, retentionS >= 0 else { throw ValidationError("--trim-every-ms and --retention-s must not be negative") }
             guard batch > 0, blockMs >= 0, workers >= 1, partitions >= 1, minIdleMs > 0, deliveryLimit >= 1 else {
@@ -84,6 +106,7 @@ extension Warehouse {
             defer { _ = signals }
             let name = consumer ?? (group == "kpi" ? "aggregator" : "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)")
             let leaseTTL = Duration.milliseconds(leaseMs)
+            let stateRetention = try stateRetentionDuration
             let streamKeys = Entity.allCases.flatMap { layout.streamKeys($0) }
             let options = (batch: batch, block: Duration.milliseconds(blockMs), untilDrained: untilDrained,
                            minIdle: Duration.milliseconds(minIdleMs), deliveryLimit: deliveryLimit, group: group)
@@ -119,7 +142,8 @@ extension Warehouse {
                         runnerOptions.deliveryLimit = options.deliveryLimit
                         if options.group == "kpi" {
                             return try await KPIAggregator.consume(
-                                runnerOptions, layout: layout, url: servers.redisURL, leaseTTL: leaseTTL, stop: stop, log: logLine)
+                                runnerOptions, layout: layout, url: servers.redisURL, leaseTTL: leaseTTL, stateRetention: stateRetention,
+                                retireEvery: .milliseconds(retireEveryMs), stop: stop, log: logLine)
                         }
                         let redis = try await RedisConnection(url: servers.redisURL)
                         let postgres = try await PostgresConnection(servers.databaseURL)
@@ -161,4 +185,15 @@ func installStopSignals(_ stop: StopFlag, quiet: Bool = false) -> [any DispatchS
         source.resume()
         return source
     }
+}
+
+/// "35d", "12h", "30m", "180s", "250ms" or a number of seconds, as a duration.
+func parseDurationText(_ text: String) -> Duration? {
+    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
+    for (suffix, seconds) in units where text.hasSuffix(suffix) {
+        guard let number = Double(text.dropLast(suffix.count)), number.isFinite, number >= 0 else { continue }
+        return .milliseconds(Int64((number * seconds * 1000).rounded()))
+    }
+    guard let number = Double(text), number.isFinite, number >= 0 else { return nil }
+    return .milliseconds(Int64((number * 1000).rounded()))
 }

@@ -98,6 +98,65 @@ import Testing
         #expect(totals > 80, "the totals hash was rewritten (\(totals) fields)")
     }
 
+    /// State retention on the sample (which spans two years; no line changes more than 20 days
+    /// after its order): most records retire into counters, the KPIs stay exactly the expected
+    /// answers and reconcile with the warehouse, a restart rebuilds the same figures from what is
+    /// held plus the counters, and a late change to a retired line is dead-lettered, not counted.
+    @Test func stateRetentionKeepsTheKPIsExactWithFewerRecords() async throws {
+        let redis = try await TestServers.redis()
+        let layout = StreamLayout(namespace: TestServers.unique("swk"))
+        let keys = KPIKeys(layout: layout)
+        _ = try await Self.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
+        let warehouse = try await WarehouseFixture.make()
+        try await warehouse.load(layout, redis: redis, batch: 50)
+        let retained = ["consume", "--group", "kpi", "--namespace", layout.namespace, "--batch", "20", "--block-ms", "100",
+                        "--until-drained", "--state-retention", "30d", "--retire-every-ms", "0"]
+        let consumed = try await TestServers.runWarehouse(retained)
+        #expect(consumed.status == 0, "\(consumed.stderr)")
+        let retiredLog = try #require(consumed.stderr.split(separator: "\n").first { $0.contains("kpi: retired") }, "\(consumed.stderr)")
+        let retired = Int(retiredLog.split(separator: "retired ").last?.split(separator: " ").first ?? "") ?? 0
+        #expect(retired > 150, "\(retiredLog)")
+        #expect(try await Self.deadLetters(layout, redis: redis, stage: "kpi") == 0, "nothing refused within the retention")
+
+        let before = try await KPISnapshot.read(keys, on: redis)
+        #expect(before.summary == (try Self.expectedSummary))
+        var held = 0
+        for entity in [Entity.orders, .payments, .inventory] {
+            for stream in layout.streamKeys(entity) {
+                held += try await redis.command("HLEN", KPIKeys.stateKey(stream: stream)).int ?? 0
+                #expect(try await redis.command("EXISTS", KPIKeys.retiredKey(stream: stream)).int == 1, "\(stream) has retired counters")
+            }
+        }
+        #expect(held + retired == 80 + 51 + 111, "each line, payment and movement is either held or retired (\(held) held)")
+        let reconcile = try await TestServers.runWarehouse(
+            ["reconcile", "--json", "--namespace", layout.namespace], environment: ["DATABASE_URL": warehouse.url])
+        #expect(reconcile.status == 0, "\(reconcile.stdout) \(reconcile.stderr)")
+
+        // A restart rebuilds the same figures; a KPI key lost meanwhile comes back.
+        _ = try await redis.command("DEL", keys.totals, keys.days)
+        let restarted = try await TestServers.runWarehouse(retained)
+        #expect(restarted.status == 0, "\(restarted.stderr)")
+        #expect(try await KPISnapshot.read(keys, on: redis) == before)
+
+        // A return of a line retired long ago: refused with the reason, acknowledged, not counted.
+        var late = Self.orderFields("O0014", eventID: "late-return")
+        late[late.firstIndex(of: "status")! + 1] = "returned"
+        late[late.firstIndex(of: "order_ts")! + 1] = "2023-08-13T09:49:00Z"
+        late[late.firstIndex(of: "updated_at")! + 1] = "2024-12-08T10:00:00Z"
+        let stream = layout.streamKey(.orders, partition: 0)
+        _ = try await redis.xadd(stream, fields: late)
+        let again = try await TestServers.runWarehouse(retained)
+        #expect(again.status == 0, "\(again.stderr)")
+        let dead = try await redis.xrange(layout.deadLetterKey).filter { $0["stage"] == "kpi" }
+        #expect(dead.count == 1 && dead.first?["reason"]?.contains("before the KPI state horizon") == true, "\(dead)")
+        #expect(try await KPISnapshot.read(keys, on: redis) == before)
+        #expect(try await redis.xpending(stream, group: "kpi").count == 0)
+    }
+
+    static func deadLetters(_ layout: StreamLayout, redis: RedisConnection, stage: String) async throws -> Int {
+        try await redis.xrange(layout.deadLetterKey).filter { $0["stage"] == stage }.count
+    }
+
     @Test func unreadableEventsAreDeadLetteredAndAcknowledged() async throws {
         let redis = try await TestServers.redis()
         let layout = StreamLayout(namespace: TestServers.unique("swk"))

@@ -21,6 +21,16 @@ public actor KPIAggregator {
     public let group: String
     /// Change records kept in the `changes` stream (approximately).
     public var changesLimit = 10_000
+    /// Retire what has been quiet this long (per stream, in event time) into counters, so the
+    /// state stays bounded under a load that never stops (`KPIState+Retention.swift`); nil keeps
+    /// every record (exact for any lateness, but the state grows with the history).
+    public var stateRetention: Duration?
+    /// How often (wall clock) a retirement pass runs.
+    public var retireEvery: Duration = .seconds(5)
+    private var lastRetirement = ContinuousClock.now
+    /// Stream keys by origin number, and back.
+    private var originKeys: [String] = []
+    private var origins: [String: Int32] = [:]
     private let redis: RedisConnection
     private let deadLetters: DeadLetterQueue
     private var state = KPIState()
@@ -41,6 +51,7 @@ public actor KPIAggregator {
     /// once there is nothing left), having finished the batch in flight.
     public static func consume(
         _ options: ConsumerGroupRunner.Options, layout: StreamLayout, url: String, leaseTTL: Duration = .seconds(10),
+        stateRetention: Duration? = nil, retireEvery: Duration = .seconds(5),
         stop: StopFlag = StopFlag(), log: @escaping @Sendable (String) -> Void = { _ in },
         ready: (@Sendable () -> Void)? = nil
     ) async throws -> ConsumerGroupRunner.Stats {
@@ -53,6 +64,7 @@ public actor KPIAggregator {
         let keeper = Task { try await lease.keep(url: url, stop: stop, log: log) }
         defer { keeper.cancel() }
         let aggregator = KPIAggregator(layout: layout, group: options.group, redis: writer)
+        await aggregator.setStateRetention(stateRetention, every: retireEvery)
         let started = ContinuousClock.now
         let records = try await aggregator.rebuild()
         log("kpi: state rebuilt from \(records) records in \(String(format: "%.2f", (ContinuousClock.now - started).seconds)) s")
@@ -70,9 +82,28 @@ public actor KPIAggregator {
             throw error
         }
         keeper.cancel()
+        if stateRetention != nil {
+            let retired = await aggregator.retiredRecords
+            let held = await aggregator.heldRecords
+            log("kpi: retired \(retired) records into counters; holding \(held.lines) lines, \(held.payments) payments, \(held.movements) movements")
+        }
         try? await lease.release(on: writer)
         if lease.lost.isStopped { throw KPILease.Lost() }
         return stats
+    }
+
+    public func setStateRetention(_ retention: Duration?, every: Duration = .seconds(5)) {
+        stateRetention = retention
+        retireEvery = every
+        lastRetirement = .now - every
+    }
+
+    private func origin(_ stream: String) -> Int32 {
+        if let origin = origins[stream] { return origin }
+        let origin = Int32(originKeys.count)
+        originKeys.append(stream)
+        origins[stream] = origin
+        return origin
     }
 
     /// The commit of the previous batch, still in flight: a batch is applied in memory while the
@@ -119,11 +150,14 @@ public actor KPIAggregator {
             // In entry order: when a key changes twice in a batch, HSET keeps the last pair.
             var records: [(field: [UInt8], value: [UInt8])] = []
             if let (entity, _) = layout.parse(streamKey: read.key) {
+                let origin = origin(read.key)
                 for entry in read.entries {
                     do {
                         let event = try KPIRecord.event(entry, entity: entity)
-                        if state.apply(event) {
-                            records.append(KPIRecord.record(event))
+                        switch state.apply(event, origin: origin) {
+                        case .applied: records.append(KPIRecord.record(event))
+                        case .unchanged: break
+                        case .beyondHorizon(let reason): rejects.append((read.key, entry, reason, nil))
                         }
                     } catch {
                         rejects.append((read.key, entry, error.description, nil))
@@ -148,6 +182,10 @@ public actor KPIAggregator {
             batch.append("EXEC")
             through.append("\(read.key)=\(read.entries.last!.id)")
         }
+        if let retention = stateRetention, ContinuousClock.now - lastRetirement >= retireEvery {
+            lastRetirement = .now
+            appendRetirements(state.retire(olderThan: retention.milliseconds * 1000), to: &batch)
+        }
         // Unreadable entries are dead-lettered first (idempotently), so an acknowledged one is
         // always in the dead-letter stream.
         if !rejects.isEmpty { try await deadLetters.appendEvents(rejects, stage: group, on: redis) }
@@ -169,6 +207,37 @@ public actor KPIAggregator {
         inFlight = Task.detached { try Self.check(try await redis.send(commands)) }
         writtenTotals = totals
     }
+
+    /// Per origin, in one MULTI in its slot: the HDEL of the retired records, the HINCRBY of the
+    /// counters that replace them, the new horizon and watermark, and the HDEL of expired minutes.
+    private func appendRetirements(_ retirements: [KPIState.Retirement], to batch: inout RedisCommandBuffer) {
+        for r in retirements {
+            let stream = originKeys[Int(r.origin)]
+            let stateKey = KPIKeys.stateKey(stream: stream), retiredKey = KPIKeys.retiredKey(stream: stream)
+            batch.append("MULTI")
+            var fields = r.lines.map { KPIRecord.lineField(orderID: $0.orderID, lineNumber: $0.lineNumber) }
+            fields += (r.payments + r.movements).map(KPIRecord.keyField)
+            var start = 0
+            while start < fields.count {
+                let chunk = fields[start..<min(start + 1000, fields.count)]
+                start += chunk.count
+                batch.begin(arguments: 2 + chunk.count)
+                batch.add("HDEL"); batch.add(stateKey)
+                for field in chunk { batch.add(field) }
+            }
+            for (field, amount) in r.counters.sorted(by: { $0.key < $1.key }) where amount != 0 {
+                batch.append(["HINCRBY", retiredKey, field, String(amount)])
+            }
+            batch.append(["HSET", retiredKey, "wm", String(r.watermark), "horizon", String(r.horizon)])
+            if !r.expiredFields.isEmpty { batch.append(["HDEL", retiredKey] + r.expiredFields) }
+            batch.append("EXEC")
+            retiredRecords += r.records
+        }
+    }
+
+    /// Records retired since the start (for the log and tests).
+    public private(set) var retiredRecords = 0
+    public var heldRecords: (lines: Int, payments: Int, movements: Int) { state.heldRecords }
 
     private func appendChangeRecord(
         changed: [(String, String)], removed: [String], events: Int, through: [String], to batch: inout RedisCommandBuffer
@@ -209,6 +278,7 @@ public actor KPIAggregator {
         var fresh = KPIState()
         var records = 0
         for key in try await redis.scanKeys(match: "\(layout.namespace):{*}:kpi") {
+            let origin = origin(String(key.dropLast(":kpi".count)))
             var cursor = "0"
             repeat {
                 let reply = try await redis.command("HSCAN", key, cursor, "COUNT", "10000").throwingServerError()
@@ -220,12 +290,24 @@ public actor KPIAggregator {
                 while index < items.count {
                     if let field = items[index - 1].bytes, let value = items[index].bytes,
                        let event = KPIRecord.decode(field: field, value: value) {
-                        fresh.apply(event)
+                        _ = fresh.apply(event, origin: origin)
                         records += 1
                     }
                     index += 2
                 }
             } while cursor != "0"
+        }
+        for key in try await redis.scanKeys(match: "\(layout.namespace):{*}:kpi:retired") {
+            let stream = String(key.dropLast(":kpi:retired".count))
+            let reply = try await redis.command("HGETALL", key).throwingServerError()
+            let items = reply.array ?? []
+            var fields: [(String, String)] = []
+            var index = 1
+            while index < items.count {
+                if let field = items[index - 1].string, let value = items[index].string { fields.append((field, value)) }
+                index += 2
+            }
+            fresh.absorb(origin: origin(stream), fields: fields)
         }
         _ = fresh.takeDirty()
         let stale = try await redis.scanKeys(match: "\(keys.dayProductsPrefix)*")

@@ -170,6 +170,20 @@ public enum KPIRecord {
         return (field.bytes, value.bytes)
     }
 
+    /// The hash field of an order line's record.
+    public static func lineField(orderID: String, lineNumber: Int) -> [UInt8] {
+        var field = Writer(capacity: 40)
+        field.string(orderID); field.string(String(lineNumber))
+        return field.bytes
+    }
+
+    /// The hash field of a payment's, movement's or supplier's record.
+    public static func keyField(_ id: String) -> [UInt8] {
+        var field = Writer(capacity: 24)
+        field.string(id)
+        return field.bytes
+    }
+
     struct Writer {
         var bytes: [UInt8] = []
         init(capacity: Int) { bytes.reserveCapacity(capacity) }

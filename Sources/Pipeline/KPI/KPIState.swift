@@ -226,26 +226,26 @@ public struct KPIState: Sendable {
     /// Minute buckets older than this (behind the newest event time) are dropped.
     public static let minuteRetention: Int64 = 48 * 60
 
-    public private(set) var totals = Figures()
-    public private(set) var minutes: [Int64: Figures] = [:]
-    public private(set) var hours: [Int64: Figures] = [:]
-    public private(set) var days: [Int64: Figures] = [:]
+    public internal(set) var totals = Figures()
+    public internal(set) var minutes: [Int64: Figures] = [:]
+    public internal(set) var hours: [Int64: Figures] = [:]
+    public internal(set) var days: [Int64: Figures] = [:]
     /// Revenue by month (year × 12 + month − 1).
-    public private(set) var months: [Int64: Money] = [:]
-    public private(set) var byCategory: [String: Money] = [:]
-    public private(set) var bySegmentWas: [String: Money] = [:]
-    public private(set) var byStateWas: [String: Money] = [:]
-    public private(set) var bySegmentIs: [String: Money] = [:]
-    public private(set) var byProduct: [String: Money] = [:]
-    public private(set) var byDayProduct: [Int64: [String: Money]] = [:]
-    public private(set) var linesByStatus: [OrderStatus: Int64] = Dictionary(uniqueKeysWithValues: OrderStatus.allCases.map { ($0, 0) })
-    public private(set) var paymentsByMethod: [String: Money] = [:]
-    public private(set) var paymentsByStatus: [String: Money] = [:]
+    public internal(set) var months: [Int64: Money] = [:]
+    public internal(set) var byCategory: [String: Money] = [:]
+    public internal(set) var bySegmentWas: [String: Money] = [:]
+    public internal(set) var byStateWas: [String: Money] = [:]
+    public internal(set) var bySegmentIs: [String: Money] = [:]
+    public internal(set) var byProduct: [String: Money] = [:]
+    public internal(set) var byDayProduct: [Int64: [String: Money]] = [:]
+    public internal(set) var linesByStatus: [OrderStatus: Int64] = Dictionary(uniqueKeysWithValues: OrderStatus.allCases.map { ($0, 0) })
+    public internal(set) var paymentsByMethod: [String: Money] = [:]
+    public internal(set) var paymentsByStatus: [String: Money] = [:]
     /// On hand per product, and how many movements make it up.
-    public private(set) var onHand: [String: Money] = [:]
-    public private(set) var totalOnHand: Int64 = 0
+    public internal(set) var onHand: [String: Money] = [:]
+    public internal(set) var totalOnHand: Int64 = 0
     /// The newest event time seen.
-    public private(set) var watermark: Timestamp?
+    public internal(set) var watermark: Timestamp?
 
     public struct Counts: Sendable, Equatable {
         public var orders: Int64 = 0
@@ -256,7 +256,7 @@ public struct KPIState: Sendable {
         public var payments: Int64 = 0
         public var movements: Int64 = 0
     }
-    public private(set) var counts = Counts()
+    public internal(set) var counts = Counts()
 
     // MARK: - What changed since `takeDirty()` (for writing only what moved)
 
@@ -269,7 +269,7 @@ public struct KPIState: Sendable {
         public var expiredMinutes: [Int64] = []
         public var isEmpty: Bool { buckets.isEmpty && products.isEmpty && dayProducts.isEmpty && onHand.isEmpty && expiredMinutes.isEmpty }
     }
-    private var dirty = Dirty()
+    var dirty = Dirty()
 
     public mutating func takeDirty() -> Dirty {
         defer { dirty = Dirty() }
@@ -286,6 +286,13 @@ public struct KPIState: Sendable {
     struct Applied: Sendable {
         var line: Line
         var attribution: Attribution
+        /// The stream whose state hash holds the line's record (see `retire`).
+        var origin: Int32
+    }
+
+    struct Held<Value: Sendable>: Sendable {
+        var value: Value
+        var origin: Int32
     }
 
     struct OrderAt: Hashable, Sendable {
@@ -293,20 +300,28 @@ public struct KPIState: Sendable {
         var time: Int64
     }
 
-    private var lines: [LineKey: Applied] = [:]
-    private var linesOfCustomer: [String: [LineKey]] = [:]
-    private var linesOfProduct: [String: [LineKey]] = [:]
-    private var customers: [String: [Customer]] = [:]
-    private var products: [String: [Product]] = [:]
-    private var suppliers: [String: Version] = [:]
-    private var payments: [String: Payment] = [:]
-    private var movements: [String: Movement] = [:]
-    private var linesOfOrder: [String: Int] = [:]
+    var lines: [LineKey: Applied] = [:]
+    var linesOfCustomer: [String: [LineKey]] = [:]
+    var linesOfProduct: [String: [LineKey]] = [:]
+    var customers: [String: [Customer]] = [:]
+    var products: [String: [Product]] = [:]
+    var suppliers: [String: Version] = [:]
+    var payments: [String: Held<Payment>] = [:]
+    var movements: [String: Held<Movement>] = [:]
+    var linesOfOrder: [String: Int] = [:]
     /// Revenue lines per order and order time: an order counts (in its buckets and in AOV) while
     /// it has at least one.
-    private var revenueLinesOfOrder: [OrderAt: Int] = [:]
+    var revenueLinesOfOrder: [OrderAt: Int] = [:]
     /// The first minute bucket kept (monotonic).
-    private var minuteHorizon = Int64.min
+    var minuteHorizon = Int64.min
+    /// Per stream (origin): the newest event time applied, and the horizon below which its
+    /// records were retired (`KPIState+Retention.swift`).
+    var originWatermark: [Int32: Int64] = [:]
+    var horizon: [Int32: Int64] = [:]
+    /// Revenue of retired lines per customer (it still moves with the customer's segment in the
+    /// as-is view), and the minute buckets each origin's retired aggregate holds.
+    var retiredOfCustomer: [String: Money] = [:]
+    var retiredMinutes: [Int32: Set<Int64>] = [:]
     /// Every minute bucket created (some since emptied), smallest first: expiring the minutes
     /// behind the horizon costs O(log n) each, never a scan.
     private var minuteQueue = MinHeap()
@@ -315,29 +330,49 @@ public struct KPIState: Sendable {
 
     // MARK: - Applying events
 
+    /// What applying an event did.
+    public enum Outcome: Sendable, Equatable {
+        /// It changed the state (a new line version, a new dimension version, …).
+        case applied
+        /// A stale or repeated version: nothing changed.
+        case unchanged
+        /// Its key is not held and it is older than its stream's retirement horizon: it may
+        /// change a retired record, which the state no longer has (the reason says which).
+        case beyondHorizon(String)
+    }
+
     /// Applies one event; true when it changed the state (a new line version, a new dimension
     /// version, …), false for a stale or repeated one, which changes nothing.
     @discardableResult
-    public mutating func apply(_ event: Event) -> Bool {
+    public mutating func apply(_ event: Event) -> Bool { apply(event, origin: 0) == .applied }
+
+    /// Applies one event read from the stream `origin` (records are retired per stream).
+    public mutating func apply(_ event: Event, origin: Int32) -> Outcome {
+        if let reason = beyondHorizon(event, origin: origin) { return .beyondHorizon(reason) }
         advanceWatermark(event.version.time)
+        let changed: Bool
         switch event {
-        case .line(let line): return apply(line)
-        case .customer(let customer): return apply(customer)
-        case .product(let product): return apply(product)
+        case .line(let line): changed = apply(line, origin: origin)
+        case .customer(let customer): changed = apply(customer)
+        case .product(let product): changed = apply(product)
         case .supplier(let supplier):
             if let applied = suppliers[supplier.id] {
-                guard applied < supplier.version else { return false }
+                guard applied < supplier.version else { return .unchanged }
             } else {
                 counts.suppliers += 1
             }
             suppliers[supplier.id] = supplier.version
-            return true
-        case .payment(let payment): return apply(payment)
-        case .movement(let movement): return apply(movement)
+            changed = true
+        case .payment(let payment): changed = apply(payment, origin: origin)
+        case .movement(let movement): changed = apply(movement, origin: origin)
         }
+        guard changed else { return .unchanged }
+        let time = event.version.time.microseconds
+        if originWatermark[origin].map({ $0 < time }) ?? true { originWatermark[origin] = time }
+        return .applied
     }
 
-    private mutating func apply(_ line: Line) -> Bool {
+    private mutating func apply(_ line: Line, origin: Int32) -> Bool {
         let key = LineKey(orderID: line.orderID, lineNumber: line.lineNumber)
         let attribution = attribution(customerID: line.customerID, productID: line.productID, at: line.orderTime)
         if let old = lines[key] {
@@ -349,7 +384,7 @@ public struct KPIState: Sendable {
                 // A progression (placed → shipped → delivered): only the status counts move.
                 linesByStatus[o.status, default: 0] -= 1
                 linesByStatus[line.status, default: 0] += 1
-                lines[key] = Applied(line: line, attribution: attribution)
+                lines[key] = Applied(line: line, attribution: attribution, origin: origin)
                 return true
             }
             contribute(old.line, old.attribution, sign: -1)
@@ -370,18 +405,24 @@ public struct KPIState: Sendable {
             linesOfProduct[line.productID, default: []].append(key)
         }
         contribute(line, attribution, sign: 1)
-        lines[key] = Applied(line: line, attribution: attribution)
+        lines[key] = Applied(line: line, attribution: attribution, origin: origin)
         return true
     }
 
     private mutating func apply(_ customer: Customer) -> Bool {
         var versions = customers[customer.id] ?? []
         guard !versions.contains(where: { $0.version == customer.version }) else { return false }
+        let segmentBefore = versions.last?.segment ?? Attribution.unknownName
         let index = versions.firstIndex { customer.version < $0.version } ?? versions.endIndex
         versions.insert(customer, at: index)
         if versions.count == 1 { counts.customers += 1 }
         customers[customer.id] = versions
         reattribute(linesOfCustomer[customer.id] ?? [])
+        if let retired = retiredOfCustomer[customer.id], versions.last!.segment != segmentBefore {
+            // Retired lines keep their as-was attribution but follow the customer's segment.
+            Self.add(&bySegmentIs, segmentBefore, Money(amount: -retired.amount, count: -retired.count))
+            Self.add(&bySegmentIs, versions.last!.segment, retired)
+        }
         return true
     }
 
@@ -396,8 +437,8 @@ public struct KPIState: Sendable {
         return true
     }
 
-    private mutating func apply(_ payment: Payment) -> Bool {
-        if let old = payments[payment.id] {
+    private mutating func apply(_ payment: Payment, origin: Int32) -> Bool {
+        if let old = payments[payment.id]?.value {
             guard old.version < payment.version else { return false }
             Self.add(&paymentsByMethod, old.method, Money(amount: -old.amountMicros, count: -1))
             Self.add(&paymentsByStatus, old.status, Money(amount: -old.amountMicros, count: -1))
@@ -406,12 +447,12 @@ public struct KPIState: Sendable {
         }
         Self.add(&paymentsByMethod, payment.method, Money(amount: payment.amountMicros, count: 1))
         Self.add(&paymentsByStatus, payment.status, Money(amount: payment.amountMicros, count: 1))
-        payments[payment.id] = payment
+        payments[payment.id] = Held(value: payment, origin: origin)
         return true
     }
 
-    private mutating func apply(_ movement: Movement) -> Bool {
-        if let old = movements[movement.id] {
+    private mutating func apply(_ movement: Movement, origin: Int32) -> Bool {
+        if let old = movements[movement.id]?.value {
             guard old.version < movement.version else { return false }
             Self.add(&onHand, old.productID, Money(amount: -old.quantity, count: -1))
             totalOnHand -= old.quantity
@@ -422,7 +463,7 @@ public struct KPIState: Sendable {
         Self.add(&onHand, movement.productID, Money(amount: movement.quantity, count: 1))
         totalOnHand += movement.quantity
         dirty.onHand.insert(movement.productID)
-        movements[movement.id] = movement
+        movements[movement.id] = Held(value: movement, origin: origin)
         return true
     }
 
@@ -462,7 +503,7 @@ public struct KPIState: Sendable {
     }
 
     /// Adds (sign +1) or takes out (−1) what `line` contributes when counted under `attribution`.
-    private mutating func contribute(_ line: Line, _ attribution: Attribution, sign: Int64) {
+    mutating func contribute(_ line: Line, _ attribution: Attribution, sign: Int64) {
         linesByStatus[line.status, default: 0] += sign
         guard line.status.countsAsRevenue else { return }
         let money = Money(amount: sign * line.netCents, count: sign)
@@ -493,7 +534,7 @@ public struct KPIState: Sendable {
         Self.add(&bySegmentIs, attribution.segmentNow, money)
     }
 
-    private mutating func add(_ granularity: Granularity, _ index: Int64, _ figures: Figures) {
+    mutating func add(_ granularity: Granularity, _ index: Int64, _ figures: Figures) {
         switch granularity {
         case .minute:
             if minutes[index] == nil { minuteQueue.push(index) }
@@ -504,13 +545,13 @@ public struct KPIState: Sendable {
         dirty.buckets.insert(Bucket(granularity: granularity, index: index))
     }
 
-    private static func add(_ buckets: inout [Int64: Figures], _ index: Int64, _ figures: Figures) {
+    static func add(_ buckets: inout [Int64: Figures], _ index: Int64, _ figures: Figures) {
         var value = buckets[index] ?? Figures()
         value += figures
         buckets[index] = value.isEmpty ? nil : value
     }
 
-    private static func add<Key: Hashable>(_ groups: inout [Key: Money], _ key: Key, _ money: Money) {
+    static func add<Key: Hashable>(_ groups: inout [Key: Money], _ key: Key, _ money: Money) {
         var value = groups[key] ?? Money()
         value.amount += money.amount
         value.count += money.count
@@ -523,7 +564,7 @@ public struct KPIState: Sendable {
         if index[id]!.isEmpty { index[id] = nil }
     }
 
-    private mutating func advanceWatermark(_ time: Timestamp) {
+    mutating func advanceWatermark(_ time: Timestamp) {
         guard watermark.map({ $0 < time }) ?? true else { return }
         watermark = time
         let horizon = Granularity.minute.bucket(time) - Self.minuteRetention

@@ -34,6 +34,8 @@ public struct KPIKeys: Sendable {
     public var lease: String { "\(prefix):lease" }
     /// The aggregator's persisted records for a stream: same slot as the stream.
     public static func stateKey(stream: String) -> String { stream + ":kpi" }
+    /// The counters that replace a stream's retired records (`KPIState.retire`).
+    public static func retiredKey(stream: String) -> String { stream + ":kpi:retired" }
 
     public func key(_ granularity: KPIState.Granularity) -> String {
         switch granularity {
