@@ -21,6 +21,12 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // C modules: a module map over a one-line shim header each.
@@ -56,6 +62,23 @@ let package = Package(
                 "RedisClient",
                 "PostgresClient",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The dashboard and the HTTP API (Hummingbird 2), and the Prometheus exporter.
+        .target(
+            name: "Dashboard",
+            dependencies: [
+                "Pipeline",
+                "RedisClient",
+                "PostgresClient",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -64,6 +87,7 @@ let package = Package(
             name: "warehouse",
             dependencies: [
                 "Pipeline",
+                "Dashboard",
                 "RedisClient",
                 "PostgresClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -74,13 +98,18 @@ let package = Package(
         // Pure logic, no server needed.
         .testTarget(
             name: "UnitTests",
-            dependencies: ["RedisClient", "PostgresClient", "Pipeline", "ConnectionExecutor"],
+            dependencies: ["RedisClient", "PostgresClient", "Pipeline", "ConnectionExecutor", "warehouse",
+                           .product(name: "Yams", package: "Yams"), .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         // Against the real Redis and PostgreSQL that scripts/test.sh starts.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["RedisClient", "PostgresClient", "Pipeline"],
+            dependencies: [
+                "RedisClient", "PostgresClient", "Pipeline", "Dashboard",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

@@ -22,6 +22,7 @@ extension Warehouse {
 
         @OptionGroup var connection: ConnectionOptions
         @OptionGroup var streams: StreamOptions
+        @OptionGroup var metrics: MetricsOptions
 
         @Option(help: "The consumer group: warehouse or kpi.")
         var group = "warehouse"
@@ -108,6 +109,8 @@ extension Warehouse {
             let leaseTTL = Duration.milliseconds(leaseMs)
             let stateRetention = try stateRetentionDuration
             let streamKeys = Entity.allCases.flatMap { layout.streamKeys($0) }
+            let exporter = metrics.start(lagOf: streamKeys, redisURL: servers.redisURL)
+            defer { exporter?.cancel() }
             let options = (batch: batch, block: Duration.milliseconds(blockMs), untilDrained: untilDrained,
                            minIdle: Duration.milliseconds(minIdleMs), deliveryLimit: deliveryLimit, group: group)
             let started = ContinuousClock.now

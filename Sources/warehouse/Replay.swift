@@ -17,6 +17,7 @@ extension Warehouse {
 
         @OptionGroup var connection: ConnectionOptions
         @OptionGroup var streams: StreamOptions
+        @OptionGroup var metrics: MetricsOptions
 
         @Option(help: "The folder with the six CSV files (default: data).")
         var data: String?
@@ -64,6 +65,8 @@ extension Warehouse {
 
         func run() async throws {
             let scenario = try scenario.map { try ReplayScenario.load($0, searchFolder: locateFolder("replay")) }
+            let exporter = metrics.start()
+            defer { exporter?.cancel() }
             var options = Replayer.Options(dataDirectory: data ?? scenario?.data ?? locateFolder("data"))
             options.layout = streams.layout(partitions: partitions ?? scenario?.partitions ?? 1)
             options.speed = (speed ?? scenario?.speed).flatMap { Pacer.parseSpeed($0) ?? nil }

@@ -168,18 +168,23 @@ public struct ConsumerGroupRunner: Sendable {
     func process(
         _ reads: [StreamRead], redis: RedisConnection, handler: @Sendable ([StreamRead]) async throws -> Rejects, stats: inout Stats
     ) async throws {
+        let started = ContinuousClock.now
         var breaker = CircuitBreaker(threshold: options.circuitThreshold)
         var rejects: Rejects = []
         while true {
             do {
                 rejects = try await handler(reads)
                 let failures = breaker.failures
-                if breaker.recordSuccess() { log("circuit closed: the batch went through after \(failures) failures") }
+                if breaker.recordSuccess() {
+                    log("circuit closed: the batch went through after \(failures) failures")
+                    PipelineMetrics.circuit(group: options.group, state: .closed)
+                }
                 break
             } catch where Self.isTransient(error) {
                 let (wait, opened) = breaker.recordFailure()
                 stats.retries += 1
                 if opened {
+                    PipelineMetrics.circuit(group: options.group, state: .open)
                     log("circuit open after \(breaker.failures) transient failures in a row (\(error)); probing with backoff")
                 } else if breaker.state == .closed {
                     log("transient failure (\(error)); retrying")
@@ -204,7 +209,9 @@ public struct ConsumerGroupRunner: Sendable {
             try await acknowledge(reads, redis: redis)
         }
         stats.batches += 1
-        stats.entries += reads.reduce(0) { $0 + $1.entries.count }
+        let count = reads.reduce(0) { $0 + $1.entries.count }
+        stats.entries += count
+        PipelineMetrics.batch(group: options.group, read: count, rejected: rejects.count, acknowledged: count, duration: .now - started)
     }
 
     private func isolate(

@@ -52,9 +52,15 @@ public struct WarehouseLoader: Sendable {
         stop: StopFlag = StopFlag(), log: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws -> ConsumerGroupRunner.Stats {
         let runner = ConsumerGroupRunner(options: options, deadLetters: DeadLetterQueue(layout: layout), stop: stop, log: log)
+        // The analytics cache's generation moves after every commit (on a connection of its own:
+        // the runner's may be blocked in a read), and once now, for a commit a crash left unannounced.
+        let cache = CacheKeys(layout: layout)
+        let invalidation = try await RedisConnection(configuration: redis.configuration)
+        _ = try await invalidation.command("INCR", cache.generation)
         return try await runner.run(redis: redis) { reads in
             let batch = LoaderBatch(reads, layout: layout)
-            _ = try await self.apply(batch, on: postgres)
+            let outcome = try await self.apply(batch, on: postgres)
+            if outcome != Outcome() { _ = try? await invalidation.command("INCR", cache.generation) }
             return batch.rejects
         }
     }

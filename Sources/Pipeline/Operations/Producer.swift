@@ -57,6 +57,7 @@ public struct Producer: Sendable {
                 }
                 outcome.published.append(Published(line: row.line, stream: encoder.streamKey(for: row), id: id, eventID: row.eventID.description))
             }
+            PipelineMetrics.published(chunk.count, source: "produce")
         }
         return outcome
     }

@@ -185,6 +185,7 @@ public struct Replayer: Sendable {
             }
             for (file, count) in batchFiles { report.files[file]?.published += count }
             report.events += batchEvents
+            PipelineMetrics.published(batchEvents, source: "replay")
             batch = RedisCommandBuffer(reservingCapacity: options.batchSize * 300)
             batchEvents = 0
             batchFiles.removeAll(keepingCapacity: true)

@@ -1,0 +1,171 @@
+import Foundation
+import HTTPTypes
+public import Hummingbird
+public import Logging
+public import Pipeline
+import PostgresClient
+import RedisClient
+
+/// What the routes share: the Redis pool, the live feed, the analytics cache.
+public struct DashboardContext: Sendable {
+    public let configuration: DashboardConfiguration
+    public let pool: RedisPool
+    public let feed: LiveFeed
+    public let analytics: AnalyticsCache?
+
+    public init(configuration: DashboardConfiguration) async throws {
+        self.configuration = configuration
+        self.pool = try await RedisPool(url: configuration.servers.redisURL, size: configuration.redisConnections)
+        self.feed = LiveFeed(configuration: configuration, pool: pool)
+        let folder = configuration.analyticsFolder ?? Migration.locateDirectory().map { ($0 as NSString).appendingPathComponent("analytics") }
+        self.analytics = folder.map {
+            AnalyticsCache(layout: configuration.layout, folder: $0, databaseURL: configuration.servers.databaseURL,
+                           ttl: configuration.analyticsCacheTTL)
+        }
+    }
+}
+
+/// The dashboard application: the router below, with the live feed as a service that starts and
+/// stops with it.
+public func buildApplication(
+    _ configuration: DashboardConfiguration, logger: Logger = Logger(label: "dashboard"),
+    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) async throws -> some ApplicationProtocol {
+    MetricsExporter.bootstrap()
+    let context = try await DashboardContext(configuration: configuration)
+    return Application(
+        router: buildRouter(context),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "warehouse-dashboard"),
+        services: [context.feed],
+        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
+        logger: logger)
+}
+
+/// Every route: the page and its assets, the JSON API, server-sent events, health and metrics.
+public func buildRouter(_ context: DashboardContext) -> Router<BasicRequestContext> {
+    let router = Router()
+    router.add(middleware: MetricsMiddleware())
+    let layout = context.configuration.layout
+
+    router.get("/") { _, _ in asset(DashboardPage.html, "text/html; charset=utf-8") }
+    router.get("/app.js") { _, _ in asset(DashboardPage.script, "text/javascript; charset=utf-8") }
+    router.get("/app.css") { _, _ in asset(DashboardPage.css, "text/css; charset=utf-8") }
+    router.get("/favicon.svg") { _, _ in asset(DashboardPage.favicon, "image/svg+xml") }
+    router.get("/favicon.ico") { _, _ in asset(DashboardPage.favicon, "image/svg+xml") }
+
+    // Alive: the process answers.
+    router.get("/health") { _, _ in json(["status": "ok"]) }
+    // Ready: both servers answer.
+    router.get("/ready") { _, _ in
+        async let redis = reachable { _ = try await context.pool.connection.command("PING").throwingServerError() }
+        async let postgres = reachable {
+            let db = try await PostgresConnection(context.configuration.servers.databaseURL, connectTimeout: .seconds(2))
+            _ = try await db.query("SELECT 1")
+        }
+        let (r, p) = await (redis, postgres)
+        return json(["redis": r ? "ok" : "unreachable", "postgres": p ? "ok" : "unreachable", "status": r && p ? "ready" : "not ready"],
+                    status: r && p ? .ok : .serviceUnavailable)
+    }
+
+    router.get("/api/kpis") { request, _ in
+        var options = KPISnapshot.Options()
+        options.top = try intParameter(request, "top", default: options.top, range: 1...1000)
+        options.lowStockThreshold = try intParameter(request, "low_stock", default: options.lowStockThreshold, range: 0...1_000_000)
+        let snapshot = try await serviceCall { try await KPISnapshot.read(KPIKeys(layout: layout), on: context.pool.connection, options: options) }
+        return try encoded(snapshot)
+    }
+
+    router.get("/api/lag") { _, _ in
+        let rows = try await serviceCall { try await context.feed.lagRows() }
+        let worst = rows.map(\.status).max() ?? .ok
+        let encoder = JSONEncoder()
+        let body = try JSONSerialization.jsonObject(with: encoder.encode(rows))
+        return json(["status": worst.rawValue, "generated_at": Timestamp.now.description, "rows": body] as [String: Any])
+    }
+
+    router.get("/api/health") { _, _ in
+        guard let health = await context.feed.health() else { throw HTTPError(.serviceUnavailable, message: "no health sample yet") }
+        return try encoded(health)
+    }
+
+    router.get("/api/analytics/{name}") { _, requestContext in
+        let name = requestContext.parameters.get("name") ?? ""
+        guard AnalyticsCache.reports[name] != nil else {
+            throw HTTPError(.notFound, message: AnalyticsCache.UnknownReport(name: name).description)
+        }
+        guard let analytics = context.analytics else {
+            throw HTTPError(.serviceUnavailable, message: "no sql/analytics folder found (set WAREHOUSE_SQL_DIR)")
+        }
+        let answer = try await serviceCall { try await analytics.answer(name, redis: context.pool.connection) }
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        headers[HTTPField.Name("X-Cache")!] = answer.hit ? "hit" : "miss"
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer.body)))
+    }
+
+    router.get("/events") { _, _ in
+        let stream = await context.feed.subscribe()
+        var headers = HTTPFields()
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-cache"
+        return Response(status: .ok, headers: headers, body: ResponseBody(asyncSequence: stream))
+    }
+
+    router.get("/metrics") { _, _ in MetricsExporter.response() }
+    return router
+}
+
+// MARK: - Helpers
+
+private func asset(_ text: String, _ type: String) -> Response {
+    var headers = HTTPFields()
+    headers[.contentType] = type
+    headers[.cacheControl] = "no-cache"
+    return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+}
+
+private func json(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
+    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+    var headers = HTTPFields()
+    headers[.contentType] = "application/json"
+    return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+}
+
+private func encoded(_ value: some Encodable) throws -> Response {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    var headers = HTTPFields()
+    headers[.contentType] = "application/json"
+    return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+}
+
+/// An integer query parameter within `range`; a 400 naming it otherwise.
+private func intParameter(_ request: Request, _ name: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
+    guard let text = request.uri.queryParameters.get(name) else { return value }
+    guard let number = Int(text), range.contains(number) else {
+        throw HTTPError(.badRequest, message: "\(name): '\(text)' is not an integer in \(range.lowerBound)...\(range.upperBound)")
+    }
+    return number
+}
+
+/// A call to Redis or PostgreSQL: a server that cannot be reached is a 503, not a 500.
+private func serviceCall<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as HTTPError {
+        throw error
+    } catch let error as RedisError {
+        throw HTTPError(.serviceUnavailable, message: "Redis: \(error.message)")
+    } catch let error as PostgresError {
+        throw HTTPError(.serviceUnavailable, message: "PostgreSQL: \(error)")
+    }
+}
+
+private func reachable(_ probe: () async throws -> Void) async -> Bool {
+    do {
+        try await probe()
+        return true
+    } catch {
+        return false
+    }
+}

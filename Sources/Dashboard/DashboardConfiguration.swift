@@ -1,0 +1,24 @@
+public import Pipeline
+
+/// What `warehouse dashboard` serves and where, with its defaults.
+public struct DashboardConfiguration: Sendable {
+    /// The address to bind: loopback unless asked otherwise.
+    public var host = "127.0.0.1"
+    /// The port (the seed's Flask dashboard was on 5000; 0 picks a free one).
+    public var port = 5000
+    public var servers = ServerConfiguration()
+    public var layout = StreamLayout()
+    /// The folder of the analytics queries (`sql/analytics`).
+    public var analyticsFolder: String?
+    /// How long a cached analytics answer may be served without the loader committing anything
+    /// (a safety net: a commit invalidates it at once).
+    public var analyticsCacheTTL: Duration = .seconds(300)
+    /// How often pipeline health (lag, rates, dead letters, reachability) is sampled and pushed.
+    public var healthEvery: Duration = .seconds(2)
+    /// The least time between two KPI pushes (a burst of changes is one push).
+    public var kpiPushEvery: Duration = .milliseconds(200)
+    /// Redis connections the API spreads its reads over.
+    public var redisConnections = 4
+
+    public init() {}
+}

@@ -1,0 +1,59 @@
+import ArgumentParser
+import Dashboard
+import Foundation
+import Hummingbird
+import Logging
+import Pipeline
+
+extension Warehouse {
+    /// `warehouse dashboard`: the live dashboard, its JSON API, server-sent events and /metrics.
+    struct DashboardCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "dashboard",
+            abstract: "Serve the live dashboard (KPIs, charts, pipeline health) and its JSON API.",
+            discussion: """
+                Routes: / (the page), /events (server-sent events: `kpis` on every KPI change, `health` every 2 s), \
+                /api/kpis (the `kpis --json` shape), /api/lag (the `lag --json` shape), /api/health, \
+                /api/analytics/{monthly-revenue,top-products,customers,payments,inventory} (PostgreSQL through a Redis cache), \
+                /health (alive), /ready (Redis and PostgreSQL reachable), /metrics (Prometheus). Ctrl-C stops it.
+                """
+        )
+
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var streams: StreamOptions
+
+        @Option(help: "The address to bind (loopback by default; 0.0.0.0 to serve other hosts).")
+        var host = "127.0.0.1"
+
+        @Option(help: "The port (0: any free port, printed at start).")
+        var port = 5000
+
+        @Option(help: "Stream partitions per entity.")
+        var partitions = 1
+
+        @Option(help: "Seconds a cached analytics answer may live without a loader commit.")
+        var cacheTtlS = 300
+
+        func validate() throws {
+            guard (0...65535).contains(port) else { throw ValidationError("--port must be a port number") }
+            guard partitions >= 1, cacheTtlS >= 1 else { throw ValidationError("--partitions and --cache-ttl-s must be positive") }
+        }
+
+        func run() async throws {
+            var configuration = DashboardConfiguration()
+            configuration.host = host
+            configuration.port = port
+            configuration.servers = connection.servers
+            configuration.layout = streams.layout(partitions: partitions)
+            configuration.analyticsCacheTTL = .seconds(cacheTtlS)
+            var logger = Logger(label: "dashboard")
+            logger.logLevel = .warning
+            let host = self.host
+            let app = try await buildApplication(configuration, logger: logger) { port in
+                print("dashboard: http://\(host):\(port)/ (Ctrl-C stops it)")
+                fflush(nil)
+            }
+            try await app.runService()
+        }
+    }
+}

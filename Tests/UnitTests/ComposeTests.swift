@@ -1,0 +1,123 @@
+import ArgumentParser
+import Foundation
+import Pipeline
+import Testing
+@testable import warehouse
+import Yams
+
+/// No Docker engine runs here, so docker-compose.yml and the Dockerfile are checked by reading
+/// them: every warehouse service's command parses with the CLI's own parser (flags and values
+/// validated as a real run would), every variable a warehouse service sets is one the program
+/// reads, every dependency exists with a condition the dependency can meet, and the servers
+/// have volumes and healthchecks.
+@Suite struct ComposeTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static func compose() throws -> [String: Any] {
+        let text = try String(contentsOf: root.appendingPathComponent("docker-compose.yml"), encoding: .utf8)
+        return try #require(try Yams.load(yaml: text) as? [String: Any])
+    }
+
+    static func services() throws -> [String: [String: Any]] {
+        try #require(try compose()["services"] as? [String: [String: Any]])
+    }
+
+    /// Services that run the warehouse image.
+    static func warehouseServices() throws -> [String: [String: Any]] {
+        try services().filter { ($0.value["image"] as? String)?.hasPrefix("streamwarehouse") == true || $0.value["build"] != nil }
+    }
+
+    @Test func everyCommandIsARealSubcommandWithValidFlags() throws {
+        let services = try Self.warehouseServices()
+        #expect(Set(services.keys) == ["migrate", "warehouse-consumer", "kpi-aggregator", "dashboard", "replay"])
+        var subcommands: [String: String] = [:]
+        for (name, service) in services {
+            let command = try #require(service["command"] as? [String], "\(name) has a command in exec form")
+            #expect(command.first == "warehouse", "\(name) runs warehouse")
+            let arguments = Array(command.dropFirst())
+            do {
+                let parsed = try Warehouse.parseAsRoot(arguments)
+                subcommands[name] = type(of: parsed)._commandName
+            } catch {
+                Issue.record("\(name): `warehouse \(arguments.joined(separator: " "))` does not parse: \(Warehouse.message(for: error))")
+            }
+        }
+        #expect(subcommands["migrate"] == "migrate")
+        #expect(subcommands["warehouse-consumer"] == "consume" && subcommands["kpi-aggregator"] == "consume")
+        #expect(subcommands["dashboard"] == "dashboard" && subcommands["replay"] == "replay")
+        // The parser is strict: a misspelt flag would have failed above.
+        #expect(throws: (any Error).self) { try Warehouse.parseAsRoot(["consume", "--gruop", "kpi"]) }
+        #expect(throws: (any Error).self) { try Warehouse.parseAsRoot(["consume", "--group", "kpi", "--state-retention", "soon"]) }
+    }
+
+    @Test func everyVariableIsOneTheProgramReads() throws {
+        let known = Set(ServerConfiguration.Variable.allCases.map(\.rawValue))
+        for (name, service) in try Self.warehouseServices() {
+            let environment = try #require(service["environment"] as? [String: Any], "\(name) sets its servers")
+            for key in environment.keys { #expect(known.contains(key), "\(name) sets \(key), which the program does not read") }
+            let command = (service["command"] as? [String]) ?? []
+            if command.contains("consume") && command.contains("kpi") {
+                #expect(environment["REDIS_URL"] != nil)
+            } else if !command.contains("replay") {
+                #expect(environment["REDIS_URL"] != nil && environment["DATABASE_URL"] != nil, "\(name)")
+            }
+        }
+        let dockerfile = try String(contentsOf: Self.root.appendingPathComponent("Dockerfile"), encoding: .utf8)
+        for line in dockerfile.split(separator: "\n") where line.hasPrefix("ENV ") {
+            let key = String(line.dropFirst(4).split(separator: "=").first ?? "")
+            #expect(known.contains(key), "the Dockerfile sets \(key), which the program does not read")
+        }
+    }
+
+    @Test func dependenciesAndHealthchecksAreWired() throws {
+        let services = try Self.services()
+        let compose = try Self.compose()
+        let volumes = Set((compose["volumes"] as? [String: Any] ?? [:]).keys)
+        for server in ["redis", "postgres"] {
+            let service = try #require(services[server])
+            #expect((service["healthcheck"] as? [String: Any])?["test"] != nil, "\(server) has a healthcheck")
+            let mounts = (service["volumes"] as? [String]) ?? []
+            #expect(mounts.contains { volumes.contains(String($0.split(separator: ":")[0])) }, "\(server) keeps its data in a named volume")
+            for port in (service["ports"] as? [String]) ?? [] { #expect(port.hasPrefix("127.0.0.1:"), "\(server) publishes on loopback only") }
+        }
+        let redisCommand = (services["redis"]?["command"] as? [String]) ?? []
+        #expect(redisCommand.joined(separator: " ").contains("--appendonly yes"), "Redis keeps an AOF")
+        for (name, service) in services {
+            let dependencies = service["depends_on"] as? [String: [String: Any]] ?? [:]
+            for (dependency, rule) in dependencies {
+                let target = try #require(services[dependency], "\(name) depends on \(dependency), which is not a service")
+                switch rule["condition"] as? String {
+                case "service_healthy":
+                    #expect(target["healthcheck"] != nil, "\(name) waits for \(dependency) to be healthy, but it has no healthcheck")
+                case "service_completed_successfully":
+                    #expect(target["restart"] as? String == "no", "\(dependency) is a one-shot job")
+                default:
+                    Issue.record("\(name) → \(dependency): give a condition (service_healthy or service_completed_successfully)")
+                }
+            }
+            let command = (service["command"] as? [String]) ?? []
+            if command.contains("consume") || command.contains("dashboard") || command.contains("replay") {
+                #expect(dependencies["migrate"]?["condition"] as? String == "service_completed_successfully", "\(name) starts after the migration")
+                #expect(dependencies["redis"]?["condition"] as? String == "service_healthy", "\(name) waits for Redis")
+            }
+            // Scalable services must not pin a container name or a host port.
+            if name == "warehouse-consumer" || name == "kpi-aggregator" {
+                #expect(service["container_name"] == nil && service["ports"] == nil, "\(name) scales with --scale")
+            }
+        }
+        #expect((services["migrate"]?["depends_on"] as? [String: [String: Any]])?["postgres"]?["condition"] as? String == "service_healthy")
+        #expect((services["dashboard"]?["ports"] as? [String]) == ["127.0.0.1:5000:5000"])
+        #expect((services["replay"]?["profiles"] as? [String]) == ["replay"])
+        #expect(services["migrate"]?["build"] != nil, "one service builds the image the others run")
+    }
+
+    @Test func theDockerfileIsAMultiStageBuildIntoASlimRuntime() throws {
+        let text = try String(contentsOf: Self.root.appendingPathComponent("Dockerfile"), encoding: .utf8)
+        let stages = text.split(separator: "\n").filter { $0.hasPrefix("FROM ") }
+        #expect(stages.count == 2 && stages[0].contains("swift:") && stages[0].contains(" AS build") && stages[1].contains("slim"))
+        #expect(text.contains("libhiredis-dev") && text.contains("libpq-dev"), "the build stage has the C libraries' headers")
+        #expect(text.contains("libhiredis0.14") && text.contains("libpq5"), "the runtime has the C libraries")
+        #expect(text.contains("COPY --from=build") && text.contains("COPY sql "), "the binary and the migrations are copied")
+        #expect(text.contains("USER "), "it does not run as root")
+    }
+}
