@@ -41,6 +41,21 @@ sw_install_missing() {
   command -v swift >/dev/null 2>&1 || sw_die "swift is not on PATH (Swift 6.1 or newer is needed)"
 }
 
+# What the browser test needs: Debian's Chromium and Playwright for Python (which drives the
+# system browser; it downloads no browser of its own).
+sw_install_browser() {
+  if ! command -v chromium >/dev/null 2>&1; then
+    sw_log "installing Chromium from Debian's packages"
+    export DEBIAN_FRONTEND=noninteractive
+    sw_as_root apt-get update -qq >/dev/null
+    sw_as_root apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+  fi
+  if ! python3 -c "import playwright" >/dev/null 2>&1; then
+    sw_log "installing Playwright for Python from PyPI"
+    python3 -m pip install -q playwright >/dev/null 2>&1 || python3 -m pip install -q --break-system-packages playwright >/dev/null
+  fi
+}
+
 # A TCP port on 127.0.0.1 that nothing listens on.
 sw_free_port() {
   local port tries=0

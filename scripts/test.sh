@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$SW_ROOT"
 
 sw_install_missing
+sw_install_browser
 
 sw_log "building (debug, with tests)"
 sw_build --build-tests

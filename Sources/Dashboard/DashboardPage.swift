@@ -52,9 +52,9 @@ enum DashboardPage {
     header { display: flex; gap: 12px; align-items: center; padding: 12px 20px; border-bottom: 1px solid var(--grid); flex-wrap: wrap; }
     h1 { font-size: 18px; margin: 0; } h2 { font-size: 14px; margin: 0 0 8px; color: var(--muted); font-weight: 600; }
     main { display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 12px; padding: 12px 20px; }
-    .tiles { grid-column: 1 / -1; display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 12px; }
+    .tiles { grid-column: 1 / -1; display: grid; grid-template-columns: repeat(auto-fill, minmax(160px, 1fr)); gap: 12px; }
     .tile { background: var(--card); border-radius: 8px; padding: 10px 12px; }
-    .tile .label { color: var(--muted); font-size: 12px; } .tile .value { font-size: 22px; font-weight: 650; font-variant-numeric: tabular-nums; }
+    .tile .label { color: var(--muted); font-size: 12px; } .tile .value { font-size: 22px; font-weight: 650; font-variant-numeric: tabular-nums; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
     .card { background: var(--card); border-radius: 8px; padding: 12px; min-width: 0; } .wide { grid-column: 1 / -1; }
     .card-head { display: flex; justify-content: space-between; align-items: center; }
     .chart svg { width: 100%; height: auto; display: block; }
@@ -65,7 +65,7 @@ enum DashboardPage {
     .muted { color: var(--muted); } small { font-weight: 400; }
     table { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
     th, td { text-align: left; padding: 4px 6px; border-bottom: 1px solid var(--grid); } th { color: var(--muted); font-weight: 500; }
-    td.num { text-align: right; }
+    td.num, th.num { text-align: right; }
     .status-OK { color: var(--ok); } .status-WARN { color: var(--warn); } .status-STALLED, .status-STOPPED { color: var(--bad); font-weight: 700; }
     .up { color: var(--ok); } .down { color: var(--bad); }
     footer { padding: 12px 20px; font-size: 12px; } a { color: var(--accent); }
@@ -92,6 +92,11 @@ enum DashboardPage {
     function money(v) {
       const n = Number(v || 0);
       return n.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+    }
+    // Money for a tile: exact below ten million, compact above (the exact figure in its tooltip).
+    function tileMoney(v) {
+      const n = Number(v || 0);
+      return Math.abs(n) >= 1e7 ? n.toLocaleString("en-US", { notation: "compact", maximumFractionDigits: 2 }) : money(n);
     }
     function short(n) {
       const a = Math.abs(n);
@@ -144,8 +149,8 @@ enum DashboardPage {
       return svg;
     }
 
-    function tile(label, value) {
-      const d = document.createElement("div"); d.className = "tile";
+    function tile(label, value, exact) {
+      const d = document.createElement("div"); d.className = "tile"; d.title = exact || value;
       const a = document.createElement("div"); a.className = "label"; a.textContent = label;
       const b = document.createElement("div"); b.className = "value"; b.textContent = value;
       d.append(a, b); return d;
@@ -170,7 +175,8 @@ enum DashboardPage {
       const today = days.length ? days[days.length - 1].revenue : "0";
       const w = (k.windows || {})["24h"] || { revenue: "0" };
       document.getElementById("tiles").replaceChildren(
-        tile("Revenue today", money(today)), tile("Revenue 24 h", money(w.revenue)), tile("Revenue all time", money(k.revenue.total)),
+        tile("Revenue today", tileMoney(today), money(today)), tile("Revenue 24 h", tileMoney(w.revenue), money(w.revenue)),
+        tile("Revenue all time", tileMoney(k.revenue.total), money(k.revenue.total)),
         tile("Orders", Number(k.orders_with_revenue).toLocaleString("en-US")), tile("AOV", money(k.aov)),
         tile("Units", Number(k.units).toLocaleString("en-US")),
         tile("Refund rate", (Number(k.payment_rates.refund_rate) * 100).toFixed(1) + " %"));

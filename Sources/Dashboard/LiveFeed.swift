@@ -185,11 +185,7 @@ public actor LiveFeed: Service {
 
     /// The latest lag rows (two readings `healthEvery` apart), as `warehouse lag --json` prints them.
     public func lagRows() async throws -> [LagMonitor.Row] {
-        if previous == nil { _ = await sampleHealth() }
-        if latestRows.isEmpty, previous != nil {
-            try await Task.sleep(for: .milliseconds(500))
-            _ = await sampleHealth()
-        }
+        if latestRows.isEmpty { _ = await sampleHealth() }
         return latestRows
     }
 
@@ -206,6 +202,11 @@ public actor LiveFeed: Service {
         do {
             _ = try await redis.command("PING").throwingServerError()
             redisState = Reachability(reachable: true, latencyMilliseconds: (ContinuousClock.now - started).seconds * 1000)
+            if previous == nil {
+                // Rates and statuses need two readings: take a first one a moment before.
+                previous = (try await LagMonitor().read(streams: streams, on: redis), ContinuousClock.now)
+                try await Task.sleep(for: .milliseconds(300))
+            }
             let readings = try await LagMonitor().read(streams: streams, on: redis)
             PipelineMetrics.lag(readings)
             let now = ContinuousClock.now

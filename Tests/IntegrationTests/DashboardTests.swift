@@ -160,8 +160,9 @@ import Glibc
     @Test(.timeLimit(.minutes(2)))
     func serverSentEventsArriveWithinASecondOfAChange() async throws {
         let (configuration, _, redis) = try await Self.loaded()
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent(TestServers.unique("sse-consumer") + ".log").path
         let consumer = try TestServers.startWarehouse(
-            ["consume", "--group", "kpi", "--namespace", configuration.layout.namespace, "--block-ms", "500"])
+            ["consume", "--group", "kpi", "--namespace", configuration.layout.namespace, "--block-ms", "500"], stderrPath: log)
         defer { if consumer.isRunning { kill(consumer.processIdentifier, SIGKILL) } }
         let app = try await buildApplication(configuration)
         try await app.test(.live) { client in
@@ -174,11 +175,14 @@ import Glibc
             let health = try #require(await events.next(named: "health", timeout: .seconds(10)))
             #expect(health.data.contains("\"groups\""))
             // Let the aggregator come up (its rebuild), then send an order.
-            try await Task.sleep(for: .seconds(2))
+            for _ in 0..<300 {
+                if (try? String(contentsOfFile: log, encoding: .utf8))?.contains("state rebuilt") == true { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
             let sent = ContinuousClock.now
             _ = try await redis.xadd(configuration.layout.streamKey(.orders, partition: 0), fields: KPITests.orderFields("SSE-1", eventID: "sse1"))
             var received: ContinuousClock.Instant?
-            while let event = await events.next(named: "kpis", timeout: .seconds(5)) {
+            while let event = await events.next(named: "kpis", timeout: .seconds(15)) {
                 let object = try JSONSerialization.jsonObject(with: Data(event.data.utf8)) as? [String: Any]
                 if (object?["counts"] as? [String: Any])?["order_lines"] as? Int == 81 {
                     received = event.at
@@ -299,5 +303,32 @@ final class SSEClient: @unchecked Sendable {
     func close() {
         shutdown(socket, Int32(SHUT_RDWR))
         Glibc.close(socket)
+    }
+}
+
+/// A real browser (Debian's Chromium, driven by Playwright; scripts/test.sh installs both) loads
+/// the page from a running dashboard over a loaded warehouse: no console error, no failed
+/// request, every chart holds data. The screenshot goes to $DASHBOARD_SCREENSHOT (or a
+/// temporary file) and is kept.
+@Suite struct BrowserTests {
+    @Test(.timeLimit(.minutes(3)))
+    func chromiumLoadsTheDashboardWithoutAnErrorAndEveryChartHoldsData() async throws {
+        let (configuration, _, _) = try await DashboardTests.loaded()
+        let app = try await buildApplication(configuration)
+        let screenshot = ProcessInfo.processInfo.environment["DASHBOARD_SCREENSHOT"]
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent(TestServers.unique("dashboard") + ".png").path
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            let script = TestServers.packageRoot.appendingPathComponent("scripts/browser_check.py").path
+            let run = try await TestServers.run("python3", [script, "http://127.0.0.1:\(port)/", screenshot, "--timeout-s", "60"])
+            #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], "\(run.stderr)")
+            #expect((report["problems"] as? [String]) == [])
+            let charts = try #require(report["charts"] as? [String: Int])
+            #expect(charts.count == 7 && charts.values.allSatisfy { $0 > 0 }, "\(charts)")
+            let tiles = (report["tiles"] as? [String]) ?? []
+            #expect(tiles.contains("Revenue all time: 9,582.92") && tiles.contains("Orders: 43"), "the sample's figures: \(tiles)")
+            #expect(FileManager.default.fileExists(atPath: screenshot))
+        }
     }
 }

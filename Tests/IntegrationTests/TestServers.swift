@@ -106,8 +106,23 @@ enum TestServers {
     static func runWarehouse(
         _ arguments: [String], environment: [String: String] = [:], stdin: String? = nil
     ) async throws -> (status: Int32, stdout: String, stderr: String) {
-        let executable = try warehouseExecutable()
-        return try await withCheckedThrowingContinuation { continuation in
+        try await run(try warehouseExecutable(), arguments, environment: environment, stdin: stdin)
+    }
+
+    /// Runs any program (found on PATH when `executable` has no slash), as `runWarehouse` does.
+    static func run(
+        _ program: String, _ arguments: [String], environment: [String: String] = [:]
+    ) async throws -> (status: Int32, stdout: String, stderr: String) {
+        let path = program.contains("/") ? program
+            : (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
+                .map { "\($0)/\(program)" }.first { FileManager.default.isExecutableFile(atPath: $0) } ?? program
+        return try await run(URL(fileURLWithPath: path), arguments, environment: environment, stdin: nil)
+    }
+
+    static func run(
+        _ executable: URL, _ arguments: [String], environment: [String: String], stdin: String?
+    ) async throws -> (status: Int32, stdout: String, stderr: String) {
+        try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
                 do {
                     let process = Process()
