@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dashboard
 import Foundation
 import Pipeline
 
@@ -7,7 +8,7 @@ extension Warehouse {
     struct Bench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Benchmarks that print their figures (run a release build).",
-            subcommands: [Clients.self, ReplayBench.self, LoadBench.self, KPIBench.self]
+            subcommands: [Clients.self, ReplayBench.self, LoadBench.self, KPIBench.self, DashboardBench.self]
         )
     }
 }
@@ -173,6 +174,54 @@ extension Warehouse.Bench {
                       freshness at \(r.freshness.rate)/s (\(r.freshness.events) events)  p50 \(ms(r.freshness.p50Milliseconds)), p99 \(ms(r.freshness.p99Milliseconds)), max \(ms(r.freshness.maxMilliseconds))
                       kpis read (\(r.kpisRead.reads) reads)          p50 \(String(format: "%.3f ms", r.kpisRead.p50Milliseconds)), p99 \(String(format: "%.3f ms", r.kpisRead.p99Milliseconds))
                       peak RSS                          \(Int(r.peakRSSMegabytes)) MB
+                    """
+            }
+        }
+    }
+}
+
+extension Warehouse.Bench {
+    /// `warehouse bench dashboard`: /api/kpis under concurrent clients, and the same KPIs by SQL.
+    struct DashboardBench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "dashboard",
+            abstract: "/api/kpis p50/p99 and requests/s under concurrent keep-alive clients (0 errors expected); the same KPIs by SQL.",
+            discussion: "The first run loads a generated warehouse into its own namespace and schema (replay, warehouse and kpi groups); later runs reuse it.")
+
+        @OptionGroup var connection: ConnectionOptions
+
+        @Option(help: "Order lines in the generated warehouse (about 3.2 events each).")
+        var orders = 100_000
+
+        @Option(help: "Concurrent keep-alive connections.")
+        var connections = 50
+
+        @Option(help: "Seconds of load.")
+        var seconds = 10.0
+
+        @Option(help: "Runs of the SQL summary.")
+        var sqlRuns = 5
+
+        @Flag(help: "Print one JSON object.")
+        var json = false
+
+        func validate() throws {
+            guard orders > 0, connections > 0, seconds > 0, sqlRuns > 0 else { throw ValidationError("every figure must be positive") }
+        }
+
+        func run() async throws {
+            var benchmark = DashboardBenchmark(servers: connection.servers)
+            benchmark.orderLines = orders
+            benchmark.connections = connections
+            benchmark.seconds = seconds
+            benchmark.sqlRuns = sqlRuns
+            try await runBenchmark(json: json, { progress in try await benchmark.run(progress: progress) }) { r in
+                func ms(_ l: DashboardBenchmark.Latency) -> String { String(format: "p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms", l.p50, l.p90, l.p99, l.max) }
+                return """
+                    bench dashboard (\(r.events) events in the warehouse)
+                      /api/kpis, \(r.connections) connections, \(String(format: "%.1f", r.seconds)) s   \(grouped(r.requestsPerSecond)) requests/s, \(r.requests) requests, \(r.errors) errors
+                        latency                        \(ms(r.latencyMilliseconds))
+                      the same KPIs by SQL (\(r.sqlRuns) runs)  \(ms(r.sqlSummaryMilliseconds))
                     """
             }
         }

@@ -117,7 +117,7 @@ public struct ReplayBenchmark: Sendable {
 extension DataGenerator {
     /// A generated data set of `orderLines` order lines (seed 42) for the benchmarks: generated into
     /// `folder` (default: `name` in the temporary folder) once, marked complete, then reused.
-    static func benchmarkDataSet(orderLines: Int, name: String, folder: String? = nil, progress: (String) -> Void) throws -> String {
+    public static func benchmarkDataSet(orderLines: Int, name: String, folder: String? = nil, progress: (String) -> Void) throws -> String {
         let folder = folder ?? (NSTemporaryDirectory() as NSString).appendingPathComponent(name)
         let marker = (folder as NSString).appendingPathComponent(".complete-\(orderLines)")
         if !FileManager.default.fileExists(atPath: marker) {
