@@ -3,7 +3,12 @@
 # and PostgreSQL (scripts/services.sh), apply the migrations, replay data/ onto the entity
 # streams, load the star schema with the `warehouse` consumer group and the KPIs with the `kpi`
 # group until both have caught up, print the summary, the KPIs and the data-quality checks, and
-# reconcile the KPIs in Redis with the warehouse. The dashboard joins this script when it lands.
+# reconcile the KPIs in Redis with the warehouse, print the lag table; then keep both consumer
+# groups running live and serve the dashboard at http://127.0.0.1:5000 (SW_DASHBOARD_PORT) until
+# Ctrl-C, which stops the consumers, the dashboard and the servers this script started.
+#
+#   scripts/run.sh              the whole product, until Ctrl-C
+#   scripts/run.sh --no-serve   stop after the checks (consumers and dashboard not started)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$SW_ROOT"
@@ -13,6 +18,10 @@ sw_log "building warehouse (release)"
 sw_build -c release
 bin="$SW_ROOT/.build/release/warehouse"
 
+serve=1
+[ "${1:-}" = "--no-serve" ] && serve=0
+started_services=0
+scripts/services.sh status >/dev/null 2>&1 || started_services=1
 eval "$(scripts/services.sh up)"
 sw_log "REDIS_URL=$REDIS_URL DATABASE_URL=$DATABASE_URL"
 
@@ -35,5 +44,30 @@ sw_log "data-quality checks"
 sw_log "reconciling Redis's KPIs with PostgreSQL"
 "$bin" reconcile --wait 10
 sw_log "consumer lag"
-"$bin" lag --window-ms 500
-sw_log "done; stop the servers with: scripts/services.sh down"
+"$bin" lag --window-ms 500 || true
+
+if [ "$serve" -eq 0 ]; then
+  sw_log "done; stop the servers with: scripts/services.sh down"
+  exit 0
+fi
+
+# Live: both groups keep consuming what `warehouse produce` publishes, and the dashboard shows it.
+pids=()
+stop_all() {
+  trap - INT TERM EXIT
+  sw_log "stopping the dashboard and the consumers"
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+  if [ "$started_services" -eq 1 ]; then scripts/services.sh down; fi
+}
+trap stop_all INT TERM EXIT
+logs="$SW_ROOT/.local/logs"
+mkdir -p "$logs"
+"$bin" consume --group warehouse --block-ms 500 --metrics-port "${SW_WAREHOUSE_METRICS_PORT:-9101}" 2>>"$logs/warehouse.log" & pids+=($!)
+"$bin" consume --group kpi --block-ms 500 --metrics-port "${SW_KPI_METRICS_PORT:-9102}" 2>>"$logs/kpi.log" & pids+=($!)
+port=${SW_DASHBOARD_PORT:-5000}
+"$bin" dashboard --port "$port" & pids+=($!)
+sw_log "live: consumers logging to $logs; metrics on :9101 and :9102; send orders with e.g."
+sw_log "  $bin produce synthetic --rate 200 --duration 1m"
+sw_log "dashboard at http://127.0.0.1:$port/ — Ctrl-C stops everything this script started"
+wait "${pids[@]}"

@@ -68,6 +68,14 @@ public func buildRouter(_ context: DashboardContext) -> Router<BasicRequestConte
     }
 
     router.get("/api/kpis") { request, _ in
+        // The live feed's snapshot, while the change stream confirms it current (it re-reads on
+        // every change); a fresh read when the request asks for other options or the feed lags.
+        if request.uri.query == nil || request.uri.query?.isEmpty == true,
+           let body = context.feed.snapshots.body(maxAge: context.configuration.snapshotMaxAge) {
+            var headers = HTTPFields()
+            headers[.contentType] = "application/json"
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: body))
+        }
         var options = KPISnapshot.Options()
         options.top = try intParameter(request, "top", default: options.top, range: 1...1000)
         options.lowStockThreshold = try intParameter(request, "low_stock", default: options.lowStockThreshold, range: 0...1_000_000)

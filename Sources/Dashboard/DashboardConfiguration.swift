@@ -17,6 +17,9 @@ public struct DashboardConfiguration: Sendable {
     public var healthEvery: Duration = .seconds(2)
     /// The least time between two KPI pushes (a burst of changes is one push).
     public var kpiPushEvery: Duration = .milliseconds(200)
+    /// How long `/api/kpis` may serve the live feed's snapshot after the change stream last
+    /// confirmed it current (older: a fresh read). The feed confirms at least every second.
+    public var snapshotMaxAge: Duration = .seconds(2)
     /// Redis connections the API spreads its reads over.
     public var redisConnections = 4
 

@@ -24,7 +24,7 @@ enum DashboardPage {
       <section class="card wide">
         <div class="card-head"><h2>Revenue</h2>
           <div class="switch" role="tablist" id="granularity">
-            <button data-g="minute">minute</button><button data-g="hour" class="on">hour</button><button data-g="day">day</button>
+            <button data-g="minute">minute</button><button data-g="hour">hour</button><button data-g="day" class="on">day</button>
           </div>
         </div>
         <div id="series" class="chart" data-chart="series"></div>
@@ -81,7 +81,7 @@ enum DashboardPage {
     static let script = #"""
     "use strict";
     const NS = "http://www.w3.org/2000/svg";
-    const state = { kpis: null, granularity: "hour" };
+    const state = { kpis: null, granularity: "day" };
 
     function el(tag, attrs, text) {
       const node = document.createElementNS(NS, tag);

@@ -4,6 +4,28 @@ public import Pipeline
 import PostgresClient
 public import RedisClient
 public import ServiceLifecycle
+import Synchronization
+
+/// The latest KPI snapshot as `/api/kpis` serves it, and when the change stream last confirmed
+/// it current: requests read it without a Redis round trip while the feed is watching.
+public final class SnapshotCache: Sendable {
+    private let state = Mutex<(body: ByteBuffer?, confirmed: ContinuousClock.Instant?)>((nil, nil))
+
+    public init() {}
+
+    /// The body, if the feed confirmed it current within `maxAge`.
+    public func body(maxAge: Duration) -> ByteBuffer? {
+        state.withLock { state in
+            guard let body = state.body, let confirmed = state.confirmed, ContinuousClock.now - confirmed <= maxAge else { return nil }
+            return body
+        }
+    }
+
+    func store(_ body: ByteBuffer, at instant: ContinuousClock.Instant) { state.withLock { $0 = (body, instant) } }
+
+    /// Nothing newer was found on the change stream at `instant` (read before it).
+    func confirm(_ instant: ContinuousClock.Instant) { state.withLock { if $0.body != nil { $0.confirmed = instant } } }
+}
 
 /// What the dashboard pushes to its pages: a `kpis` event within a moment of every KPI change
 /// (one blocking XREAD on the aggregator's change stream serves every page), and a `health`
@@ -74,6 +96,8 @@ public actor LiveFeed: Service {
     private var postgres: PostgresConnection?
     /// KPI pushes so far (tests wait on it).
     public private(set) var kpiPushes = 0
+    /// The latest snapshot for `/api/kpis`.
+    public nonisolated let snapshots = SnapshotCache()
 
     public init(configuration: DashboardConfiguration, pool: RedisPool) {
         self.configuration = configuration
@@ -141,8 +165,13 @@ public actor LiveFeed: Service {
                     redis = try await RedisConnection(url: configuration.servers.redisURL)
                     try await pushKPIs()
                 }
+                let asked = ContinuousClock.now
                 let reads = try await redis!.xread(streams: [(keys.changes, last)], count: 1000, block: .seconds(1))
-                guard let entry = reads.first?.entries.last else { continue }
+                guard let entry = reads.first?.entries.last else {
+                    // Nothing after the snapshot's change when the read began: still current then.
+                    snapshots.confirm(asked)
+                    continue
+                }
                 last = entry.id.description
                 try await pushKPIs()
                 try await Task.sleep(for: configuration.kpiPushEvery)
@@ -154,8 +183,15 @@ public actor LiveFeed: Service {
     }
 
     private func pushKPIs() async throws {
+        let read = ContinuousClock.now
         let snapshot = try await KPISnapshot.read(keys, on: pool.connection)
-        let event = try Self.event("kpis", snapshot)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let body = ByteBuffer(bytes: try encoder.encode(snapshot))
+        snapshots.store(body, at: read)
+        var event = ByteBuffer(string: "event: kpis\ndata: ")
+        event.writeImmutableBuffer(body)
+        event.writeString("\n\n")
         latestKPIs = event
         kpiPushes += 1
         broadcast(event)

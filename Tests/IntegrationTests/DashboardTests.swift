@@ -68,6 +68,12 @@ import Glibc
                     #expect(object[key] != nil, "/api/kpis has \(key)")
                 }
             }
+            // The live feed's snapshot (what /api/kpis serves while the change stream confirms
+            // it) equals a fresh read with the same options.
+            try await Task.sleep(for: .milliseconds(1500))
+            let cached = try await client.execute(uri: "/api/kpis", method: .get) { try Self.object($0.body) as NSDictionary }
+            let fresh = try await client.execute(uri: "/api/kpis?top=20&low_stock=10", method: .get) { try Self.object($0.body) as NSDictionary }
+            #expect(cached == fresh)
             try await client.execute(uri: "/api/kpis?top=3", method: .get) { response in
                 let object = try Self.object(response.body)
                 #expect((object["top_products"] as? [Any])?.count == 3)
