@@ -22,7 +22,8 @@ serve=1
 [ "${1:-}" = "--no-serve" ] && serve=0
 started_services=0
 scripts/services.sh status >/dev/null 2>&1 || started_services=1
-eval "$(scripts/services.sh up)"
+service_env=$(scripts/services.sh up)
+eval "$service_env"
 sw_log "REDIS_URL=$REDIS_URL DATABASE_URL=$DATABASE_URL"
 
 sw_log "checking both servers"
