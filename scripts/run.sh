@@ -68,7 +68,7 @@ mkdir -p "$logs"
 "$bin" consume --group kpi --block-ms 500 --metrics-port "${SW_KPI_METRICS_PORT:-9102}" 2>>"$logs/kpi.log" & pids+=($!)
 port=${SW_DASHBOARD_PORT:-5000}
 "$bin" dashboard --port "$port" & pids+=($!)
-sw_log "live: consumers logging to $logs; metrics on :9101 and :9102; send orders with e.g."
+sw_log "live: consumers logging to $logs; their metrics on :${SW_WAREHOUSE_METRICS_PORT:-9101} and :${SW_KPI_METRICS_PORT:-9102}; send orders with e.g."
 sw_log "  $bin produce synthetic --rate 200 --duration 1m"
 sw_log "dashboard at http://127.0.0.1:$port/ — Ctrl-C stops everything this script started"
 wait "${pids[@]}"
