@@ -44,7 +44,7 @@ public func buildApplication(
 /// Every route: the page and its assets, the JSON API, server-sent events, health and metrics.
 public func buildRouter(_ context: DashboardContext) -> Router<BasicRequestContext> {
     let router = Router()
-    router.add(middleware: MetricsMiddleware())
+    router.add(middleware: RequestMetrics())
     let layout = context.configuration.layout
 
     router.get("/") { _, _ in asset(DashboardPage.html, "text/html; charset=utf-8") }
