@@ -111,6 +111,33 @@ import Yams
         #expect(services["migrate"]?["build"] != nil, "one service builds the image the others run")
     }
 
+    /// A misspelt key (`depend_on`, `intervall`) would be ignored by a lenient reader and by the
+    /// checks above; the Compose Specification allows only these.
+    @Test func everyKeyIsOneTheComposeSpecificationKnows() throws {
+        let topLevel: Set<String> = ["services", "volumes", "networks", "configs", "secrets", "name", "include", "version"]
+        let serviceKeys: Set<String> = [
+            "build", "image", "command", "entrypoint", "environment", "env_file", "depends_on", "healthcheck", "ports", "expose",
+            "volumes", "restart", "profiles", "deploy", "networks", "container_name", "hostname", "user", "working_dir", "labels",
+            "logging", "stop_grace_period", "stop_signal", "ulimits", "init", "read_only", "tmpfs", "extra_hosts", "secrets", "configs",
+        ]
+        let healthcheckKeys: Set<String> = ["test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"]
+        let dependencyKeys: Set<String> = ["condition", "restart", "required"]
+        let compose = try Self.compose()
+        for key in compose.keys where !key.hasPrefix("x-") { #expect(topLevel.contains(key), "unknown top-level key \(key)") }
+        for (name, service) in try Self.services() {
+            for key in service.keys where !key.hasPrefix("x-") { #expect(serviceKeys.contains(key), "\(name): unknown key \(key)") }
+            for key in (service["healthcheck"] as? [String: Any] ?? [:]).keys {
+                #expect(healthcheckKeys.contains(key), "\(name): unknown healthcheck key \(key)")
+            }
+            for (dependency, rule) in service["depends_on"] as? [String: [String: Any]] ?? [:] {
+                for key in rule.keys { #expect(dependencyKeys.contains(key), "\(name) → \(dependency): unknown key \(key)") }
+            }
+            if let restart = service["restart"] as? String {
+                #expect(["no", "always", "on-failure", "unless-stopped"].contains(restart), "\(name): restart \(restart)")
+            }
+        }
+    }
+
     @Test func theDockerfileIsAMultiStageBuildIntoASlimRuntime() throws {
         let text = try String(contentsOf: Self.root.appendingPathComponent("Dockerfile"), encoding: .utf8)
         let stages = text.split(separator: "\n").filter { $0.hasPrefix("FROM ") }
