@@ -107,8 +107,9 @@ enum DashboardPage {
     function mount(id, node) { const box = document.getElementById(id); box.replaceChildren(node); }
 
     // A line and area chart of [label, value] points, with min and max marked.
-    function lineChart(points) {
-      const w = 900, h = 220, l = 48, r = 8, t = 10, b = 24;
+    function lineChart(points, width) {
+      // Drawn at the container's width (text stays legible on a phone), 900 at most.
+      const w = Math.max(300, Math.min(900, Math.round(width || 900))), h = w < 600 ? 200 : 220, l = 48, r = 8, t = 10, b = 24;
       const svg = el("svg", { viewBox: `0 0 ${w} ${h}`, role: "img", "data-points": points.length });
       if (!points.length) { svg.append(el("text", { x: w / 2, y: h / 2, "text-anchor": "middle" }, "no data yet")); return svg; }
       const max = Math.max(...points.map(p => p[1]), 1);
@@ -126,7 +127,7 @@ enum DashboardPage {
         dot.append(el("title", {}, `${p[0]}: ${money(p[1])}`));
         svg.append(dot);
       });
-      const step = Math.max(1, Math.ceil(points.length / 8));
+      const step = Math.max(1, Math.ceil(points.length / (w < 600 ? 4 : 8)));
       points.forEach((p, i) => { if (i % step === 0 || i === points.length - 1) svg.append(el("text", { x: x(i), y: h - 6, "text-anchor": "middle" }, p[0])); });
       return svg;
     }
@@ -166,7 +167,7 @@ enum DashboardPage {
       const k = state.kpis; if (!k) return;
       const g = state.granularity;
       const points = (k.buckets[g] || []).map(b => [bucketLabel(b.start, g), Number(b.revenue)]);
-      mount("series", lineChart(points));
+      mount("series", lineChart(points, document.getElementById("series").clientWidth));
     }
 
     function renderKPIs(k) {
@@ -221,7 +222,8 @@ enum DashboardPage {
         if (!r.ok) throw new Error(r.status);
         const body = await r.json();
         const rows = body.rows.map(row => [String(row.month || Object.values(row)[0]).slice(0, 7), Number(row.revenue || Object.values(row)[1])]);
-        mount("monthly", lineChart(rows.slice(-24)));
+        state.monthly = rows.slice(-24);
+        mount("monthly", lineChart(state.monthly, document.getElementById("monthly").clientWidth));
       } catch (e) {
         document.getElementById("monthly").textContent = "PostgreSQL unavailable";
       }
@@ -242,6 +244,14 @@ enum DashboardPage {
       source.addEventListener("kpis", e => { renderKPIs(JSON.parse(e.data)); document.body.dataset.kpiUpdates = String(Number(document.body.dataset.kpiUpdates || 0) + 1); });
       source.addEventListener("health", e => renderHealth(JSON.parse(e.data)));
     }
+    let resizing;
+    window.addEventListener("resize", () => {
+      clearTimeout(resizing);
+      resizing = setTimeout(() => {
+        renderSeries();
+        if (state.monthly) mount("monthly", lineChart(state.monthly, document.getElementById("monthly").clientWidth));
+      }, 150);
+    });
     connect();
     loadMonthly();
     setInterval(loadMonthly, 60000);
