@@ -109,6 +109,9 @@ import Yams
         #expect((services["dashboard"]?["ports"] as? [String]) == ["127.0.0.1:5000:5000"])
         #expect((services["replay"]?["profiles"] as? [String]) == ["replay"])
         #expect(services["migrate"]?["build"] != nil, "one service builds the image the others run")
+        for (name, service) in try Self.warehouseServices() where service["build"] == nil {
+            #expect(service["pull_policy"] as? String == "never", "\(name) runs the image `migrate` builds; it must not be pulled")
+        }
     }
 
     /// A misspelt key (`depend_on`, `intervall`) would be ignored by a lenient reader and by the
@@ -119,6 +122,7 @@ import Yams
             "build", "image", "command", "entrypoint", "environment", "env_file", "depends_on", "healthcheck", "ports", "expose",
             "volumes", "restart", "profiles", "deploy", "networks", "container_name", "hostname", "user", "working_dir", "labels",
             "logging", "stop_grace_period", "stop_signal", "ulimits", "init", "read_only", "tmpfs", "extra_hosts", "secrets", "configs",
+            "pull_policy",
         ]
         let healthcheckKeys: Set<String> = ["test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"]
         let dependencyKeys: Set<String> = ["condition", "restart", "required"]
