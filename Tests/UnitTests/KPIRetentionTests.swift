@@ -43,7 +43,6 @@ import Testing
     /// Everything the state shows.
     static func show(_ state: S) -> [String: String] {
         var out = KPIView.totals(state)
-        out["at"] = nil
         for (minute, f) in state.minutes { out["minute:\(minute)"] = KPIView.bucket(f) }
         for (hour, f) in state.hours { out["hour:\(hour)"] = KPIView.bucket(f) }
         for (day, f) in state.days { out["day:\(day)"] = KPIView.bucket(f) }

@@ -30,14 +30,7 @@ import Testing
     func figures(_ events: [S.Event]) -> [String: String] {
         var state = S()
         for event in events { state.apply(event) }
-        var out = KPIView.totals(state)
-        for (minute, f) in state.minutes { out["minute:\(minute)"] = KPIView.bucket(f) }
-        for (hour, f) in state.hours { out["hour:\(hour)"] = KPIView.bucket(f) }
-        for (day, f) in state.days { out["day:\(day)"] = KPIView.bucket(f) }
-        for (product, m) in state.byProduct { out["product:\(product)"] = "\(m.amount)/\(m.count)" }
-        for (day, products) in state.byDayProduct { for (p, m) in products { out["product:\(day):\(p)"] = "\(m.amount)/\(m.count)" } }
-        for (product, m) in state.onHand { out["on_hand:\(product)"] = "\(m.amount)/\(m.count)" }
-        return out
+        return KPIRetentionTests.show(state)
     }
 
     let premiumTX = [
