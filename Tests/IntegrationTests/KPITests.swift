@@ -212,9 +212,11 @@ import Testing
 @Suite(.serialized) struct KPICrashTests {
     /// kill -9 the aggregator at random moments during a 200,000-event load, five times over: the
     /// KPIs equal an uninterrupted run's, reconcile with the warehouse with zero drift, and
-    /// nothing is left pending.
-    @Test(.timeLimit(.minutes(8)))
-    func killNineFiveTimesLosesAndDoublesNothing() async throws {
+    /// nothing is left pending. With state retention too (30 days, a pass every 100 ms, so kills
+    /// land around retirements): the generated orders settle within 17 days, so nothing may be
+    /// refused and every figure must still equal the run that kept every record.
+    @Test(.timeLimit(.minutes(8)), arguments: [nil, "30d"])
+    func killNineFiveTimesLosesAndDoublesNothing(retention: String?) async throws {
         let redis = try await TestServers.redis()
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent(TestServers.unique("sw-kcrash")).path
         defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -227,8 +229,9 @@ import Testing
         try await KPITests.aggregate(reference)
         let expected = try await KPISnapshot.read(KPIKeys(layout: reference), on: redis)
 
-        let arguments = ["consume", "--group", "kpi", "--namespace", crashed.namespace, "--batch", "500", "--block-ms", "100",
+        var arguments = ["consume", "--group", "kpi", "--namespace", crashed.namespace, "--batch", "500", "--block-ms", "100",
                          "--lease-ms", "500", "--until-drained"]
+        if let retention { arguments += ["--state-retention", retention, "--retire-every-ms", "100"] }
         let kills = try await TestServers.killRepeatedly(arguments, after: 300...1500)
         let final = try await TestServers.runWarehouse(arguments)
         #expect(final.status == 0, "stderr: \(final.stderr)")
@@ -240,6 +243,14 @@ import Testing
         #expect(actual.buckets == expected.buckets && actual.summary == expected.summary && actual.topProductsLatestDay == expected.topProductsLatestDay)
         for entity in Entity.allCases {
             #expect(try await redis.xpending(crashed.streamKey(entity, partition: 0), group: "kpi").count == 0, "\(entity) has pending entries")
+        }
+        if retention != nil {
+            let retired = try await redis.command("HLEN", KPIKeys.retiredKey(stream: crashed.streamKey(.orders, partition: 0))).int ?? 0
+            #expect(retired > 100, "orders retired into counters (\(retired) fields)")
+            let held = try await redis.command("HLEN", KPIKeys.stateKey(stream: crashed.streamKey(.orders, partition: 0))).int ?? 0
+            let all = try await redis.command("HLEN", KPIKeys.stateKey(stream: reference.streamKey(.orders, partition: 0))).int ?? 0
+            #expect(held * 4 < all, "most order lines retired (\(held) of \(all) held)")
+            #expect(try await KPITests.deadLetters(crashed, redis: redis, stage: "kpi") == 0, "nothing refused")
         }
         let warehouse = try await WarehouseFixture.make()
         try await warehouse.load(crashed, redis: redis, batch: 2000)
