@@ -344,6 +344,7 @@ extension Warehouse.Produce {
                 """)
 
         @OptionGroup var options: ProduceOptions
+        @OptionGroup var metrics: MetricsOptions
 
         @Option(help: "Events per second.")
         var rate: Double = 100
@@ -372,6 +373,8 @@ extension Warehouse.Produce {
             let servers = options.connection.servers
             let layout = options.layout
             let redis = try await RedisConnection(url: servers.redisURL)
+            let exporter = metrics.start()
+            defer { exporter?.cancel() }
             let producer = Producer(layout: layout)
             let stop = StopFlag()
             let signals = installStopSignals(stop, quiet: true)
