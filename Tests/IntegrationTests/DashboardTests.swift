@@ -134,7 +134,8 @@ import Glibc
                 let text = String(buffer: response.body)
                 for name in ["warehouse_events_read_total{group=\"kpi\"}", "warehouse_events_acked_total", "warehouse_batch_duration_seconds_bucket",
                              "warehouse_cache_hits_total", "warehouse_cache_misses_total", "warehouse_lag_entries", "warehouse_events_published_total",
-                             "warehouse_http_requests_total{route=\"/api/kpis\",status=\"200\"}", "warehouse_http_request_duration_seconds_bucket"] {
+                             "warehouse_http_requests_total{route=\"/api/kpis\",status=\"200\"}", "warehouse_http_request_duration_seconds_bucket",
+                             "warehouse_circuit_breaker_state{group=\"kpi\"} 0"] {
                     #expect(text.contains(name), "/metrics has \(name)")
                 }
             }

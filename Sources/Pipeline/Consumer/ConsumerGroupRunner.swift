@@ -86,6 +86,7 @@ public struct ConsumerGroupRunner: Sendable {
         handler: @Sendable ([StreamRead]) async throws -> Rejects
     ) async throws -> Stats {
         var stats = Stats()
+        PipelineMetrics.circuit(group: options.group, state: .closed)
         for stream in options.streams {
             try await redis.xgroupCreate(stream, group: options.group, id: "0", makeStream: true)
         }
