@@ -70,17 +70,23 @@ public func buildRouter(_ context: DashboardContext) -> Router<BasicRequestConte
     router.get("/api/kpis") { request, _ in
         // The live feed's snapshot, while the change stream confirms it current (it re-reads on
         // every change); a fresh read when the request asks for other options or the feed lags.
+        // `X-KPI-Source` says which (and, for the snapshot, `X-KPI-Age-Ms` how long since the
+        // change stream last confirmed it).
         if request.uri.query == nil || request.uri.query?.isEmpty == true,
-           let body = context.feed.snapshots.body(maxAge: context.configuration.snapshotMaxAge) {
+           let (body, age) = context.feed.snapshots.body(maxAge: context.configuration.snapshotMaxAge) {
             var headers = HTTPFields()
             headers[.contentType] = "application/json"
+            headers[kpiSource] = "snapshot"
+            headers[kpiAge] = String(age.milliseconds)
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: body))
         }
         var options = KPISnapshot.Options()
         options.top = try intParameter(request, "top", default: options.top, range: 1...1000)
         options.lowStockThreshold = try intParameter(request, "low_stock", default: options.lowStockThreshold, range: 0...1_000_000)
         let snapshot = try await serviceCall { try await KPISnapshot.read(KPIKeys(layout: layout), on: context.pool.connection, options: options) }
-        return try encoded(snapshot)
+        var response = try encoded(snapshot)
+        response.headers[kpiSource] = "redis"
+        return response
     }
 
     router.get("/api/lag") { _, _ in
@@ -124,6 +130,9 @@ public func buildRouter(_ context: DashboardContext) -> Router<BasicRequestConte
 }
 
 // MARK: - Helpers
+
+private let kpiSource = HTTPField.Name("X-KPI-Source")!
+private let kpiAge = HTTPField.Name("X-KPI-Age-Ms")!
 
 private func asset(_ text: String, _ type: String) -> Response {
     var headers = HTTPFields()

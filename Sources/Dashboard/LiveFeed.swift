@@ -13,11 +13,12 @@ public final class SnapshotCache: Sendable {
 
     public init() {}
 
-    /// The body, if the feed confirmed it current within `maxAge`.
-    public func body(maxAge: Duration) -> ByteBuffer? {
+    /// The body and how long ago the feed last confirmed it current, if within `maxAge`.
+    public func body(maxAge: Duration) -> (body: ByteBuffer, age: Duration)? {
         state.withLock { state in
-            guard let body = state.body, let confirmed = state.confirmed, ContinuousClock.now - confirmed <= maxAge else { return nil }
-            return body
+            guard let body = state.body, let confirmed = state.confirmed else { return nil }
+            let age = ContinuousClock.now - confirmed
+            return age <= maxAge ? (body, age) : nil
         }
     }
 
@@ -165,11 +166,13 @@ public actor LiveFeed: Service {
                     redis = try await RedisConnection(url: configuration.servers.redisURL)
                     try await pushKPIs()
                 }
-                let asked = ContinuousClock.now
                 let reads = try await redis!.xread(streams: [(keys.changes, last)], count: 1000, block: .seconds(1))
                 guard let entry = reads.first?.entries.last else {
-                    // Nothing after the snapshot's change when the read began: still current then.
-                    snapshots.confirm(asked)
+                    // The read waited a second and no change record came (the KPI keys and their
+                    // record are written in one MULTI): the snapshot is current now. (Confirming
+                    // as of the moment the read began made it look 1-2 s old, and requests fell
+                    // back to reading Redis in bursts, once a second.)
+                    snapshots.confirm(.now)
                     continue
                 }
                 last = entry.id.description

@@ -72,8 +72,25 @@ import Glibc
             // it) equals a fresh read with the same options.
             try await Task.sleep(for: .milliseconds(1500))
             let cached = try await client.execute(uri: "/api/kpis", method: .get) { try Self.object($0.body) as NSDictionary }
-            let fresh = try await client.execute(uri: "/api/kpis?top=20&low_stock=10", method: .get) { try Self.object($0.body) as NSDictionary }
+            let fresh = try await client.execute(uri: "/api/kpis?top=20&low_stock=10", method: .get) { response in
+                #expect(response.headers[HTTPField.Name("X-KPI-Source")!] == "redis")
+                return try Self.object(response.body) as NSDictionary
+            }
             #expect(cached == fresh)
+            // With no change for a while, every request is still served from the snapshot, confirmed
+            // within the last second or so (it once aged past its limit once a second, and requests
+            // fell back to Redis in bursts).
+            var sources: [String] = []
+            var ages: [Int] = []
+            for _ in 0..<25 {
+                try await client.execute(uri: "/api/kpis", method: .get) { response in
+                    sources.append(response.headers[HTTPField.Name("X-KPI-Source")!] ?? "?")
+                    ages.append(Int(response.headers[HTTPField.Name("X-KPI-Age-Ms")!] ?? "") ?? -1)
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(sources.allSatisfy { $0 == "snapshot" }, "\(sources)")
+            #expect(ages.allSatisfy { (0...1500).contains($0) }, "snapshot ages in ms: \(ages)")
             try await client.execute(uri: "/api/kpis?top=3", method: .get) { response in
                 let object = try Self.object(response.body)
                 #expect((object["top_products"] as? [Any])?.count == 3)
