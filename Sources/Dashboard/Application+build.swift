@@ -149,11 +149,16 @@ private func json(_ object: [String: Any], status: HTTPResponse.Status = .ok) ->
 }
 
 private func encoded(_ value: some Encodable) throws -> Response {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
     var headers = HTTPFields()
     headers[.contentType] = "application/json"
-    return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+    return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: try jsonBody(value)))
+}
+
+/// `value` as one line of JSON, keys sorted: every JSON body the dashboard sends.
+func jsonBody(_ value: some Encodable) throws -> ByteBuffer {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    return ByteBuffer(bytes: try encoder.encode(value))
 }
 
 /// An integer query parameter within `range`; a 400 naming it otherwise.

@@ -93,8 +93,7 @@ public struct DashboardBenchmark: Sendable {
     private func prepare(progress: @escaping @Sendable (String) -> Void) async throws -> (StreamLayout, String, Int) {
         let layout = StreamLayout(namespace: "swbenchdash\(orderLines)")
         let schema = "sw_bench_dash_\(orderLines)"
-        let base = servers.databaseURL
-        let url = base + (base.contains("?") ? "&" : "?") + "options=-csearch_path%3D\(schema)"
+        let url = BenchmarkSchema.url(servers.databaseURL, schema: schema)
         let redis = try await RedisConnection(url: servers.redisURL)
         let marker = "\(layout.namespace):{bench}:complete"
         if let events = try await redis.command("GET", marker).string.flatMap(Int.init) {
@@ -102,11 +101,7 @@ public struct DashboardBenchmark: Sendable {
             return (layout, url, events)
         }
         let folder = try DataGenerator.benchmarkDataSet(orderLines: orderLines, name: "sw-bench-load-\(orderLines)", progress: progress)
-        let admin = try await PostgresConnection(base)
-        try await admin.executeScript("DROP SCHEMA IF EXISTS \(schema) CASCADE; CREATE SCHEMA \(schema)")
-        let db = try await PostgresConnection(url)
-        guard let sqlFolder = Migration.locateDirectory() else { throw MigrationError("no sql/ folder found (set WAREHOUSE_SQL_DIR)") }
-        _ = try await Migrator(migrations: try Migration.load(from: sqlFolder)).run(on: db)
+        let (_, db) = try await BenchmarkSchema.create(schema, databaseURL: servers.databaseURL)
         var replay = Replayer.Options(dataDirectory: folder)
         replay.layout = layout
         let events = try await Replayer(options: replay).run(redis: redis).events
@@ -126,11 +121,7 @@ public struct DashboardBenchmark: Sendable {
 
     static func latency(_ values: [Double]) -> Latency {
         let sorted = values.sorted()
-        func at(_ p: Double) -> Double {
-            guard !sorted.isEmpty else { return 0 }
-            let rank = Int((p / 100 * Double(sorted.count)).rounded(.up))
-            return sorted[max(0, min(sorted.count - 1, rank - 1))]
-        }
+        func at(_ p: Double) -> Double { KPIBenchmark.percentile(sorted, p) }
         return Latency(p50: at(50), p90: at(90), p99: at(99), max: sorted.last ?? 0)
     }
 }

@@ -95,8 +95,6 @@ public actor LiveFeed: Service {
     private var latestRows: [LagMonitor.Row] = []
     private var previous: (readings: [LagMonitor.Reading], at: ContinuousClock.Instant)?
     private var postgres: PostgresConnection?
-    /// KPI pushes so far (tests wait on it).
-    public private(set) var kpiPushes = 0
     /// The latest snapshot for `/api/kpis`.
     public nonisolated let snapshots = SnapshotCache()
 
@@ -132,8 +130,6 @@ public actor LiveFeed: Service {
         return stream
     }
 
-    public var subscriberCount: Int { subscribers.count }
-
     private func unsubscribe(_ id: UUID) { subscribers[id] = nil }
 
     private func broadcast(_ event: ByteBuffer) {
@@ -146,10 +142,13 @@ public actor LiveFeed: Service {
     }
 
     static func event(_ name: String, _ value: some Encodable) throws -> ByteBuffer {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        event(name, body: try jsonBody(value))
+    }
+
+    /// A server-sent event whose data is `body` (one line of JSON).
+    static func event(_ name: String, body: ByteBuffer) -> ByteBuffer {
         var buffer = ByteBuffer(string: "event: \(name)\ndata: ")
-        buffer.writeBytes(try encoder.encode(value))
+        buffer.writeImmutableBuffer(body)
         buffer.writeString("\n\n")
         return buffer
     }
@@ -188,15 +187,10 @@ public actor LiveFeed: Service {
     private func pushKPIs() async throws {
         let read = ContinuousClock.now
         let snapshot = try await KPISnapshot.read(keys, on: pool.connection)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let body = ByteBuffer(bytes: try encoder.encode(snapshot))
+        let body = try jsonBody(snapshot)
         snapshots.store(body, at: read)
-        var event = ByteBuffer(string: "event: kpis\ndata: ")
-        event.writeImmutableBuffer(body)
-        event.writeString("\n\n")
+        let event = Self.event("kpis", body: body)
         latestKPIs = event
-        kpiPushes += 1
         broadcast(event)
     }
 

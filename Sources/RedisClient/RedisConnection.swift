@@ -198,22 +198,19 @@ public actor RedisConnection {
             throw RedisError(.connection, "not connected to \(configuration.redactedURL)")
         }
         if batch.isEmpty { return [] }
-        if let block {
-            redisSetTimeout(context, timeval(configuration.socketTimeout + block))
+        return try exchange(batch, on: context, blockingFor: block) {
+            try readReplies(batch.count, on: context, decode: decode)
         }
-        defer {
-            if block != nil, let context = box?.context {
-                redisSetTimeout(context, timeval(configuration.socketTimeout))
-            }
-        }
-        let appended = batch.bytes.withUnsafeBufferPointer { bytes in
-            bytes.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
-        }
-        guard appended == REDIS_OK else { throw dropConnection(context) }
+    }
+
+    /// Reads `count` replies and decodes each with `decode`.
+    private func readReplies<T>(
+        _ count: Int, on context: UnsafeMutablePointer<redisContext>, decode: (UnsafeMutablePointer<redisReply>) throws -> T
+    ) throws -> [T] {
         var results: [T] = []
-        results.reserveCapacity(batch.count)
+        results.reserveCapacity(count)
         var decodeError: (any Error)?
-        for _ in 0..<batch.count {
+        for _ in 0..<count {
             var raw: UnsafeMutableRawPointer?
             guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
                 throw dropConnection(context)
@@ -247,18 +244,13 @@ public actor RedisConnection {
         guard let context = box?.context, let reader = context.pointee.reader else {
             throw RedisError(.connection, "not connected to \(configuration.redactedURL)")
         }
-        if let block {
-            redisSetTimeout(context, timeval(configuration.socketTimeout + block))
-        }
-        defer {
-            if block != nil, let context = box?.context {
-                redisSetTimeout(context, timeval(configuration.socketTimeout))
-            }
-        }
-        let appended = batch.bytes.withUnsafeBufferPointer { bytes in
-            bytes.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
-        }
-        guard appended == REDIS_OK else { throw dropConnection(context) }
+        return try exchange(batch, on: context, blockingFor: block) { try readStreamReply(on: context, reader: reader) }
+    }
+
+    /// Reads one stream-read reply into `flat` through the flat object functions.
+    private func readStreamReply(
+        on context: UnsafeMutablePointer<redisContext>, reader: UnsafeMutablePointer<redisReader>
+    ) throws -> [StreamRead] {
         let flat = self.flat
         flat.reset()
         let saved = (reader.pointee.fn, reader.pointee.privdata)
@@ -271,6 +263,26 @@ public actor RedisConnection {
         reader.pointee.privdata = saved.1
         guard status == REDIS_OK, raw != nil else { throw dropConnection(context) }
         return try flat.streamReads()
+    }
+
+    /// Writes `batch` on `context` and runs `read` for its replies, with the socket timeout
+    /// widened by `block` (a blocking read) until `read` returns.
+    private func exchange<R>(
+        _ batch: RedisCommandBuffer, on context: UnsafeMutablePointer<redisContext>, blockingFor block: Duration?, _ read: () throws -> R
+    ) throws -> R {
+        if let block {
+            redisSetTimeout(context, timeval(configuration.socketTimeout + block))
+        }
+        defer {
+            if block != nil, let context = box?.context {
+                redisSetTimeout(context, timeval(configuration.socketTimeout))
+            }
+        }
+        let appended = batch.bytes.withUnsafeBufferPointer { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
+        }
+        guard appended == REDIS_OK else { throw dropConnection(context) }
+        return try read()
     }
 
     private func dropConnection(_ context: UnsafeMutablePointer<redisContext>) -> RedisError {

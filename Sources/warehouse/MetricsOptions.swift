@@ -17,8 +17,10 @@ struct MetricsOptions: ParsableArguments {
 
     /// Starts the endpoint (and, given streams, a lag sampler for the lag gauges); nil when off.
     func start(lagOf streams: [String] = [], redisURL: String? = nil) -> Task<Void, Never>? {
-        MetricsExporter.bootstrap()
+        // Without an endpoint the metrics stay swift-metrics' no-op: nothing records what
+        // nobody can read.
         guard let metricsPort else { return nil }
+        MetricsExporter.bootstrap()
         let host = metricsHost
         return Task {
             await withTaskGroup(of: Void.self) { tasks in

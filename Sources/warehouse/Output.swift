@@ -33,3 +33,14 @@ func grouped(_ value: Double, width: Int = 10) -> String {
     let number = String(out.reversed())
     return String(repeating: " ", count: max(0, width - number.count)) + number
 }
+
+/// "35d", "12h", "30m", "180s", "250ms" or a number of seconds, as a duration.
+func parseDurationText(_ text: String) -> Duration? {
+    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
+    for (suffix, seconds) in units where text.hasSuffix(suffix) {
+        guard let number = Double(text.dropLast(suffix.count)), number.isFinite, number >= 0 else { continue }
+        return .milliseconds(Int64((number * seconds * 1000).rounded()))
+    }
+    guard let number = Double(text), number.isFinite, number >= 0 else { return nil }
+    return .milliseconds(Int64((number * 1000).rounded()))
+}

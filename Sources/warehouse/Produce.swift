@@ -360,13 +360,12 @@ extension Warehouse.Produce {
 
         func validate() throws {
             guard rate > 0 else { throw ValidationError("--rate must be positive") }
-            guard Self.seconds(duration) != nil else { throw ValidationError("--duration: a number of seconds, or 90s, 10m, 1h") }
+            guard Self.length(duration) != nil else { throw ValidationError("--duration: a number of seconds, or 90s, 10m, 1h") }
         }
 
-        static func seconds(_ text: String) -> Double? {
-            let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600]
-            if let last = text.last, let unit = units[last], let value = Double(text.dropLast()), value > 0 { return value * unit }
-            return Double(text).flatMap { $0 > 0 ? $0 : nil }
+        /// `--duration` as a positive duration (the same syntax as `consume --state-retention`).
+        static func length(_ text: String) -> Duration? {
+            parseDurationText(text).flatMap { $0 > .zero ? $0 : nil }
         }
 
         func run() async throws {
@@ -392,7 +391,7 @@ extension Warehouse.Produce {
             let backPressure = maxLag > 0 ? BackPressure(limit: maxLag, streams: Entity.allCases.flatMap { layout.streamKeys($0) }) : nil
             let clock = ContinuousClock()
             let started = clock.now
-            let end = started + .milliseconds(Int(Self.seconds(duration)! * 1000))
+            let end = started + Self.length(duration)!
             let ordersPerSecond = rate / SyntheticLoad.eventsPerOrder
             var nextArrival = started + .microseconds(Int64(load.interarrival(ordersPerSecond: ordersPerSecond) * 1_000_000))
             var lastSummary = started, lastCheck = started, lastSummaryEvents = 0

@@ -227,7 +227,7 @@ public struct KPIBenchmark: Sendable {
         return figures
     }
 
-    static func percentile(_ sorted: [Double], _ p: Double) -> Double {
+    public static func percentile(_ sorted: [Double], _ p: Double) -> Double {
         guard !sorted.isEmpty else { return 0 }
         let rank = Int((p / 100 * Double(sorted.count)).rounded(.up)) - 1
         return sorted[min(max(rank, 0), sorted.count - 1)]

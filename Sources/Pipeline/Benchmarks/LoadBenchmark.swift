@@ -47,13 +47,7 @@ public struct LoadBenchmark: Sendable {
         progress("pre-filled the streams with \(published.events) events")
 
         let schema = "sw_bench_load_\(tag)"
-        let admin = try await PostgresConnection(configuration.databaseURL)
-        try await admin.executeScript("DROP SCHEMA IF EXISTS \(schema) CASCADE; CREATE SCHEMA \(schema)")
-        let base = configuration.databaseURL
-        let url = base + (base.contains("?") ? "&" : "?") + "options=-csearch_path%3D\(schema)"
-        let postgres = try await PostgresConnection(url)
-        guard let folderOfSQL = Migration.locateDirectory() else { throw MigrationError("no sql/ folder found") }
-        _ = try await Migrator(migrations: try Migration.load(from: folderOfSQL)).run(on: postgres)
+        let (url, _) = try await BenchmarkSchema.create(schema, databaseURL: configuration.databaseURL)
 
         let streams = Entity.allCases.flatMap { layout.streamKeys($0) }
         let empty = try await load(streams: streams, layout: layout, url: url)
@@ -63,7 +57,7 @@ public struct LoadBenchmark: Sendable {
         let existing = try await load(streams: streams, layout: layout, url: url)
         progress("rows already there: \(Int(existing)) events/s")
 
-        try await admin.executeScript("DROP SCHEMA \(schema) CASCADE")
+        try await PostgresConnection(configuration.databaseURL).executeScript("DROP SCHEMA \(schema) CASCADE")
         for stream in streams { _ = try await redis.command("DEL", stream) }
         _ = try await redis.command("DEL", layout.deadLetterKey, layout.deadLetterSeenKey, layout.replayCheckpointKey)
         var usage = rusage()
