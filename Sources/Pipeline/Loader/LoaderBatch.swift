@@ -125,6 +125,23 @@ public struct LoaderBatch: Sendable {
         self.movements = movements.values.sorted { $0.id < $1.id }
     }
 
+    /// The natural keys this batch must hold while it loads, sorted, each with its mode: exclusive
+    /// for a customer or product whose versions it adds (it rebuilds that key's SCD2 history and
+    /// re-points its facts), shared for one its facts only reference (it resolves their surrogate
+    /// keys, or adds an inferred member). Customers are `c:ID`, products `p:ID`.
+    public var naturalKeyLocks: (keys: [String], exclusive: [Bool]) {
+        var modes: [String: Bool] = [:]
+        for c in customers { modes["c:" + c.id] = true }
+        for p in products { modes["p:" + p.id] = true }
+        for s in sales {
+            if modes["c:" + s.customerID] == nil { modes["c:" + s.customerID] = false }
+            if modes["p:" + s.productID] == nil { modes["p:" + s.productID] = false }
+        }
+        for m in movements where modes["p:" + m.productID] == nil { modes["p:" + m.productID] = false }
+        let keys = modes.keys.sorted()
+        return (keys, keys.map { modes[$0]! })
+    }
+
     /// True when version (time, id) is newer than `other` (instants compared as instants).
     static func newer(_ time: String, _ id: String, than other: (String, String)?) -> Bool {
         guard let other else { return true }

@@ -82,7 +82,13 @@ public struct WarehouseLoader: Sendable {
         }
         let extend = needed.map { !calendar.covers($0) } ?? false
         let widened = needed
+        let locks = batch.naturalKeyLocks
         let outcome = try await postgres.withTransaction { connection in
+            // First, the natural keys this batch touches (see sql/0003_concurrent_loaders.sql), so
+            // every statement below sees what concurrent loaders committed for them.
+            if !locks.keys.isEmpty {
+                try await connection.execute(Self.lockNaturalKeys, [PostgresBind(locks.keys), PostgresBind(locks.exclusive)])
+            }
             if extend, let widened {
                 try await connection.execute("SELECT ensure_dim_dates($1::date, $2::date)", [
                     .text(CivilDate.format(days: widened.lowerBound)), .text(CivilDate.format(days: widened.upperBound)),
@@ -191,6 +197,8 @@ public struct WarehouseLoader: Sendable {
     }
 
     // MARK: - SQL
+
+    static let lockNaturalKeys = "SELECT lock_natural_keys($1::text[], $2::boolean[])"
 
     static let upsertSuppliers = """
         INSERT INTO dim_suppliers AS d (supplier_id, name, country, contact_email, contract_start, contract_end,
@@ -355,11 +363,16 @@ public struct WarehouseLoader: Sendable {
         WHERE (f.moved_at, f.event_id) < (EXCLUDED.moved_at, EXCLUDED.event_id)
         """
 
+    // Re-pointing: each fact of a key whose history changed joins the period valid at its time.
+    // The last condition matters under concurrency: a fact whose row a concurrent loader moved to
+    // another customer (or product) while this statement waited for it is re-checked against its
+    // new row, and left alone.
     static let repointSalesByCustomer = """
         UPDATE fact_sales f SET customer_key = k.key
         FROM (SELECT order_id, line_number, customer_key_at(customer_id, order_ts) AS key
               FROM fact_sales WHERE customer_id = ANY($1::text[])) AS k
         WHERE f.order_id = k.order_id AND f.line_number = k.line_number AND f.customer_key IS DISTINCT FROM k.key
+          AND f.customer_id = ANY($1::text[])
         """
 
     static let repointSalesByProduct = """
@@ -367,6 +380,7 @@ public struct WarehouseLoader: Sendable {
         FROM (SELECT order_id, line_number, product_key_at(product_id, order_ts) AS key
               FROM fact_sales WHERE product_id = ANY($1::text[])) AS k
         WHERE f.order_id = k.order_id AND f.line_number = k.line_number AND f.product_key IS DISTINCT FROM k.key
+          AND f.product_id = ANY($1::text[])
         """
 
     static let repointMovementsByProduct = """
@@ -374,6 +388,7 @@ public struct WarehouseLoader: Sendable {
         FROM (SELECT movement_id, product_key_at(product_id, moved_at) AS key
               FROM fact_inventory_movements WHERE product_id = ANY($1::text[])) AS k
         WHERE f.movement_id = k.movement_id AND f.product_key IS DISTINCT FROM k.key
+          AND f.product_id = ANY($1::text[])
         """
 
     static let recordPositions = """
