@@ -1,12 +1,13 @@
 import Foundation
 public import Hummingbird
+public import ServiceLifecycle
 public import Logging
 public import Metrics
 public import Prometheus
 
 /// The process's metrics in Prometheus's text format: swift-metrics bootstrapped once with
 /// swift-prometheus, served at `/metrics` by the dashboard and, for any long-running command,
-/// by `serve(host:port:)` (`--metrics-port`).
+/// by `service(host:port:)` (`--metrics-port`).
 public enum MetricsExporter {
     public static let registry = PrometheusCollectorRegistry()
 
@@ -45,17 +46,16 @@ public enum MetricsExporter {
         return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: render())))
     }
 
-    /// Serves `/metrics` (and `/health`) on `host:port` until cancelled or the process is asked
-    /// to stop: what `consume` and `replay` run with `--metrics-port`.
-    public static func serve(host: String, port: Int, logger: Logger = Logger(label: "metrics")) async throws {
+    /// A Service serving `/metrics` (and `/health`) on `host:port` until a graceful shutdown:
+    /// what `consume`, `replay` and `produce synthetic` run beside their work with `--metrics-port`.
+    public static func service(host: String, port: Int, logger: Logger = Logger(label: "metrics")) -> any Service {
         bootstrap()
         let router = Router()
         router.get("/metrics") { _, _ in response() }
         router.get("/health") { _, _ in "ok" }
         var quiet = logger
         quiet.logLevel = .warning
-        let app = Application(
+        return Application(
             router: router, configuration: .init(address: .hostname(host, port: port), serverName: "warehouse-metrics"), logger: quiet)
-        try await app.run()
     }
 }

@@ -209,7 +209,8 @@ public actor PostgresConnection {
         guard let connection else { throw PostgresError(.connection, "cannot allocate a libpq connection") }
         let candidate = PGConnectionBox(connection)
         guard PQstatus(connection) == CONNECTION_OK else {
-            throw PostgresError(.connection, "cannot connect: \(Self.errorMessage(connection))")
+            let message = Self.errorMessage(connection)
+            throw PostgresError(.connection, "cannot connect: \(message)", sqlState: PostgresError.connectionState(message))
         }
         // Notices (`… already exists, skipping`) are not errors; keep them off stderr.
         PQsetNoticeProcessor(connection, { _, _ in }, nil)

@@ -56,16 +56,28 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         self.line = line
     }
 
-    /// True for failures worth retrying after a pause: a lost connection, a serialization failure
-    /// (40001), a deadlock (40P01), an administrator shutdown or a server not accepting connections
-    /// yet (57P0x), too many connections (53300), and connection exceptions (class 08).
-    public var isTransient: Bool {
-        if code == .connection { return true }
-        guard let sqlState else { return false }
-        return Self.transientStates.contains(sqlState) || sqlState.hasPrefix("08")
+    /// The SQLSTATE behind a failed connection attempt, read from libpq's message (libpq gives no
+    /// code for an attempt that never got a session): wrong credentials or an unknown database
+    /// must not look like a server that is merely down. Nil when the message names no such cause.
+    public static func connectionState(_ message: String) -> String? {
+        let rules: [(text: String, state: String)] = [
+            ("password authentication failed", "28P01"),
+            ("no pg_hba.conf entry", "28000"),
+            ("role \"", "28000"),                      // role "x" does not exist
+            ("database \"", "3D000"),                  // database "x" does not exist
+            ("authentication", "28000"),                // other authentication failures
+            ("the database system is starting up", "57P03"),
+            ("the database system is shutting down", "57P03"),
+            ("the database system is in recovery mode", "57P03"),
+            ("too many clients", "53300"),
+            ("remaining connection slots are reserved", "53300"),
+        ]
+        for rule in rules where message.contains(rule.text) {
+            if rule.text.hasSuffix("\"") && !message.contains("does not exist") { continue }
+            return rule.state
+        }
+        return nil
     }
-
-    static let transientStates: Set<String> = ["40001", "40P01", "57P01", "57P02", "57P03", "53300", "55P03"]
 
     public var description: String {
         var text = "PostgreSQL \(code) error"

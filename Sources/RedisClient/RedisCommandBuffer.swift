@@ -16,9 +16,27 @@ public struct RedisCommandBuffer: Sendable {
     /// How many commands the buffer holds (how many replies to expect).
     public private(set) var count = 0
     private var argumentsLeft = 0
+    /// In a buffer of script arguments (`scriptArguments()`), every bulk string written so far.
+    public private(set) var flatArgumentCount = 0
+    private let flat: Bool
 
     public init(reservingCapacity capacity: Int = 0) {
         bytes.reserveCapacity(capacity)
+        flat = false
+    }
+
+    private init(flat: Bool, capacity: Int) {
+        bytes.reserveCapacity(capacity)
+        self.flat = flat
+    }
+
+    /// A buffer whose commands become the arguments of one script call (`evalsha(_:keys:arguments:commands:)`):
+    /// each command is written as its argument count followed by its arguments, all as bulk
+    /// strings, for a script that runs them one by one (`redis.call(unpack(ARGV, i + 1, i + n))`).
+    /// Every way of adding a command works the same, so code that writes commands need not know
+    /// whether they go to a pipeline or into a script.
+    public static func scriptArguments(reservingCapacity capacity: Int = 0) -> RedisCommandBuffer {
+        RedisCommandBuffer(flat: true, capacity: capacity)
     }
 
     public var isEmpty: Bool { count == 0 }
@@ -30,11 +48,34 @@ public struct RedisCommandBuffer: Sendable {
     public mutating func begin(arguments: Int) {
         precondition(argumentsLeft == 0, "previous command is missing \(argumentsLeft) argument(s)")
         precondition(arguments > 0, "a command needs at least its name")
-        bytes.append(UInt8(ascii: "*"))
-        appendDecimal(arguments)
-        bytes.append(13); bytes.append(10)
+        if flat {
+            // The count as a bulk string: `$len\r\ncount\r\n`.
+            var scratch: (UInt64, UInt64, UInt64) = (0, 0, 0)
+            let length = withUnsafeMutableBytes(of: &scratch) { Self.formatDecimal(arguments, into: $0) }
+            withUnsafeBytes(of: &scratch) { raw in
+                Self.appendArgument(UnsafeRawBufferPointer(rebasing: raw[0..<length]), to: &bytes)
+            }
+            flatArgumentCount += 1
+        } else {
+            bytes.append(UInt8(ascii: "*"))
+            appendDecimal(arguments)
+            bytes.append(13); bytes.append(10)
+        }
         argumentsLeft = arguments
         count += 1
+    }
+
+    /// Appends one EVALSHA of `script` whose arguments are `arguments` followed by every command of
+    /// `commands` (a `scriptArguments()` buffer), flattened.
+    public mutating func evalsha(_ script: RedisScript, keys: [String], arguments: [String], commands: RedisCommandBuffer) {
+        precondition(commands.flat && commands.isComplete, "commands must be a complete scriptArguments() buffer")
+        precondition(!flat, "a script call cannot nest in script arguments")
+        begin(arguments: 3 + keys.count + arguments.count + commands.flatArgumentCount)
+        add("EVALSHA"); add(script.sha1); add(keys.count)
+        for key in keys { add(key) }
+        for argument in arguments { add(argument) }
+        argumentsLeft -= commands.flatArgumentCount
+        bytes.append(contentsOf: commands.bytes)
     }
 
     /// Adds one argument to the command begun last.
@@ -78,6 +119,32 @@ public struct RedisCommandBuffer: Sendable {
         for argument in arguments { add(argument) }
     }
 
+    /// Appends `command key item…` for every item, in commands of at most `perCommand` items
+    /// (nothing when there are none): HDEL, ZREM, DEL or SREM of a list of any length, each command
+    /// bounded (a script can unpack it; the server's argument buffers stay small).
+    public mutating func append(_ command: String, _ key: String?, each items: [String], perCommand: Int = 1000) {
+        appendEach(command, key, items, perCommand: perCommand) { $0.add($1) }
+    }
+
+    /// The same, for items of raw bytes.
+    public mutating func append(_ command: String, _ key: String?, each items: [[UInt8]], perCommand: Int = 1000) {
+        appendEach(command, key, items, perCommand: perCommand) { $0.add($1) }
+    }
+
+    private mutating func appendEach<Item>(
+        _ command: String, _ key: String?, _ items: [Item], perCommand: Int, add item: (inout RedisCommandBuffer, Item) -> Void
+    ) {
+        var start = 0
+        while start < items.count {
+            let chunk = items[start..<min(start + perCommand, items.count)]
+            begin(arguments: 1 + (key == nil ? 0 : 1) + chunk.count)
+            add(command)
+            if let key { add(key) }
+            for element in chunk { item(&self, element) }
+            start += chunk.count
+        }
+    }
+
     /// Appends a whole command whose arguments are raw bytes.
     public mutating func append(bytes arguments: [[UInt8]]) {
         begin(arguments: arguments.count)
@@ -88,6 +155,7 @@ public struct RedisCommandBuffer: Sendable {
     /// from pre-encoded fragments. `body` must write exactly one complete command.
     public mutating func appendEncodedCommand(_ body: (inout [UInt8]) -> Void) {
         precondition(argumentsLeft == 0, "a command is incomplete")
+        precondition(!flat, "pre-encoded commands cannot be script arguments")
         body(&bytes)
         count += 1
     }
@@ -114,12 +182,14 @@ public struct RedisCommandBuffer: Sendable {
         precondition(argumentsLeft == 0, "a command is incomplete")
         bytes.removeAll(keepingCapacity: true)
         count = 0
+        flatArgumentCount = 0
     }
 
     @inline(__always)
     private mutating func addRaw(_ argument: UnsafeBufferPointer<UInt8>) {
         precondition(argumentsLeft > 0, "more arguments than the command was begun with")
         argumentsLeft -= 1
+        if flat { flatArgumentCount += 1 }
         bytes.append(UInt8(ascii: "$"))
         appendDecimal(argument.count)
         bytes.append(13); bytes.append(10)

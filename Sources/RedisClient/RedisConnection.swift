@@ -175,7 +175,8 @@ public actor RedisConnection {
             for reply in replies {
                 if case .error(let message) = reply {
                     box = nil
-                    throw RedisError(.server, "handshake with \(config.redactedURL) failed: \(message)")
+                    // The server's words first, so its error prefix (WRONGPASS, NOAUTH) still says what happened.
+                    throw RedisError(.server, "\(message) (handshake with \(config.redactedURL))")
                 }
             }
         }

@@ -1,8 +1,9 @@
 /// The one error type of the Redis client.
 ///
-/// `code` tells apart what a caller handles differently: a server error reply (a data or usage
-/// problem, not retried), a connection error or timeout (transient: retry after the client
-/// reconnects), a protocol error (a bug or a corrupted stream) and a configuration error.
+/// `code` tells apart where a failure came from: a server error reply (its first word, such as
+/// `OOM`, `READONLY` or `NOPERM`, says which), a connection error or timeout (the next call
+/// reconnects), a protocol error, a configuration error. What a caller does about each is the
+/// caller's decision (the pipeline's `FailureClass`).
 public struct RedisError: Error, Sendable, CustomStringConvertible {
     /// What kind of failure this is.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
@@ -50,9 +51,6 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
         self.file = file
         self.line = line
     }
-
-    /// True for failures worth retrying after a pause: the connection or a timeout.
-    public var isTransient: Bool { code == .connection || code == .timeout }
 
     /// For server errors, the first word of the reply (`ERR`, `NOSCRIPT`, `BUSYGROUP`, `WRONGTYPE`).
     public var serverErrorPrefix: String? {

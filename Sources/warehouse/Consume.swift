@@ -1,5 +1,4 @@
 import ArgumentParser
-import Dispatch
 import Foundation
 import Pipeline
 import PostgresClient
@@ -12,11 +11,17 @@ extension Warehouse {
             abstract: "Run a consumer group: `warehouse` loads the PostgreSQL star schema, `kpi` keeps the KPIs in Redis.",
             discussion: """
                 warehouse: each batch is one PostgreSQL transaction, committed before its entries are acknowledged; every \
-                statement is idempotent, so a crash, a redelivery or a replay never loses or double-counts anything.
-                kpi: each batch's state changes and the XACK of its entries are one MULTI/EXEC per stream; the KPIs are \
-                absolute values derived from that state (rebuilt from it at start). One aggregator runs per namespace \
-                (a lease makes a second one wait).
-                SIGINT/SIGTERM finish the batch in flight, acknowledge it and exit.
+                statement is idempotent and each batch locks the natural keys it touches, so any number of consumers, a \
+                crash, a redelivery or a replay never loses or double-counts anything.
+                kpi: each batch's state changes and the XACK of its entries are one atomic script call per stream; the KPIs \
+                are absolute values derived from that state (rebuilt from it at start). One aggregator runs per namespace: a \
+                lease makes a second one wait, and every commit is fenced by the lease's epoch, so one that lost its lease \
+                can write nothing.
+                SIGINT/SIGTERM finish the batch in flight, acknowledge it and exit 0.
+                Failures are classed: bad data is dead-lettered and acknowledged; a server that is down, failing over, \
+                out of memory or busy is waited out (never dead-lettered, never acknowledged); a wrong deployment (a missing \
+                table, a permission, credentials, a schema older than the code, a Redis that may evict keys) stops the \
+                consumer with a message saying what to do, acknowledging nothing, and exit status 1.
                 """
         )
 
@@ -102,68 +107,40 @@ extension Warehouse {
         func run() async throws {
             let servers = connection.servers
             let layout = streams.layout(partitions: partitions)
-            let stop = StopFlag()
-            let signals = installStopSignals(stop)
-            defer { _ = signals }
             let name = consumer ?? (group == "kpi" ? "aggregator" : "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)")
-            let leaseTTL = Duration.milliseconds(leaseMs)
-            let stateRetention = try stateRetentionDuration
             let streamKeys = Entity.allCases.flatMap { layout.streamKeys($0) }
-            let exporter = metrics.start(lagOf: streamKeys, redisURL: servers.redisURL)
-            defer { exporter?.cancel() }
-            let options = (batch: batch, block: Duration.milliseconds(blockMs), untilDrained: untilDrained,
-                           minIdle: Duration.milliseconds(minIdleMs), deliveryLimit: deliveryLimit, group: group)
-            let started = ContinuousClock.now
-            let trimmer = trimEveryMs > 0 ? Task { [trimEveryMs, trimFor, retentionS] in
+            var options = ConsumerGroupRunner.Options(group: group, consumer: name, streams: streamKeys)
+            options.batchSize = batch
+            options.block = .milliseconds(blockMs)
+            options.untilDrained = untilDrained
+            options.minIdle = .milliseconds(minIdleMs)
+            options.deliveryLimit = deliveryLimit
+
+            var services = metrics.services(lagOf: streamKeys, redisURL: servers.redisURL)
+            if trimEveryMs > 0 {
                 let trimmer = StreamTrimmer(
                     requiredGroups: trimFor.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty },
                     retention: .milliseconds(Int(retentionS * 1000)))
-                var redis: RedisConnection?
-                while !Task.isCancelled && !stop.isStopped {
-                    try? await Task.sleep(for: .milliseconds(trimEveryMs))
-                    do {
-                        if redis == nil { redis = try await RedisConnection(url: servers.redisURL) }
-                        let results = try await trimmer.trim(streamKeys, on: redis!)
-                        let removed = results.reduce(0) { $0 + $1.removed }
-                        if removed > 0 { logLine("trimmed \(removed) entries every group has consumed") }
-                    } catch {
-                        redis = nil
-                        logLine("trimming failed (\(error)); retrying later")
-                    }
-                }
-            } : nil
-            defer { trimmer?.cancel() }
-            let stats = try await withThrowingTaskGroup(of: ConsumerGroupRunner.Stats.self) { tasks in
-                for worker in 0..<workers {
-                    tasks.addTask {
-                        var runnerOptions = ConsumerGroupRunner.Options(
-                            group: options.group, consumer: workers == 1 ? name : "\(name)-\(worker)", streams: streamKeys)
-                        runnerOptions.batchSize = options.batch
-                        runnerOptions.block = options.block
-                        runnerOptions.untilDrained = options.untilDrained
-                        runnerOptions.minIdle = options.minIdle
-                        runnerOptions.deliveryLimit = options.deliveryLimit
-                        if options.group == "kpi" {
-                            return try await KPIAggregator.consume(
-                                runnerOptions, layout: layout, url: servers.redisURL, leaseTTL: leaseTTL, stateRetention: stateRetention,
-                                retireEvery: .milliseconds(retireEveryMs), stop: stop, log: logLine)
-                        }
-                        let redis = try await RedisConnection(url: servers.redisURL)
-                        let postgres = try await PostgresConnection(servers.databaseURL)
-                        return try await WarehouseLoader(group: options.group).consume(
-                            runnerOptions, layout: layout, redis: redis, postgres: postgres, stop: stop, log: logLine)
-                    }
-                }
-                var total = ConsumerGroupRunner.Stats()
-                for try await stats in tasks {
-                    total.batches += stats.batches
-                    total.entries += stats.entries
-                    total.deadLettered += stats.deadLettered
-                    total.retries += stats.retries
-                    total.reclaimed += stats.reclaimed
-                }
-                return total
+                services.append(StreamTrimmerService(
+                    trimmer: trimmer, streams: streamKeys, every: .milliseconds(trimEveryMs), url: servers.redisURL, log: logLine))
             }
+            let started = ContinuousClock.now
+            let result: () -> ConsumerGroupRunner.Stats
+            if group == "kpi" {
+                let grant = KPILeaseGrant()
+                let lease = KPILease(keys: KPIKeys(layout: layout), owner: name, ttl: .milliseconds(leaseMs))
+                let aggregator = KPIAggregatorService(
+                    options: options, layout: layout, url: servers.redisURL, grant: grant, stateRetention: try stateRetentionDuration,
+                    retireEvery: .milliseconds(retireEveryMs), log: logLine)
+                services += [KPILeaseKeeper(lease: lease, grant: grant, url: servers.redisURL, log: logLine), aggregator]
+                result = { aggregator.stats }
+            } else {
+                let loader = WarehouseLoaderService(options: options, workers: workers, layout: layout, servers: servers, log: logLine)
+                services.append(loader)
+                result = { loader.stats }
+            }
+            try await runServices(services)
+            let stats = result()
             let seconds = (ContinuousClock.now - started).seconds
             logLine("\(group): \(stats.entries) entries in \(stats.batches) batches, \(stats.deadLettered) dead-lettered, "
                     + "\(stats.retries) retries, \(stats.reclaimed) reclaimed, \(String(format: "%.2f", seconds)) s")
@@ -174,18 +151,4 @@ extension Warehouse {
 /// One line on stderr with a UTC timestamp.
 @Sendable func logLine(_ message: String) {
     FileHandle.standardError.write(Data("\(Timestamp.now) \(message)\n".utf8))
-}
-
-/// SIGINT and SIGTERM set `stop` instead of killing the process, so consumers drain.
-func installStopSignals(_ stop: StopFlag, quiet: Bool = false) -> [any DispatchSourceSignal] {
-    [SIGINT, SIGTERM].map { number in
-        signal(number, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-        source.setEventHandler {
-            if !quiet { logLine("signal \(number): finishing the batch in flight, then stopping") }
-            stop.stop()
-        }
-        source.resume()
-        return source
-    }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Pipeline
 import RedisClient
+import ServiceLifecycle
 
 extension Warehouse {
     /// `warehouse lag`: how far behind each consumer group is, with Burrow-style health rules.
@@ -54,9 +55,14 @@ extension Warehouse {
             thresholds.stoppedAfter = .milliseconds(Int(stoppedAfter * 1000))
             thresholds.warnGrowth = warnGrowth
             let monitor = LagMonitor(thresholds: thresholds)
-            let stop = StopFlag()
-            let signals = installStopSignals(stop, quiet: true)
-            defer { _ = signals }
+            try await runServices([ClosureService {
+                let worst = try await report(monitor, streams: keys, on: redis)
+                if worst.alerts { throw ExitCode(2) }
+            }])
+        }
+
+        /// Prints the lag once, or (`--watch`) every window until interrupted; returns the worst status.
+        func report(_ monitor: LagMonitor, streams keys: [String], on redis: RedisConnection) async throws -> LagMonitor.Status {
             var worst = LagMonitor.Status.ok
             repeat {
                 var rows = try await monitor.sample(streams: keys, on: redis, window: .milliseconds(windowMs))
@@ -72,8 +78,8 @@ extension Warehouse {
                     print(Self.table(rows, worst: worst))
                 }
                 fflush(nil)
-            } while watch && !stop.isStopped
-            if worst.alerts { throw ExitCode(2) }
+            } while watch && !Task.isShuttingDownGracefully
+            return worst
         }
 
         static func table(_ rows: [LagMonitor.Row], worst: LagMonitor.Status) -> String {

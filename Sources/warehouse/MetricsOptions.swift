@@ -2,6 +2,7 @@ import ArgumentParser
 import Dashboard
 import Foundation
 import Pipeline
+import ServiceLifecycle
 
 /// `--metrics-port`: a long-running command serves its Prometheus metrics while it runs.
 struct MetricsOptions: ParsableArguments {
@@ -15,27 +16,14 @@ struct MetricsOptions: ParsableArguments {
         if let metricsPort, !(0...65535).contains(metricsPort) { throw ValidationError("--metrics-port must be a port number") }
     }
 
-    /// Starts the endpoint (and, given streams, a lag sampler for the lag gauges); nil when off.
-    func start(lagOf streams: [String] = [], redisURL: String? = nil) -> Task<Void, Never>? {
+    /// The endpoint (and, given streams, a lag sampler for the lag gauges) as services to run beside
+    /// the command's work; none when off.
+    func services(lagOf streams: [String] = [], redisURL: String? = nil) -> [any Service] {
         // Without an endpoint the metrics stay swift-metrics' no-op: nothing records what
         // nobody can read.
-        guard let metricsPort else { return nil }
-        MetricsExporter.bootstrap()
-        let host = metricsHost
-        return Task {
-            await withTaskGroup(of: Void.self) { tasks in
-                tasks.addTask {
-                    do {
-                        try await MetricsExporter.serve(host: host, port: metricsPort)
-                    } catch {
-                        logLine("the metrics endpoint on \(host):\(metricsPort) failed: \(error)")
-                    }
-                }
-                if let redisURL, !streams.isEmpty {
-                    tasks.addTask { await PipelineMetrics.sampleLag(streams: streams, url: redisURL) }
-                }
-                await tasks.waitForAll()
-            }
-        }
+        guard let metricsPort else { return [] }
+        var services: [any Service] = [MetricsExporter.service(host: metricsHost, port: metricsPort)]
+        if let redisURL, !streams.isEmpty { services.append(LagSamplerService(streams: streams, url: redisURL)) }
+        return services
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import Pipeline
 import PostgresClient
 import RedisClient
+import ServiceLifecycle
 
 extension Warehouse {
     /// `warehouse produce`: new events, through the same validation as replay.
@@ -369,15 +370,17 @@ extension Warehouse.Produce {
         }
 
         func run() async throws {
+            // The load and the metrics endpoint in one service group; SIGINT/SIGTERM end the load
+            // after the events in hand are published, with the usual summary.
+            try await runServices(metrics.services() + [ClosureService { try await generate() }])
+        }
+
+        /// Publishes the live load until `--duration` is over or a graceful shutdown.
+        func generate() async throws {
             let servers = options.connection.servers
             let layout = options.layout
             let redis = try await RedisConnection(url: servers.redisURL)
-            let exporter = metrics.start()
-            defer { exporter?.cancel() }
             let producer = Producer(layout: layout)
-            let stop = StopFlag()
-            let signals = installStopSignals(stop, quiet: true)
-            defer { _ = signals }
             let now = Timestamp.now
             var load = SyntheticLoad(catalog: await Self.catalog(servers.databaseURL), seed: seed, prefix: "S\(seed)" + String(now.milliseconds, radix: 36))
             var totals = (events: 0, rejected: 0, orders: 0, paused: 0.0)
@@ -412,7 +415,7 @@ extension Warehouse.Produce {
                 pending.removeAll(keepingCapacity: true)
             }
 
-            while clock.now < end && !stop.isStopped {
+            while clock.now < end && !Task.isShuttingDownGracefully {
                 let wall = clock.now
                 while nextArrival <= wall {
                     pending += load.arrival(at: Timestamp.now)
@@ -424,7 +427,7 @@ extension Warehouse.Produce {
                 if let backPressure, clock.now - lastCheck >= backPressure.checkEvery {
                     lastCheck = clock.now
                     slowest = try await BackPressure.slowestLag(backPressure.streams, on: redis)
-                    let paused = try await backPressure.wait(on: redis, from: slowest, cancelled: { stop.isStopped }) { group, lag in
+                    let paused = try await backPressure.wait(on: redis, from: slowest, cancelled: { Task.isShuttingDownGracefully }) { group, lag in
                         logLine("synthetic: paused by back-pressure: group \(group) lags \(lag) entries (limit \(backPressure.limit))")
                     }
                     if paused > 0 {

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Pipeline
 import RedisClient
+import ServiceLifecycle
+import Synchronization
 
 extension Warehouse {
     /// `warehouse replay`: historical CSV data as events, in event-time order, at any speed.
@@ -65,8 +67,6 @@ extension Warehouse {
 
         func run() async throws {
             let scenario = try scenario.map { try ReplayScenario.load($0, searchFolder: locateFolder("replay")) }
-            let exporter = metrics.start()
-            defer { exporter?.cancel() }
             var options = Replayer.Options(dataDirectory: data ?? scenario?.data ?? locateFolder("data"))
             options.layout = streams.layout(partitions: partitions ?? scenario?.partitions ?? 1)
             options.speed = (speed ?? scenario?.speed).flatMap { Pacer.parseSpeed($0) ?? nil }
@@ -93,14 +93,24 @@ extension Warehouse {
                 }
             }
             let renderer = ProgressRenderer(enabled: !json)
-            let report: Replayer.Report
+            let replayer = Replayer(options: options)
+            let outcome = Mutex<Replayer.Report?>(nil)
+            // The replay and the metrics endpoint in one service group: SIGINT/SIGTERM stop the replay
+            // between batches, with its checkpoint written (`--resume` continues).
             do {
-                report = try await Replayer(options: options).run(redis: redis) { renderer.show($0) }
+                try await runServices(metrics.services() + [ClosureService {
+                    let report = try await replayer.run(redis: redis) { renderer.show($0) }
+                    outcome.withLock { $0 = report }
+                }])
             } catch let error as ContractError {
                 renderer.finish()
                 throw CLIError(error.description)
             }
             renderer.finish()
+            guard let report = outcome.withLock({ $0 }) else { return }
+            if report.interrupted {
+                FileHandle.standardError.write(Data("interrupted after \(report.events) events: `warehouse replay --resume` continues from the checkpoint\n".utf8))
+            }
             for warning in report.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
             if json {
                 try printEncodedJSON(report)

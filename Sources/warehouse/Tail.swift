@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Pipeline
 import RedisClient
+import ServiceLifecycle
 
 extension Warehouse {
     /// `warehouse tail`: the KPI change stream, live.
@@ -32,15 +33,17 @@ extension Warehouse {
         var count = 0
 
         func run() async throws {
-            let stop = StopFlag()
-            let signals = installStopSignals(stop, quiet: true)
-            defer { _ = signals }
+            try await runServices([ClosureService { try await follow() }])
+        }
+
+        /// Prints change records until interrupted (a graceful shutdown) or `count` were printed.
+        func follow() async throws {
             let redis = try await RedisConnection(url: connection.servers.redisURL)
             let key = KPIKeys(layout: streams.layout()).changes
             var position = from == .start ? "0" : (try await redis.xrevrange(key, count: 1).first?.id.description ?? "0")
             var previous: [String: String] = [:]
             var printed = 0
-            while !stop.isStopped {
+            while !Task.isShuttingDownGracefully {
                 let reads = try await redis.xread(streams: [(key, position)], count: 100, block: .milliseconds(500))
                 for entry in reads.flatMap(\.entries) {
                     position = entry.id.description

@@ -69,26 +69,24 @@ import Testing
         let key = try await stream(400, redis: redis)
         let consumerRedis = try await TestServers.redis()
         // Catching up: 20 entries every 10 ms, nothing new arriving, for as long as the sample runs.
-        let sampling = StopFlag()
         let catching = Task {
-            while !sampling.isStopped {
+            while !Task.isCancelled {
                 let read = try await consumerRedis.xreadgroup(group: "g", consumer: "c", streams: [(key, ">")], count: 20)
                 if let entries = read.first?.entries { _ = try await consumerRedis.xack(key, group: "g", ids: entries.map(\.id)) }
                 try await Task.sleep(for: .milliseconds(10))
             }
         }
         let rows = try await monitor.sample(streams: [key], on: redis, window: .milliseconds(150))
-        sampling.stop()
-        try await catching.value
+        catching.cancel()
+        _ = await catching.result
         let row = try #require(rows.first)
         #expect(row.consumeRate > 0 && row.lagChange < 0 && row.etaSeconds != nil, "\(row)")
         #expect(row.status == .ok)
 
         // Falling behind: 50 new entries every 10 ms, 5 consumed, for as long as the sample runs.
         let producerRedis = try await TestServers.redis()
-        let behindSampling = StopFlag()
         let producing = Task {
-            while !behindSampling.isStopped {
+            while !Task.isCancelled {
                 var batch = RedisCommandBuffer()
                 for index in 0..<50 { batch.xadd(key, fields: ["m", String(index)]) }
                 _ = try await producerRedis.send(batch)
@@ -98,8 +96,8 @@ import Testing
             }
         }
         let behind = try await monitor.sample(streams: [key], on: redis, window: .milliseconds(300))
-        behindSampling.stop()
-        try await producing.value
+        producing.cancel()
+        _ = await producing.result
         let warned = try #require(behind.first)
         #expect(warned.lagChange > 0 && warned.consumeRate > 0 && warned.produceRate > warned.consumeRate, "\(warned)")
         #expect(warned.status == .warn)

@@ -354,7 +354,8 @@ extension LoaderCrashTests {
         await TestServers.waitForExit(process)
         let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
         #expect(process.terminationReason == .exit && process.terminationStatus == 0, "\(log)")
-        #expect(log.contains("finishing the batch in flight"))
+        #expect(log.contains("asked to stop; finishing the batch in flight"))
+        #expect(!log.lowercased().contains("error"), "a normal stop logs no error: \(log)")
         var pending = 0
         for entity in Entity.allCases {
             pending += try await redis.xpending(layout.streamKey(entity, partition: 0), group: "warehouse").count

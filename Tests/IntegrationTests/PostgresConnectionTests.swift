@@ -1,4 +1,5 @@
 import Foundation
+import Pipeline
 import PostgresClient
 import Testing
 
@@ -132,7 +133,6 @@ import Testing
         } catch let error as PostgresError {
             #expect(error.code == .server)
             #expect(error.sqlState == "23505")
-            #expect(!error.isTransient)
             #expect(error.detail?.contains("424242") == true)
             #expect(!error.description.contains("424242"), "description must not print values")
         }
@@ -155,7 +155,7 @@ import Testing
             Issue.record("a terminated connection should fail once")
         } catch let error as PostgresError {
             #expect(error.code == .connection)
-            #expect(error.isTransient)
+            #expect(FailureClass.of(error) == .transient)
         }
         #expect(try await postgres.query("SELECT 1").first?[0] == "1")
         #expect(await postgres.connects == 2)
@@ -176,7 +176,7 @@ import Testing
             Issue.record("connecting to a closed port should fail")
         } catch let error as PostgresError {
             #expect(error.code == .connection)
-            #expect(error.isTransient)
+            #expect(FailureClass.of(error) == .transient)
             #expect(!error.description.contains("secret-pw"))
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Pipeline
 import RedisClient
 import Testing
 
@@ -34,7 +35,7 @@ import Testing
             _ = try await redis.command("INCR", key)
         } catch let error as RedisError {
             #expect(error.code == .server)
-            #expect(!error.isTransient)
+            #expect(FailureClass.of(error) != .transient)
         }
         // The connection is still in step after the error.
         #expect(try await redis.command("GET", key).string == "text")
@@ -66,7 +67,7 @@ import Testing
             Issue.record("a killed connection should fail once")
         } catch let error as RedisError {
             #expect(error.code == .connection)
-            #expect(error.isTransient)
+            #expect(FailureClass.of(error) == .transient)
         }
         #expect(try await redis.command("PING") == .status("PONG"))
         #expect(await redis.connects == 2)

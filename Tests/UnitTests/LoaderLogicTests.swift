@@ -121,3 +121,25 @@ import Testing
         #expect(series([0, 20, 40]) == .ok, "caught up at one reading")
     }
 }
+
+@Suite struct NaturalKeyLockTests {
+    /// Versions lock their key exclusively; facts lock the keys they reference shared; a key that
+    /// is both is exclusive; the list is sorted (every loader takes the locks in one order).
+    @Test func modesAndOrder() {
+        var batch = LoaderBatch()
+        batch.customers = [.init(id: "C2", versionTime: "2024-01-01T00:00:00Z", eventID: "e", firstName: nil, lastName: nil, email: nil,
+                                 city: nil, state: nil, country: "US", segment: "Standard", signupDate: nil)]
+        batch.sales = [
+            .init(orderID: "O1", lineNumber: "1", customerID: "C2", productID: "P1", quantity: "1", unitPrice: "1", discount: "0",
+                  status: "placed", orderTS: "2024-01-01T00:00:00Z", updatedAt: "2024-01-01T00:00:00Z", eventID: "e"),
+            .init(orderID: "O2", lineNumber: "1", customerID: "C1", productID: "P1", quantity: "1", unitPrice: "1", discount: "0",
+                  status: "placed", orderTS: "2024-01-01T00:00:00Z", updatedAt: "2024-01-01T00:00:00Z", eventID: "e"),
+        ]
+        batch.movements = [.init(id: "M1", productID: "P3", type: "receipt", quantity: "1", unitCost: nil, movedAt: "2024-01-01T00:00:00Z",
+                                 reference: nil, eventID: "e")]
+        let locks = batch.naturalKeyLocks
+        #expect(locks.keys == ["c:C1", "c:C2", "p:P1", "p:P3"])
+        #expect(locks.exclusive == [false, true, false, false])
+        #expect(LoaderBatch().naturalKeyLocks.keys.isEmpty)
+    }
+}

@@ -20,14 +20,14 @@ import Testing
         #expect(copy.rows == 2)
     }
 
-    @Test func errorsClassifyTransience() {
-        #expect(PostgresError(.connection, "gone").isTransient)
-        for state in ["40001", "40P01", "57P01", "53300", "08006"] {
-            #expect(PostgresError(.server, "x", sqlState: state).isTransient, "\(state)")
-        }
-        for state in ["23505", "22P02", "42P01"] {
-            #expect(!PostgresError(.server, "x", sqlState: state).isTransient, "\(state)")
-        }
+    @Test func failedConnectionsNameTheirCause() {
+        #expect(PostgresError.connectionState(#"connection to server at "127.0.0.1", port 5432 failed: FATAL:  password authentication failed for user "w""#) == "28P01")
+        #expect(PostgresError.connectionState(#"FATAL:  database "nope" does not exist"#) == "3D000")
+        #expect(PostgresError.connectionState(#"FATAL:  role "nobody" does not exist"#) == "28000")
+        #expect(PostgresError.connectionState(#"FATAL:  no pg_hba.conf entry for host "10.0.0.1""#) == "28000")
+        #expect(PostgresError.connectionState("FATAL:  the database system is starting up") == "57P03")
+        #expect(PostgresError.connectionState("FATAL:  sorry, too many clients already") == "53300")
+        #expect(PostgresError.connectionState(#"connection to server at "127.0.0.1", port 1 failed: Connection refused"#) == nil)
     }
 
     @Test func descriptionLeavesOutDetail() {

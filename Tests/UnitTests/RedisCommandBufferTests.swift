@@ -23,6 +23,23 @@ import Testing
             == "*4\r\n$1\r\nX\r\n$14\r\n-1234567890123\r\n$1\r\n0\r\n$5\r\né€\r\n")
     }
 
+    /// Commands written into script arguments become one EVALSHA whose ARGV holds, per command,
+    /// its argument count and its arguments.
+    @Test func flattensCommandsIntoOneScriptCall() {
+        var commands = RedisCommandBuffer.scriptArguments()
+        commands.append("HSET", "h", "f", "v")
+        commands.append("DEL", nil, each: ["a", "b", "c"], perCommand: 2)
+        #expect(commands.flatArgumentCount == 5 + 4 + 3)
+        var buffer = RedisCommandBuffer()
+        let script = RedisScript("return 1")
+        buffer.evalsha(script, keys: ["k"], arguments: ["7"], commands: commands)
+        #expect(buffer.count == 1 && buffer.isComplete)
+        #expect(String(decoding: buffer.bytes, as: UTF8.self) == "*17\r\n$7\r\nEVALSHA\r\n$40\r\n\(script.sha1)\r\n$1\r\n1\r\n$1\r\nk\r\n$1\r\n7\r\n"
+            + "$1\r\n4\r\n$4\r\nHSET\r\n$1\r\nh\r\n$1\r\nf\r\n$1\r\nv\r\n"
+            + "$1\r\n3\r\n$3\r\nDEL\r\n$1\r\na\r\n$1\r\nb\r\n"
+            + "$1\r\n2\r\n$3\r\nDEL\r\n$1\r\nc\r\n")
+    }
+
     @Test func pipelinesManyCommands() {
         var buffer = RedisCommandBuffer()
         for index in 0..<12 { buffer.append("INCR", "k\(index)") }
@@ -118,9 +135,6 @@ import Testing
     }
 
     @Test func errorsSayWhatKind() {
-        #expect(RedisError(.connection, "x").isTransient)
-        #expect(RedisError(.timeout, "x").isTransient)
-        #expect(!RedisError(.server, "ERR x").isTransient)
         #expect(RedisError(.server, "BUSYGROUP Consumer Group name already exists").serverErrorPrefix == "BUSYGROUP")
         #expect(RedisError(.server, "NOSCRIPT x").description == "Redis server error: NOSCRIPT x")
     }

@@ -1,5 +1,6 @@
 import Foundation
 import RedisClient
+import ServiceLifecycle
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -103,10 +104,14 @@ public struct KPIBenchmark: Sendable {
 
         // 2. What a restart costs: rebuilding the state from the persisted records.
         let writer = try await RedisConnection(url: configuration.redisURL)
-        let probe = KPIAggregator(layout: layout, redis: writer)
+        let lease = KPILease(keys: KPIKeys(layout: layout), owner: "bench", ttl: .seconds(60))
+        let epoch = try await lease.acquire(on: writer, log: { _ in }) ?? 0
+        let probe = KPIAggregator(layout: layout, redis: writer, epoch: epoch)
+        try await probe.raiseFences(streams: streams)
         start = clock.now
         try await probe.rebuild()
         let rebuild = (clock.now - start).seconds
+        try await lease.release(on: writer)
         progress("rebuild after a restart: \(String(format: "%.2f", rebuild)) s")
 
         // 3. Freshness under a steady producer, the aggregator running.
@@ -138,22 +143,20 @@ public struct KPIBenchmark: Sendable {
     /// producer sent the event.
     private func measureFreshness(layout: StreamLayout, streams: [String], progress: @Sendable (String) -> Void) async throws -> Freshness {
         let url = configuration.redisURL
-        let stop = StopFlag()
         var options = ConsumerGroupRunner.Options(group: "kpi", consumer: "aggregator", streams: streams)
         options.batchSize = batch
         options.block = .seconds(1)
-        let readiness = StopFlag()
-        let aggregator = Task { try await KPIAggregator.consume(options, layout: layout, url: url, stop: stop, ready: { readiness.stop() }) }
-        defer { stop.stop() }
+        let (readiness, ready) = AsyncStream<Void>.makeStream()
+        let (group, _) = KPIAggregator.serviceGroup(options, layout: layout, url: url, ready: { ready.yield(); ready.finish() })
+        let aggregator = Task { try await group.run() }
         let changes = KPIKeys(layout: layout).changes
         let orders = layout.streamKey(.orders, partition: 0)
         let observerRedis = try await RedisConnection(url: url)
         let startID = try await observerRedis.xrevrange(changes, count: 1).first?.id.description ?? "0"
-        let observerStop = StopFlag()
         let observer = Task { () -> [(StreamID, ContinuousClock.Instant)] in
             var marks: [(StreamID, ContinuousClock.Instant)] = []
             var position = startID
-            while !observerStop.isStopped {
+            while !Task.isCancelled {
                 let reads = try await observerRedis.xread(streams: [(changes, position)], count: 1000, block: .milliseconds(200))
                 let now = ContinuousClock.now
                 for entry in reads.flatMap(\.entries) {
@@ -166,7 +169,7 @@ public struct KPIBenchmark: Sendable {
             return marks
         }
         // Let the aggregator start (lease, rebuild) before producing.
-        while !readiness.isStopped { try await Task.sleep(for: .milliseconds(20)) }
+        for await _ in readiness {}
         try await Task.sleep(for: .milliseconds(200))
         let producer = try await RedisConnection(url: url)
         let clock = ContinuousClock()
@@ -204,10 +207,10 @@ public struct KPIBenchmark: Sendable {
             try await Task.sleep(for: .milliseconds(20))
         }
         try await Task.sleep(for: .milliseconds(300))
-        observerStop.stop()
-        stop.stop()
+        observer.cancel()
+        await group.triggerGracefulShutdown()
         let marks = try await observer.value
-        _ = try await aggregator.value
+        try await aggregator.value
 
         var latencies: [Double] = []
         var index = 0

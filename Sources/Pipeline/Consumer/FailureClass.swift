@@ -24,7 +24,7 @@ public enum FailureClass: String, Sendable, Equatable, CaseIterable {
         switch error {
         case let error as PostgresError: of(error)
         case let error as RedisError: of(error)
-        case let error as ConsumerStop: error.failureClass
+        case is ConsumerStop: .fatal
         case is CancellationError: .transient
         default: .fatal
         }
@@ -138,7 +138,6 @@ public struct ConsumerStop: Error, Sendable, CustomStringConvertible {
     public var cause: String
     /// What the operator should do.
     public var advice: String
-    public var failureClass: FailureClass = .fatal
 
     public init(cause: String, advice: String) {
         self.cause = cause

@@ -5,20 +5,27 @@ public import RedisClient
 ///
 /// Per batch, for each stream it read: the records of the state changes its entries caused are
 /// written to the stream's state hash (`sw:{orders:0}:kpi`, same slot as the stream) and the
-/// entries are acknowledged, in one MULTI/EXEC, so a batch's effects and its acknowledgement
-/// commit together or not at all. The figures are then written as absolute values (never
-/// increments) to the `{kpi}` keys in a second MULTI/EXEC with the batch's change record; both go
-/// in one round trip. Figures derive from the committed state alone, so writing them twice is
-/// harmless, and after a crash the aggregator rebuilds them from the persisted records (applying
+/// entries are acknowledged, in one atomic script call, so a batch's effects and its
+/// acknowledgement commit together or not at all. The figures are then written as absolute values
+/// (never increments) to the `{kpi}` keys in a second script call with the batch's change record;
+/// both go in one round trip. Figures derive from the committed state alone, so writing them twice
+/// is harmless, and after a crash the aggregator rebuilds them from the persisted records (applying
 /// them again gives the same state whatever their order) and rewrites every KPI key: a crash, a
 /// redelivery or a replay never applies anything twice.
 ///
 /// One aggregator runs per namespace (its state is in memory): a lease (`{kpi}:lease`) keeps a
-/// second one waiting until the first stops.
+/// second one waiting, and the lease is *fenced*. Each take of the lease draws a new epoch
+/// (`{kpi}:epoch`); the new holder first raises the fence of every slot it writes to that epoch,
+/// then rebuilds; every commit is a script that refuses to write (`FENCED`) when the slot's fence
+/// is above the writer's epoch. So an aggregator that was paused past its lease (a stop signal, a
+/// long pause, a partition) can never commit after its successor read the state: its first commit
+/// is refused and it stops, whatever its lease keeper has or has not noticed yet.
 public actor KPIAggregator {
     public let layout: StreamLayout
     public let keys: KPIKeys
     public let group: String
+    /// The fencing epoch this aggregator writes with (from its lease).
+    public let epoch: Int
     /// Change records kept in the `changes` stream (approximately).
     public var changesLimit = 10_000
     /// Retire what has been quiet this long (per stream, in event time) into counters, so the
@@ -38,58 +45,16 @@ public actor KPIAggregator {
     private var needsRebuild = true
 
     /// `redis` is used for the aggregator's writes only (the runner reads on its own connection,
-    /// so a write never waits behind a blocked read).
-    public init(layout: StreamLayout, group: String = "kpi", redis: RedisConnection) {
+    /// so a write never waits behind a blocked read). `epoch` comes from the lease
+    /// (`KPILease.acquire`); an aggregator that holds none can use 0 only on a namespace no
+    /// aggregator with a lease ever wrote to (a benchmark's probe).
+    public init(layout: StreamLayout, group: String = "kpi", redis: RedisConnection, epoch: Int) {
         self.layout = layout
         self.keys = KPIKeys(layout: layout)
         self.group = group
         self.redis = redis
+        self.epoch = epoch
         self.deadLetters = DeadLetterQueue(layout: layout)
-    }
-
-    /// Runs the group with the lease held: returns when `stop` is set (or, with `untilDrained`,
-    /// once there is nothing left), having finished the batch in flight.
-    public static func consume(
-        _ options: ConsumerGroupRunner.Options, layout: StreamLayout, url: String, leaseTTL: Duration = .seconds(10),
-        stateRetention: Duration? = nil, retireEvery: Duration = .seconds(5),
-        stop: StopFlag = StopFlag(), log: @escaping @Sendable (String) -> Void = { _ in },
-        ready: (@Sendable () -> Void)? = nil
-    ) async throws -> ConsumerGroupRunner.Stats {
-        var options = options
-        options.handlerAcknowledges = true
-        let reader = try await RedisConnection(url: url)
-        let writer = try await RedisConnection(url: url)
-        let lease = KPILease(key: KPIKeys(layout: layout).lease, owner: options.consumer, ttl: leaseTTL)
-        guard try await lease.acquire(on: writer, stop: stop, log: log) else { return ConsumerGroupRunner.Stats() }
-        let keeper = Task { try await lease.keep(url: url, stop: stop, log: log) }
-        defer { keeper.cancel() }
-        let aggregator = KPIAggregator(layout: layout, group: options.group, redis: writer)
-        await aggregator.setStateRetention(stateRetention, every: retireEvery)
-        let started = ContinuousClock.now
-        let records = try await aggregator.rebuild()
-        log("kpi: state rebuilt from \(records) records in \(String(format: "%.2f", (ContinuousClock.now - started).seconds)) s")
-        ready?()
-        let runner = ConsumerGroupRunner(options: options, deadLetters: DeadLetterQueue(layout: layout), stop: stop, log: log)
-        let stats: ConsumerGroupRunner.Stats
-        do {
-            stats = try await runner.run(redis: reader, idle: { try await aggregator.flush() }) { reads in
-                try await aggregator.apply(reads)
-                return []
-            }
-            try await aggregator.flush()
-        } catch {
-            try? await aggregator.flush()
-            throw error
-        }
-        keeper.cancel()
-        if stateRetention != nil {
-            let retired = await aggregator.retiredRecords
-            let held = await aggregator.heldRecords
-            log("kpi: retired \(retired) records into counters; holding \(held.lines) lines, \(held.payments) payments, \(held.movements) movements")
-        }
-        try? await lease.release(on: writer)
-        if lease.lost.isStopped { throw KPILease.Lost() }
-        return stats
     }
 
     public func setStateRetention(_ retention: Duration?, every: Duration = .seconds(5)) {
@@ -106,38 +71,71 @@ public actor KPIAggregator {
         return origin
     }
 
-    /// The commit of the previous batch, still in flight: a batch is applied in memory while the
-    /// one before it commits (its entries stay pending until then; if that commit fails, the
-    /// state is rebuilt from what did commit and the entries are redelivered).
-    private var inFlight: Task<Void, any Error>?
+    /// The commit of the previous batch, still in flight, with the entries it covers: a batch is
+    /// applied in memory while the one before it commits (its entries stay pending until then).
+    private var inFlight: (task: Task<Void, any Error>, reads: [StreamRead])?
+    /// Entries whose commit failed: applied again, after the rebuild, before anything else (they
+    /// are still pending for this consumer; the runner considers them handled).
+    private var unconfirmed: [StreamRead] = []
     private var lastBatchBytes = 64 * 1024
 
     /// Applies a batch: state changes and XACK per stream, then the figures and a change record.
-    /// Returns once the commit is sent; `flush()` waits for the last one.
+    /// Returns once the commit is sent; `settle()` waits for the last one. After any failure the
+    /// state is rebuilt from what committed before anything else is applied, so the caller retries
+    /// a failed call with the same entries and nothing is lost or doubled.
     public func apply(_ reads: [StreamRead]) async throws {
         do {
-            if needsRebuild {
-                try await flush()
-                try await rebuild()
-            }
+            try await rebuildIfNeeded()
             try await applyBatch(reads)
         } catch {
             // The state in memory may be ahead of what committed: rebuild it from Redis first.
             needsRebuild = true
-            throw error
+            throw Self.fenced(error)
         }
     }
 
-    /// Waits for the commit in flight; throws its error.
-    public func flush() async throws {
-        guard let task = inFlight else { return }
+    /// Waits until everything applied so far is committed (rebuilding and committing again what a
+    /// failed commit left out); throws what still fails.
+    public func settle() async throws {
+        do {
+            try await rebuildIfNeeded()
+            try await flush()
+        } catch {
+            needsRebuild = true
+            throw Self.fenced(error)
+        }
+    }
+
+    private func rebuildIfNeeded() async throws {
+        guard needsRebuild else { return }
+        try await flush()
+        try await rebuild()
+        if !unconfirmed.isEmpty {
+            try await applyBatch(unconfirmed)
+            unconfirmed = []
+        }
+    }
+
+    /// Waits for the commit in flight; throws its error (its entries then wait in `unconfirmed`).
+    private func flush() async throws {
+        guard let (task, reads) = inFlight else { return }
         inFlight = nil
         do {
             try await task.value
         } catch {
             needsRebuild = true
+            unconfirmed += reads
             throw error
         }
+    }
+
+    /// A commit refused by the fence: another aggregator took the lease (this one was paused past
+    /// it); stop, with a message that says so.
+    static func fenced(_ error: any Error) -> any Error {
+        guard let error = error as? RedisError, error.serverErrorPrefix == "FENCED" else { return error }
+        return ConsumerStop(
+            cause: "this KPI aggregator lost its lease to a newer one (\(error.message)); its commit was refused and it stopped",
+            advice: "nothing: the aggregator holding the lease carries on; restart this one to make it a standby")
     }
 
     private func applyBatch(_ reads: [StreamRead]) async throws {
@@ -145,6 +143,7 @@ public actor KPIAggregator {
         var rejects: [(stream: String, entry: StreamEntry, reason: String, deliveries: Int?)] = []
         var events = 0
         var through: [String] = []
+        let epoch = String(self.epoch)
         for read in reads where !read.entries.isEmpty {
             events += read.entries.count
             // In entry order: when a key changes twice in a batch, HSET keeps the last pair.
@@ -166,20 +165,20 @@ public actor KPIAggregator {
             } else {
                 rejects += read.entries.map { (read.key, $0, "not a stream of namespace \(layout.namespace)", nil) }
             }
-            batch.append("MULTI")
+            var commands = RedisCommandBuffer.scriptArguments(reservingCapacity: records.count * 160 + read.entries.count * 24)
             if !records.isEmpty {
                 let stateKey = KPIKeys.stateKey(stream: read.key)
                 var start = 0
                 while start < records.count {
                     let chunk = records[start..<min(start + 1000, records.count)]
                     start += chunk.count
-                    batch.begin(arguments: 2 + chunk.count * 2)
-                    batch.add("HSET"); batch.add(stateKey)
-                    for (field, value) in chunk { batch.add(field); batch.add(value) }
+                    commands.begin(arguments: 2 + chunk.count * 2)
+                    commands.add("HSET"); commands.add(stateKey)
+                    for (field, value) in chunk { commands.add(field); commands.add(value) }
                 }
             }
-            batch.xack(read.key, group: group, ids: read.entries.map(\.id))
-            batch.append("EXEC")
+            commands.xack(read.key, group: group, ids: read.entries.map(\.id))
+            batch.evalsha(Self.fencedCommit, keys: [KPIKeys.fenceKey(stream: read.key)], arguments: [epoch], commands: commands)
             through.append("\(read.key)=\(read.entries.last!.id)")
         }
         if let retention = stateRetention, ContinuousClock.now - lastRetirement >= retireEvery {
@@ -195,42 +194,36 @@ public actor KPIAggregator {
         var changed: [(String, String)] = []
         for (field, value) in totals where writtenTotals[field] != value { changed.append((field, value)) }
         let removed = writtenTotals.keys.filter { totals[$0] == nil }
-        batch.append("MULTI")
+        var figures = RedisCommandBuffer.scriptArguments()
         KPIView.appendWrites(
-            state, dirty: dirty, totals: Dictionary(uniqueKeysWithValues: changed), removedTotals: removed, keys: keys, to: &batch)
-        appendChangeRecord(changed: changed, removed: removed, events: events, through: through, to: &batch)
-        batch.append("EXEC")
+            state, dirty: dirty, totals: Dictionary(uniqueKeysWithValues: changed), removedTotals: removed, keys: keys, to: &figures)
+        appendChangeRecord(changed: changed, removed: removed, events: events, through: through, to: &figures)
+        batch.evalsha(Self.fencedCommit, keys: [keys.fence], arguments: [epoch], commands: figures)
         try await flush()
         let redis = self.redis
         let commands = batch
         lastBatchBytes = batch.bytes.count
-        inFlight = Task.detached { try Self.check(try await redis.send(commands)) }
+        inFlight = (Task.detached { try Self.check(try await redis.send(commands)) }, reads)
         writtenTotals = totals
     }
 
-    /// Per origin, in one MULTI in its slot: the HDEL of the retired records, the HINCRBY of the
-    /// counters that replace them, the new horizon and watermark, and the HDEL of expired minutes.
+    /// Per origin, in one fenced script call in its slot: the HDEL of the retired records, the
+    /// HINCRBY of the counters that replace them, the new horizon and watermark, and the HDEL of
+    /// expired minutes.
     private func appendRetirements(_ retirements: [KPIState.Retirement], to batch: inout RedisCommandBuffer) {
         for r in retirements {
             let stream = originKeys[Int(r.origin)]
             let stateKey = KPIKeys.stateKey(stream: stream), retiredKey = KPIKeys.retiredKey(stream: stream)
-            batch.append("MULTI")
+            var commands = RedisCommandBuffer.scriptArguments()
             var fields = r.lines.map { KPIRecord.lineField(orderID: $0.orderID, lineNumber: $0.lineNumber) }
             fields += (r.payments + r.movements).map(KPIRecord.keyField)
-            var start = 0
-            while start < fields.count {
-                let chunk = fields[start..<min(start + 1000, fields.count)]
-                start += chunk.count
-                batch.begin(arguments: 2 + chunk.count)
-                batch.add("HDEL"); batch.add(stateKey)
-                for field in chunk { batch.add(field) }
-            }
+            commands.append("HDEL", stateKey, each: fields)
             for (field, amount) in r.counters.sorted(by: { $0.key < $1.key }) where amount != 0 {
-                batch.append(["HINCRBY", retiredKey, field, String(amount)])
+                commands.append(["HINCRBY", retiredKey, field, String(amount)])
             }
-            batch.append(["HSET", retiredKey, "wm", String(r.watermark), "horizon", String(r.horizon)])
-            if !r.expiredFields.isEmpty { batch.append(["HDEL", retiredKey] + r.expiredFields) }
-            batch.append("EXEC")
+            commands.append(["HSET", retiredKey, "wm", String(r.watermark), "horizon", String(r.horizon)])
+            commands.append("HDEL", retiredKey, each: r.expiredFields)
+            batch.evalsha(Self.fencedCommit, keys: [KPIKeys.fenceKey(stream: stream)], arguments: [String(epoch)], commands: commands)
             retiredRecords += r.records
         }
     }
@@ -259,7 +252,31 @@ public actor KPIAggregator {
         batch.append(["XADD", keys.changes, "MAXLEN", "~", String(changesLimit), "*"] + fields)
     }
 
-    /// Replies of MULTI … EXEC blocks: an error anywhere (queued, aborted or inside EXEC) throws.
+    /// One atomic step in one slot, fenced: refused (`FENCED …`, nothing written) when the slot's
+    /// fence (KEYS[1]) is above the writer's epoch (ARGV[1]); otherwise the fence is raised to the
+    /// epoch and the commands that follow run, each as its argument count and its arguments. Every
+    /// key the commands name shares KEYS[1]'s hash slot, so the step runs on a Redis Cluster too.
+    /// Writes only after the check, so a refused step writes nothing (and under `maxmemory` the
+    /// first write is refused with OOM before any other, so an OOM step writes nothing either).
+    static let fencedCommit = RedisScript("""
+        local fence = tonumber(redis.call('GET', KEYS[1]) or '0')
+        local epoch = tonumber(ARGV[1])
+        if fence > epoch then
+          return redis.error_reply('FENCED epoch ' .. ARGV[1] .. ' is behind the fence at ' .. fence .. ' in ' .. KEYS[1])
+        end
+        if fence < epoch then redis.call('SET', KEYS[1], ARGV[1]) end
+        local i = 2
+        local n = #ARGV
+        while i <= n do
+          local count = tonumber(ARGV[i])
+          redis.call(unpack(ARGV, i + 1, i + count))
+          i = i + count + 1
+        end
+        return 1
+        """)
+
+    /// Replies of the commit's script calls: an error anywhere throws (a `NOSCRIPT` loads the
+    /// script first, so the retry finds it).
     static func check(_ replies: [RedisReply]) throws {
         for reply in replies {
             switch reply {
@@ -272,9 +289,26 @@ public actor KPIAggregator {
         }
     }
 
+    /// Raises the fence of every slot this aggregator writes to (`streams`' slots and `{kpi}`) to
+    /// its epoch. Run once the lease is taken and before the state is read: from then on no
+    /// earlier aggregator can commit anything the rebuild would not see.
+    public func raiseFences(streams: [String]) async throws {
+        try await redis.load(Self.fencedCommit)
+        var batch = RedisCommandBuffer()
+        for key in [keys.fence] + streams.map(KPIKeys.fenceKey(stream:)) {
+            batch.evalsha(Self.fencedCommit, keys: [key], arguments: [String(epoch)])
+        }
+        do {
+            try Self.check(try await redis.send(batch))
+        } catch {
+            throw Self.fenced(error)
+        }
+    }
+
     /// Rebuilds the state from every persisted record and rewrites every KPI key from it.
     @discardableResult
     public func rebuild() async throws -> Int {
+        try await redis.load(Self.fencedCommit)
         var fresh = KPIState()
         var records = 0
         for key in try await redis.scanKeys(match: "\(layout.namespace):{*}:kpi") {
@@ -311,88 +345,16 @@ public actor KPIAggregator {
         }
         _ = fresh.takeDirty()
         let stale = try await redis.scanKeys(match: "\(keys.dayProductsPrefix)*")
-        var batch = RedisCommandBuffer()
-        batch.append("MULTI")
-        batch.append(["DEL", keys.totals, keys.minutes, keys.hours, keys.days, keys.products, keys.onHand] + stale)
+        var commands = RedisCommandBuffer.scriptArguments()
+        commands.append("DEL", nil, each: [keys.totals, keys.minutes, keys.hours, keys.days, keys.products, keys.onHand] + stale)
         let totals = KPIView.totals(fresh)
-        KPIView.appendWrites(fresh, dirty: nil, totals: totals, removedTotals: [], keys: keys, to: &batch)
-        batch.append("EXEC")
+        KPIView.appendWrites(fresh, dirty: nil, totals: totals, removedTotals: [], keys: keys, to: &commands)
+        var batch = RedisCommandBuffer()
+        batch.evalsha(Self.fencedCommit, keys: [keys.fence], arguments: [String(epoch)], commands: commands)
         try Self.check(try await redis.send(batch))
         state = fresh
         writtenTotals = totals
         needsRebuild = false
         return records
-    }
-
-}
-
-/// A lease that lets one aggregator run per namespace: SET NX PX, renewed at a third of its TTL
-/// while the owner holds it; a crashed owner's lease expires after the TTL.
-struct KPILease: Sendable {
-    struct Lost: Error, CustomStringConvertible {
-        var description: String { "the KPI aggregator lost its lease (another aggregator took over?); stopped" }
-    }
-
-    let key: String
-    let owner: String
-    let ttl: Duration
-    let token = UUID().uuidString
-    let lost = StopFlag()
-
-    /// Renews the lease; takes it back if it expired and nobody else took it meanwhile.
-    static let renew = RedisScript("""
-        local holder = redis.call('GET', KEYS[1])
-        if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-        if not holder then
-          redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-          return 1
-        end
-        return 0
-        """)
-    static let release = RedisScript("""
-        if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-        return 0
-        """)
-
-    var ttlMilliseconds: Int { max(1, Int(ttl.components.seconds * 1000 + ttl.components.attoseconds / 1_000_000_000_000_000)) }
-    var value: String { "\(owner) \(token)" }
-
-    /// Waits for the lease; false when asked to stop first.
-    func acquire(on redis: RedisConnection, stop: StopFlag, log: @Sendable (String) -> Void) async throws -> Bool {
-        var announced = false
-        while !stop.isStopped {
-            let reply = try await redis.command("SET", key, value, "NX", "PX", String(ttlMilliseconds)).throwingServerError()
-            if reply.string == "OK" { return true }
-            if !announced {
-                let holder = try await redis.command("GET", key).string ?? "?"
-                log("another KPI aggregator holds the lease (\(holder.split(separator: " ").first ?? "?")); waiting for it to stop or expire")
-                announced = true
-            }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        return false
-    }
-
-    /// Renews the lease until cancelled; losing it sets `stop` (and `lost`).
-    func keep(url: String, stop: StopFlag, log: @Sendable (String) -> Void) async throws {
-        let redis = try await RedisConnection(url: url)
-        while !Task.isCancelled {
-            try await Task.sleep(for: ttl / 3)
-            do {
-                let reply = try await redis.run(Self.renew, keys: [key], arguments: [value, String(ttlMilliseconds)])
-                if reply.int != 1 {
-                    log("the KPI lease was lost; stopping")
-                    lost.stop()
-                    stop.stop()
-                    return
-                }
-            } catch let error as RedisError where error.isTransient {
-                log("could not renew the KPI lease (\(error.message)); retrying")
-            }
-        }
-    }
-
-    func release(on redis: RedisConnection) async throws {
-        _ = try await redis.run(Self.release, keys: [key], arguments: [value])
     }
 }

@@ -32,6 +32,12 @@ public struct KPIKeys: Sendable {
     public var changes: String { "\(prefix):changes" }
     /// Held by the one running aggregator.
     public var lease: String { "\(prefix):lease" }
+    /// The fencing epoch of the last aggregator to take the lease (INCR on each take).
+    public var epoch: String { "\(prefix):epoch" }
+    /// The highest epoch that wrote to the `{kpi}` slot: a commit with a lower one is refused.
+    public var fence: String { "\(prefix):fence" }
+    /// The same, for a stream's slot (its state records and its acknowledgements).
+    public static func fenceKey(stream: String) -> String { stream + ":kpi:fence" }
     /// The aggregator's persisted records for a stream: same slot as the stream.
     public static func stateKey(stream: String) -> String { stream + ":kpi" }
     /// The counters that replace a stream's retired records (`KPIState.retire`).
@@ -146,7 +152,7 @@ public enum KPIView {
         to batch: inout RedisCommandBuffer
     ) {
         appendHSET(keys.totals, totals.map { ($0.key, $0.value) }, to: &batch)
-        if !removedTotals.isEmpty { batch.append(["HDEL", keys.totals] + removedTotals) }
+        batch.append("HDEL", keys.totals, each: removedTotals)
 
         var bucketSets: [KPIState.Granularity: [(String, String)]] = [:]
         var bucketDeletes: [KPIState.Granularity: [String]] = [:]
@@ -172,7 +178,7 @@ public enum KPIView {
             }
         }
         for (g, pairs) in bucketSets { appendHSET(keys.key(g), pairs, to: &batch) }
-        for (g, fields) in bucketDeletes where !fields.isEmpty { batch.append(["HDEL", keys.key(g)] + fields) }
+        for (g, fields) in bucketDeletes { batch.append("HDEL", keys.key(g), each: fields) }
 
         // Products by revenue, per day, and stock on hand.
         let products = dirty.map { Array($0.products) } ?? Array(state.byProduct.keys)
@@ -212,6 +218,6 @@ public enum KPIView {
             for (member, score) in chunk { batch.add(Int(score)); batch.add(member) }
             start += chunk.count
         }
-        if !removes.isEmpty { batch.append(["ZREM", key] + removes) }
+        batch.append("ZREM", key, each: removes)
     }
 }

@@ -45,23 +45,37 @@ public struct WarehouseLoader: Sendable {
         public var inferredCustomers = 0, inferredProducts = 0
     }
 
-    /// Runs the consumer group with this loader as its handler, until stopped or (with
-    /// `untilDrained`) caught up.
+    /// The newest migration this loader's statements rely on (`lock_natural_keys` came with 3).
+    public static let requiredSchemaVersion = 3
+
+    /// Runs the consumer group with this loader as its handler, until a graceful shutdown or (with
+    /// `untilDrained`) caught up. Throws `ConsumerStop` on a fatal failure (nothing in hand acked).
     public func consume(
         _ options: ConsumerGroupRunner.Options, layout: StreamLayout, redis: RedisConnection, postgres: PostgresConnection,
-        stop: StopFlag = StopFlag(), log: @escaping @Sendable (String) -> Void = { _ in }
+        log: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws -> ConsumerGroupRunner.Stats {
-        let runner = ConsumerGroupRunner(options: options, deadLetters: DeadLetterQueue(layout: layout), stop: stop, log: log)
-        // The analytics cache's generation moves after every commit (on a connection of its own:
-        // the runner's may be blocked in a read), and once now, for a commit a crash left unannounced.
+        let runner = ConsumerGroupRunner(options: options, deadLetters: DeadLetterQueue(layout: layout), log: log)
+        // The analytics cache's generation moves after every commit that changed rows, and once at
+        // start, for a commit a crash left unannounced.
         let cache = CacheKeys(layout: layout)
-        let invalidation = try await RedisConnection(configuration: redis.configuration)
-        _ = try await invalidation.command("INCR", cache.generation)
-        return try await runner.run(redis: redis) { reads in
+        return try await runner.run(redis: redis, prepare: {
+            try await Self.checkSchema(postgres)
+            _ = try await redis.command("INCR", cache.generation)
+        }) { reads in
             let batch = LoaderBatch(reads, layout: layout)
             let outcome = try await self.apply(batch, on: postgres)
-            if outcome != Outcome() { _ = try? await invalidation.command("INCR", cache.generation) }
+            if outcome != Outcome() { _ = try? await redis.command("INCR", cache.generation) }
             return batch.rejects
+        }
+    }
+
+    /// Refuses a schema older than the code (a deployment that skipped `warehouse migrate`).
+    public static func checkSchema(_ postgres: PostgresConnection) async throws {
+        let version = try await postgres.query("SELECT coalesce(max(version), 0) FROM schema_migrations").first?[0].flatMap(Int.init) ?? 0
+        guard version >= requiredSchemaVersion else {
+            throw ConsumerStop(
+                cause: "the warehouse schema is at migration \(version) and this loader needs migration \(requiredSchemaVersion)",
+                advice: "run `warehouse migrate` against DATABASE_URL, then start the loader again")
         }
     }
 

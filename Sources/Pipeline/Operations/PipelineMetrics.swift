@@ -1,6 +1,7 @@
 import Foundation
 import Metrics
 import RedisClient
+public import ServiceLifecycle
 
 /// The pipeline's metrics, through swift-metrics (the process bootstraps a backend; the
 /// `Dashboard` target's `MetricsExporter` bootstraps Prometheus). Without a bootstrap every call
@@ -50,18 +51,31 @@ public enum PipelineMetrics {
         }
     }
 
-    /// Samples the lag of `streams` every `interval` until cancelled (a long-running command's
-    /// `--metrics-port` runs it), on a connection of its own.
-    public static func sampleLag(streams: [String], url: String, every interval: Duration = .seconds(5)) async {
+}
+
+/// Samples the lag of `streams` every `every` for the lag gauges, until a graceful shutdown (a
+/// long-running command's `--metrics-port` runs it), on a connection of its own.
+public struct LagSamplerService: Service {
+    public let streams: [String]
+    public let url: String
+    public let every: Duration
+
+    public init(streams: [String], url: String, every: Duration = .seconds(5)) {
+        self.streams = streams
+        self.url = url
+        self.every = every
+    }
+
+    public func run() async throws {
         var redis: RedisConnection?
-        while !Task.isCancelled {
+        while !ConsumerGroupRunner.stopping {
             do {
                 if redis == nil { redis = try await RedisConnection(url: url) }
-                lag(try await LagMonitor().read(streams: streams, on: redis!))
+                PipelineMetrics.lag(try await LagMonitor().read(streams: streams, on: redis!))
             } catch {
                 redis = nil
             }
-            try? await Task.sleep(for: interval)
+            do { try await ConsumerGroupRunner.pause(every) } catch { return }
         }
     }
 }

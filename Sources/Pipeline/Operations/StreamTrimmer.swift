@@ -1,4 +1,5 @@
 public import RedisClient
+public import ServiceLifecycle
 
 /// Retention: trims each stream (XTRIM MINID) to the oldest entry some consumer group still needs —
 /// its oldest pending entry, or the first one after its last delivered — so nothing not yet
@@ -84,5 +85,38 @@ public struct StreamTrimmer: Sendable {
         var results: [Result] = []
         for stream in streams { results.append(try await trim(stream, on: redis, nowMilliseconds: now)) }
         return results
+    }
+}
+
+/// Retention as a Service: trims `streams` every `every` until a graceful shutdown. A failed pass
+/// is logged and tried again at the next one (trimming is never urgent, and never unsafe).
+public struct StreamTrimmerService: Service {
+    public let trimmer: StreamTrimmer
+    public let streams: [String]
+    public let every: Duration
+    public let url: String
+    let log: @Sendable (String) -> Void
+
+    public init(trimmer: StreamTrimmer, streams: [String], every: Duration, url: String, log: @escaping @Sendable (String) -> Void) {
+        self.trimmer = trimmer
+        self.streams = streams
+        self.every = every
+        self.url = url
+        self.log = log
+    }
+
+    public func run() async throws {
+        var redis: RedisConnection?
+        while !ConsumerGroupRunner.stopping {
+            do { try await ConsumerGroupRunner.pause(every) } catch { return }
+            do {
+                if redis == nil { redis = try await RedisConnection(url: url) }
+                let removed = try await trimmer.trim(streams, on: redis!).reduce(0) { $0 + $1.removed }
+                if removed > 0 { log("trimmed \(removed) entries every group has consumed") }
+            } catch {
+                redis = nil
+                log("trimming failed (\(error)); retrying later")
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 public import RedisClient
+import ServiceLifecycle
 
 /// `warehouse replay`: reads the six contract files, puts every good row on one timeline by event
 /// time (spilling to disk past a memory budget), and publishes each to its entity stream in
@@ -65,6 +66,8 @@ public struct Replayer: Sendable {
         public var firstEventTime: Timestamp?
         public var lastEventTime: Timestamp?
         public var publishSeconds = 0.0
+        /// Stopped by a graceful shutdown before the end: `--resume` continues from the checkpoint.
+        public var interrupted = false
 
         enum CodingKeys: String, CodingKey { case files, events, seconds }
 
@@ -150,6 +153,10 @@ public struct Replayer: Sendable {
         var batchFiles: [String: Int] = [:]
         var inFlight: Task<Void, any Error>?
         var position = 0
+        /// The timeline position up to which every record is in a batch already sent or being
+        /// built: what the checkpoint may say (a record waiting on the pacer, or held in the
+        /// shuffle window, is not).
+        var covered = 0
         var previous: (Timestamp, EventID)?
         var window: [(SortedRecord, [UInt8])] = []
         var publishStart: ContinuousClock.Instant?
@@ -174,7 +181,7 @@ public struct Replayer: Sendable {
             inFlight = nil
             guard batchEvents > 0 else { return }
             if !options.dryRun, let redis {
-                batch.append("HSET", layout.replayCheckpointKey, "fingerprint", fingerprint, "position", String(position),
+                batch.append("HSET", layout.replayCheckpointKey, "fingerprint", fingerprint, "position", String(covered),
                              "updated_at", Timestamp.now.description)
                 let sending = batch
                 inFlight = Task {
@@ -203,7 +210,9 @@ public struct Replayer: Sendable {
                 try await flush()
                 if let inFlight { try await inFlight.value }
                 inFlight = nil
-                try await Task.sleep(until: clock.now + wait, clock: clock)
+                // A graceful shutdown wakes the wait (CancellationError: the run stops at this record).
+                let deadline = clock.now + wait
+                try await cancelWhenGracefulShutdown { try await Task.sleep(until: deadline, clock: clock) }
             }
             if publishStart == nil { publishStart = clock.now }
             if report.firstEventTime == nil { report.firstEventTime = header.time }
@@ -227,13 +236,20 @@ public struct Replayer: Sendable {
                 }
                 batchFiles[header.entity.fileName, default: 0] += 1
             }
+            if options.shuffleWindow <= 1 { covered = position }
             if batchEvents >= options.batchSize {
                 try await flush()
                 try await throttle()
             }
         }
 
-        while let header = try rows.advance() {
+        reading: while let header = try rows.advance() {
+            // A graceful shutdown (SIGINT/SIGTERM) stops between batches: what is in hand is
+            // published and the checkpoint written, so `--resume` continues exactly there.
+            if batchEvents == 0, Task.isShuttingDownGracefully {
+                report.interrupted = true
+                break reading
+            }
             consumed += 1
             if let (time, id) = previous, time == header.time, id == header.id {
                 report.files[header.entity.fileName]?.duplicates += 1
@@ -244,24 +260,35 @@ public struct Replayer: Sendable {
             if let to = options.to, header.time >= to { report.outsideWindow += 1; continue }
             position += 1
             if position <= resumeFrom { continue }
-            if options.shuffleWindow > 1 {
-                window.append((header, rows.withPayload { Array($0) }))
-                if window.count >= options.shuffleWindow {
-                    window.shuffle(using: &random)
-                    for (held, payload) in window { try await publish(held, payload) }
-                    window.removeAll(keepingCapacity: true)
+            do {
+                if options.shuffleWindow > 1 {
+                    window.append((header, rows.withPayload { Array($0) }))
+                    if window.count >= options.shuffleWindow {
+                        window.shuffle(using: &random)
+                        for (held, payload) in window { try await publish(held, payload) }
+                        window.removeAll(keepingCapacity: true)
+                        covered = position
+                    }
+                } else {
+                    try await publish(header, nil)
                 }
-            } else {
-                try await publish(header, nil)
+            } catch is CancellationError {
+                // The pacer's wait, woken by a graceful shutdown; this record is not published.
+                report.interrupted = true
+                break reading
             }
         }
-        window.shuffle(using: &random)
-        for (held, payload) in window { try await publish(held, payload) }
+        if !window.isEmpty {
+            window.shuffle(using: &random)
+            for (held, payload) in window { try await publish(held, payload) }
+            window.removeAll()
+            covered = position
+        }
         try await flush()
         if let inFlight { try await inFlight.value }
         if !options.dryRun, let redis {
-            _ = try await redis.command("HSET", layout.replayCheckpointKey, "fingerprint", fingerprint, "position", String(position),
-                                        "finished", "1", "updated_at", Timestamp.now.description)
+            _ = try await redis.command("HSET", layout.replayCheckpointKey, "fingerprint", fingerprint, "position", String(covered),
+                                        "finished", report.interrupted ? "0" : "1", "updated_at", Timestamp.now.description)
         }
         if let publishStart { report.publishSeconds = (clock.now - publishStart).seconds }
         report.seconds = (clock.now - started).seconds
