@@ -234,7 +234,7 @@ struct WarehouseFixture {
 }
 
 @Suite struct LoaderPoisonTests {
-    private func orderFields(_ order: String, quantity: String = "1", price: String = "10.00") -> [String] {
+    static func orderFields(_ order: String, quantity: String = "1", price: String = "10.00") -> [String] {
         ["order_id", order, "line_number", "1", "customer_id", "C1", "product_id", "P1", "quantity", quantity,
          "unit_price", price, "discount", "0", "status", "placed", "order_ts", "2024-03-01T10:00:00Z",
          "updated_at", "2024-03-01T10:00:00Z", "type", "order_line", "schema_version", "1",
@@ -248,9 +248,9 @@ struct WarehouseFixture {
         let redis = try await TestServers.redis()
         let layout = StreamLayout(namespace: TestServers.unique("swpo"))
         let key = layout.streamKey(.orders, partition: 0)
-        _ = try await redis.xadd(key, fields: orderFields("O-1"))
-        let bad = try await redis.xadd(key, fields: orderFields("O-22", quantity: "2000000000", price: "999999999999"))
-        _ = try await redis.xadd(key, fields: orderFields("O-333"))
+        _ = try await redis.xadd(key, fields: Self.orderFields("O-1"))
+        let bad = try await redis.xadd(key, fields: Self.orderFields("O-22", quantity: "2000000000", price: "999999999999"))
+        _ = try await redis.xadd(key, fields: Self.orderFields("O-333"))
         let warehouse = try await WarehouseFixture.make()
         let stats = try await warehouse.load(layout, redis: redis)
         #expect(stats.deadLettered == 1)
@@ -271,13 +271,13 @@ struct WarehouseFixture {
         let layout = StreamLayout(namespace: TestServers.unique("swpd"))
         let key = layout.streamKey(.orders, partition: 0)
         try await redis.xgroupCreate(key, group: "warehouse", id: "0")
-        let poison = try await redis.xadd(key, fields: orderFields("O-1"))
+        let poison = try await redis.xadd(key, fields: Self.orderFields("O-1"))
         // A consumer that keeps dying on it: each read of its pending entries is another delivery.
         _ = try await redis.xreadgroup(group: "warehouse", consumer: "doomed", streams: [(key, ">")], count: 10)
         for _ in 0..<5 {
             _ = try await redis.xreadgroup(group: "warehouse", consumer: "doomed", streams: [(key, "0")], count: 10)
         }
-        _ = try await redis.xadd(key, fields: orderFields("O-22"))
+        _ = try await redis.xadd(key, fields: Self.orderFields("O-22"))
         try await Task.sleep(for: .milliseconds(60))
 
         let warehouse = try await WarehouseFixture.make()
@@ -424,49 +424,17 @@ struct PrivatePostgres {
 
     static func start() async throws -> PrivatePostgres {
         let directory = "/tmp/" + TestServers.unique("sw-pg")
-        let port = Int(try await shell("sw_free_port").trimmingCharacters(in: .whitespacesAndNewlines))!
+        let port = Int(try await TestServers.shell("sw_free_port").trimmingCharacters(in: .whitespacesAndNewlines))!
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        _ = try await shell("chmod 755 \(directory) && sw_start_postgres \(directory)/pg \(port) fast")
+        _ = try await TestServers.shell("chmod 755 \(directory) && sw_start_postgres \(directory)/pg \(port) fast")
         return PrivatePostgres(directory: directory, port: port)
     }
 
-    func stop() async throws { _ = try await Self.shell("sw_stop_postgres \(directory)/pg fast") }
-    func startAgain() async throws { _ = try await Self.shell("sw_start_postgres \(directory)/pg \(port) fast") }
+    func stop() async throws { _ = try await TestServers.shell("sw_stop_postgres \(directory)/pg fast") }
+    func startAgain() async throws { _ = try await TestServers.shell("sw_start_postgres \(directory)/pg \(port) fast") }
 
     func destroy() async {
-        _ = try? await Self.shell("sw_stop_postgres \(directory)/pg immediate")
+        _ = try? await TestServers.shell("sw_stop_postgres \(directory)/pg immediate")
         try? FileManager.default.removeItem(atPath: directory)
-    }
-
-    /// Runs `command` with scripts/lib.sh loaded, waiting on a thread of its own (Foundation's
-    /// Process cannot be waited for from the cooperative pool). Output goes to a file, not a pipe:
-    /// a server the command starts keeps the descriptor open, so a pipe would never reach its end.
-    @discardableResult
-    static func shell(_ command: String) async throws -> String {
-        let output = "/tmp/" + TestServers.unique("sw-shell") + ".out"
-        defer { try? FileManager.default.removeItem(atPath: output) }
-        // posix_spawn and waitpid on a thread of its own: Foundation's Process, waited for from a
-        // test, left this child unreaped.
-        let script = "cd \(TestServers.packageRoot.path) && . scripts/lib.sh && (\(command)) > \(output) 2>&1"
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread {
-                var pid: pid_t = 0
-                let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/bash"), strdup("-c"), strdup(script), nil]
-                defer { for pointer in argv { free(pointer) } }
-                let spawned = posix_spawn(&pid, "/bin/bash", nil, nil, argv, environ)
-                guard spawned == 0 else {
-                    continuation.resume(throwing: PostgresError(.configuration, "posix_spawn failed: \(spawned)"))
-                    return
-                }
-                var status: Int32 = 0
-                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-                continuation.resume(returning: (status >> 8) & 0xFF)
-            }
-        }
-        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-        guard status == 0 else {
-            throw PostgresError(.configuration, "`\(command)` failed with status \(status): \(text)")
-        }
-        return text
     }
 }

@@ -159,6 +159,60 @@ enum TestServers {
             }
         }
     }
+
+    /// Runs `command` with scripts/lib.sh loaded, waiting on a thread of its own (Foundation's
+    /// Process cannot be waited for from the cooperative pool). Output goes to a file, not a pipe:
+    /// a server the command starts keeps the descriptor open, so a pipe would never reach its end.
+    @discardableResult
+    static func shell(_ command: String) async throws -> String {
+        let output = "/tmp/" + TestServers.unique("sw-shell") + ".out"
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        // posix_spawn and waitpid on a thread of its own: Foundation's Process, waited for from a
+        // test, left this child unreaped.
+        let script = "cd \(TestServers.packageRoot.path) && . scripts/lib.sh && (\(command)) > \(output) 2>&1"
+        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                var pid: pid_t = 0
+                let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/bash"), strdup("-c"), strdup(script), nil]
+                defer { for pointer in argv { free(pointer) } }
+                let spawned = posix_spawn(&pid, "/bin/bash", nil, nil, argv, environ)
+                guard spawned == 0 else {
+                    continuation.resume(throwing: PostgresError(.configuration, "posix_spawn failed: \(spawned)"))
+                    return
+                }
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                continuation.resume(returning: (status >> 8) & 0xFF)
+            }
+        }
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        guard status == 0 else {
+            throw PostgresError(.configuration, "`\(command)` failed with status \(status): \(text)")
+        }
+        return text
+    }
+}
+
+/// A throwaway Redis server for one test (its memory limits and policies are the test's to change),
+/// started with the project's own scripts/lib.sh.
+struct PrivateRedis {
+    let directory: String
+    let port: Int
+    var url: String { "redis://127.0.0.1:\(port)/0" }
+
+    static func start() async throws -> PrivateRedis {
+        let directory = "/tmp/" + TestServers.unique("sw-redis")
+        let port = Int(try await TestServers.shell("sw_free_port").trimmingCharacters(in: .whitespacesAndNewlines))!
+        _ = try await TestServers.shell("sw_start_redis \(directory) \(port)")
+        return PrivateRedis(directory: directory, port: port)
+    }
+
+    func connect() async throws -> RedisConnection { try await RedisConnection(url: url) }
+
+    func destroy() async {
+        _ = try? await TestServers.shell("sw_stop_redis \(directory) \(port)")
+        try? FileManager.default.removeItem(atPath: directory)
+    }
 }
 
 /// Holds what one thread read, for another to pick up after a semaphore.

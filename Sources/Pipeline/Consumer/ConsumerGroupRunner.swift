@@ -109,10 +109,7 @@ public struct ConsumerGroupRunner: Sendable {
             }
             // Nothing in hand is acknowledged; its deliveries do not count toward the poison limit.
             await session.giveBackDeliveries()
-            if let stop {
-                log(String(describing: stop))
-                throw stop
-            }
+            if let stop { throw stop }
         }
         return session.stats
     }
