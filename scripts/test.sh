@@ -40,10 +40,11 @@ export REDIS_URL="redis://127.0.0.1:$redis_port/0"
 export DATABASE_URL="postgresql://warehouse@127.0.0.1:$pg_port/warehouse"
 export WAREHOUSE_BIN="$SW_ROOT/.build/debug/warehouse"
 
-# The crash test (kill -9 of real loader processes, 200,000 events) loads both cores for half a
-# minute; it runs on its own after the rest, so the timing tests (the cooperative pool, replay
-# pacing) are not measured on a machine it is saturating.
-heavy="LoaderCrashTests|KPICrashTests"
+# The crash, concurrency, error-class and lease tests (real loader and aggregator processes killed,
+# paused and restarted, private servers filled up) load both cores for minutes; they run on their
+# own after the rest, so the timing tests (the cooperative pool, replay pacing) are not measured on
+# a machine they are saturating.
+heavy="LoaderCrashTests|KPICrashTests|ConcurrentLoadTests|ErrorClassTests|KPILeaseTests"
 set +e
 if [ $# -gt 0 ]; then
   sw_log "running tests: $*"

@@ -1,0 +1,65 @@
+import Foundation
+import Pipeline
+import RedisClient
+import Testing
+
+/// The KPI lease is fenced: an aggregator paused past its lease (SIGSTOP) while a second one took
+/// over cannot write once it resumes.
+@Suite(.serialized) struct KPILeaseTests {
+    /// Aggregator A starts with a 2-second lease and is stopped (SIGSTOP) 0.8 s in; B starts 4 s
+    /// later (A's lease has expired), takes the lease, raises the fences and rebuilds; A resumes
+    /// 1.5 s after that. A's first commit is refused and it exits 1 saying it lost its lease; B
+    /// drains. The KPIs equal an uninterrupted run's, and so do those a third aggregator rebuilds
+    /// from the persisted records alone.
+    @Test(.timeLimit(.minutes(5)))
+    func anAggregatorPausedPastItsLeaseCannotWrite() async throws {
+        let redis = try await TestServers.redis()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(TestServers.unique("sw-lease")).path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try DataGenerator(options: DataGenerator.Options(orders: 40_000, seed: 43)).write(to: folder)
+        let reference = StreamLayout(namespace: TestServers.unique("swlr"))
+        let contested = StreamLayout(namespace: TestServers.unique("swlc"))
+        for layout in [reference, contested] { _ = try await KPITests.replay(folder, into: layout, redis: redis) }
+        try await KPITests.aggregate(reference)
+        let expected = try await KPISnapshot.read(KPIKeys(layout: reference), on: redis)
+
+        let arguments = ["consume", "--group", "kpi", "--namespace", contested.namespace, "--batch", "200", "--block-ms", "100",
+                         "--lease-ms", "2000", "--min-idle-ms", "2000", "--until-drained"]
+        let logA = folder + "/a.log", logB = folder + "/b.log"
+        let a = try TestServers.startWarehouse(arguments, stderrPath: logA)
+        try await Task.sleep(for: .milliseconds(800))
+        #expect(a.isRunning, "A is still aggregating when it is paused")
+        kill(a.processIdentifier, SIGSTOP)
+        try await Task.sleep(for: .seconds(4))
+        let b = try TestServers.startWarehouse(arguments, stderrPath: logB)
+        try await Task.sleep(for: .milliseconds(1500))
+        kill(a.processIdentifier, SIGCONT)
+        await TestServers.waitForExit(a)
+        await TestServers.waitForExit(b)
+        let textA = (try? String(contentsOfFile: logA, encoding: .utf8)) ?? ""
+        let textB = (try? String(contentsOfFile: logB, encoding: .utf8)) ?? ""
+        #expect(a.terminationStatus == 1, "A stops with an error: \(textA)")
+        #expect(textA.contains("lost its lease") || textA.contains("lease was taken"), "A says why: \(textA)")
+        #expect(b.terminationStatus == 0, "B drains: \(textB)")
+        #expect(textB.contains("epoch 2"), "B took the lease at the next epoch: \(textB)")
+
+        let keys = KPIKeys(layout: contested)
+        #expect(try await redis.command("GET", keys.fence).string == "2", "every commit since B's start carried B's epoch")
+        let actual = try await KPISnapshot.read(keys, on: redis)
+        let differing = Set(actual.totals.keys).union(expected.totals.keys).filter { actual.totals[$0] != expected.totals[$0] }
+        #expect(differing.isEmpty, "KPIs that differ from the uninterrupted run's: \(differing.sorted().prefix(10))")
+        #expect(actual.buckets == expected.buckets && actual.summary == expected.summary && actual.topProductsLatestDay == expected.topProductsLatestDay)
+        for entity in Entity.allCases {
+            #expect(try await redis.xpending(contested.streamKey(entity, partition: 0), group: "kpi").count == 0, "\(entity) has pending entries")
+        }
+
+        // A third aggregator rebuilds from the persisted records alone: the same figures.
+        _ = try await redis.command("DEL", keys.totals)
+        let rebuilt = try await TestServers.runWarehouse(arguments)
+        #expect(rebuilt.status == 0, "\(rebuilt.stderr)")
+        let again = try await KPISnapshot.read(keys, on: redis)
+        let differingAgain = Set(again.totals.keys).union(expected.totals.keys).filter { again.totals[$0] != expected.totals[$0] }
+        #expect(differingAgain.isEmpty, "KPIs rebuilt from the records differ: \(differingAgain.sorted().prefix(10))")
+        #expect(again.summary == expected.summary)
+    }
+}
