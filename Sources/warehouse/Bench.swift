@@ -102,15 +102,18 @@ extension Warehouse.Bench {
     struct LoadBench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "load",
-            abstract: "Loader events/s from pre-filled streams into an empty warehouse, then with every row already there; peak RSS.")
+            abstract: "Loader events/s into an empty warehouse with 1, 2 and 4 consumers (median of 3 interleaved rounds), then with every row already there; peak RSS.")
 
         @OptionGroup var connection: ConnectionOptions
 
         @Option(help: "Order lines in the generated set (about 3.2 events each).")
         var orders = 330_000
 
-        @Option(help: "Loader workers (each its own Redis and PostgreSQL connections).")
-        var workers = 2
+        @Option(help: "Consumer counts to measure, comma-separated (each consumer its own Redis and PostgreSQL connections).")
+        var consumers = "1,2,4"
+
+        @Option(help: "Rounds; each measures every count once, in turn; the median is reported.")
+        var runs = 3
 
         @Option(help: "Entries per XREADGROUP, per stream.")
         var batch = 2000
@@ -118,14 +121,26 @@ extension Warehouse.Bench {
         @Flag(help: "Print one JSON object.")
         var json = false
 
+        var counts: [Int] { consumers.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
+
+        func validate() throws {
+            guard !counts.isEmpty, counts.allSatisfy({ $0 >= 1 }), runs >= 1, batch >= 1 else {
+                throw ValidationError("--consumers takes positive counts such as 1,2,4; --runs and --batch must be positive")
+            }
+        }
+
         func run() async throws {
-            try await runBenchmark(json: json, { progress in try await LoadBenchmark(configuration: connection.servers, orderLines: orders, workers: workers, batch: batch).run(progress: progress) }) { result in
-                """
-                    bench load (\(result.events) events, \(result.workers) workers, batch \(result.batch))
-                      empty warehouse           \(grouped(result.emptyWarehouseEventsPerSecond)) events/s
-                      every row already there   \(grouped(result.existingRowsEventsPerSecond)) events/s
-                      peak RSS                  \(Int(result.peakRSSMegabytes)) MB
-                    """
+            let benchmark = LoadBenchmark(configuration: connection.servers, orderLines: orders, consumers: counts, runs: runs, batch: batch)
+            try await runBenchmark(json: json, { progress in try await benchmark.run(progress: progress) }) { result in
+                var lines = ["bench load (\(result.events) events, batch \(result.batch), median of \(runs) interleaved rounds)"]
+                for row in result.consumers {
+                    let runs = row.runs.map { grouped($0, width: 0) }.joined(separator: ", ")
+                    lines.append("  \(row.consumers) consumer\(row.consumers == 1 ? " " : "s")   \(grouped(row.medianEventsPerSecond)) events/s   "
+                                 + String(format: "%.2f× one consumer", row.versusOne) + "   (runs: \(runs))")
+                }
+                lines.append("  every row already there, \(result.workers) consumers   \(grouped(result.existingRowsEventsPerSecond)) events/s")
+                lines.append("  peak RSS                  \(Int(result.peakRSSMegabytes)) MB")
+                return lines.joined(separator: "\n")
             }
         }
     }
