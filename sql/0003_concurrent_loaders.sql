@@ -11,9 +11,10 @@
 -- side by side; a batch that changes a key's history waits for the facts in flight that use it,
 -- and they for it.
 --
--- Keys are hashed into 1024 lock slots: a transaction holds at most 1024 advisory locks whatever
--- its size (PostgreSQL's lock table holds max_locks_per_transaction × max_connections entries,
--- 6,400 by default). Two keys in one slot are merely serialised together. Locks are taken in slot
+-- Keys are hashed into 256 lock slots: a transaction holds at most 256 advisory locks whatever its
+-- size, so 25 loaders with full batches fit in PostgreSQL's lock table (max_locks_per_transaction ×
+-- max_connections entries, 6,400 by default). Two keys in one slot are merely serialised together;
+-- a batch of thousands of facts touches most slots however many there are. Locks are taken in slot
 -- order, so two loaders can never wait for each other in a cycle.
 CREATE FUNCTION lock_natural_keys(keys text[], exclusive boolean[]) RETURNS integer
 LANGUAGE plpgsql AS $$
@@ -23,7 +24,7 @@ DECLARE
 BEGIN
     FOR slot IN
         SELECT s, bool_or(x) AS x
-        FROM (SELECT (hashtextextended(k, 0) & 1023) + 7362000 AS s, x FROM unnest(keys, exclusive) AS t(k, x)) AS h
+        FROM (SELECT (hashtextextended(k, 0) & 255) + 7362000 AS s, x FROM unnest(keys, exclusive) AS t(k, x)) AS h
         GROUP BY s ORDER BY s
     LOOP
         IF slot.x THEN

@@ -168,7 +168,7 @@ public actor LiveFeed: Service {
                 let reads = try await redis!.xread(streams: [(keys.changes, last)], count: 1000, block: .seconds(1))
                 guard let entry = reads.first?.entries.last else {
                     // The read waited a second and no change record came (the KPI keys and their
-                    // record are written in one MULTI): the snapshot is current now. (Confirming
+                    // record are written in one atomic call): the snapshot is current now. (Confirming
                     // as of the moment the read began made it look 1-2 s old, and requests fell
                     // back to reading Redis in bursts, once a second.)
                     snapshots.confirm(.now)

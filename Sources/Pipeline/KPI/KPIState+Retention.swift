@@ -8,7 +8,7 @@
 /// dimension), and every payment and movement whose last version is that old. Their contributions move into the
 /// origin's retired aggregate: integer counters (`t:r` revenue of all time, `d:19800:o` orders of a
 /// day, `cat:Books:a` revenue of a category, `cu:C1:a` revenue of a customer's retired lines, …)
-/// that the aggregator adds with HINCRBY in the same MULTI as the HDEL of the retired records. A
+/// that the aggregator adds with HINCRBY in the same atomic call as the HDEL of the retired records. A
 /// rebuild applies the records still held and adds the counters back, which gives the same figures.
 ///
 /// What a retired record no longer does, by design (the semantics of Flink's state TTL):

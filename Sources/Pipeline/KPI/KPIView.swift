@@ -1,7 +1,7 @@
 import RedisClient
 
 /// Where the KPIs live in Redis and how they are written. Every key shares the hash tag `{kpi}`
-/// (one slot), so a batch's figures change in one MULTI/EXEC and `warehouse kpis` reads a
+/// (one slot), so a batch's figures change in one atomic script call and `warehouse kpis` reads a
 /// consistent snapshot in one script call.
 ///
 /// - `ns:{kpi}:totals` (hash): the headline figures, display-ready (money as `12.34`): `revenue`,
