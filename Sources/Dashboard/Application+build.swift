@@ -2,7 +2,7 @@ import Foundation
 import HTTPTypes
 public import Hummingbird
 public import Logging
-public import Pipeline
+import Pipeline
 import PostgresClient
 import RedisClient
 

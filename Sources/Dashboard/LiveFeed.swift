@@ -2,7 +2,7 @@ import Foundation
 public import NIOCore
 public import Pipeline
 import PostgresClient
-public import RedisClient
+import RedisClient
 public import ServiceLifecycle
 import Synchronization
 

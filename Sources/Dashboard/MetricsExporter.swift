@@ -1,8 +1,8 @@
 import Foundation
-public import Hummingbird
+import Hummingbird
 public import ServiceLifecycle
 public import Logging
-public import Metrics
+import Metrics
 public import Prometheus
 
 /// The process's metrics in Prometheus's text format: swift-metrics bootstrapped once with

@@ -1,5 +1,5 @@
 import Dispatch
-public import Hummingbird
+import Hummingbird
 import Metrics
 import Synchronization
 

@@ -1,6 +1,6 @@
 import Foundation
-public import Logging
-public import RedisClient
+import Logging
+import RedisClient
 public import ServiceLifecycle
 import Synchronization
 

@@ -1,6 +1,6 @@
 import Foundation
-public import PostgresClient
-public import RedisClient
+import PostgresClient
+import RedisClient
 public import ServiceLifecycle
 import Synchronization
 
