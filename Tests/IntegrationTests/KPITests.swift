@@ -21,6 +21,16 @@ import Testing
         return try await KPIAggregator.consume(options, layout: layout, url: try TestServers.redisURL(), leaseTTL: .seconds(2))
     }
 
+    /// What differs between two snapshots: the totals that do not match, by name, then "buckets",
+    /// "summary" and "top products of the latest day" when those do not. Empty when they agree.
+    static func differences(_ actual: KPISnapshot, _ expected: KPISnapshot) -> [String] {
+        var out = Set(actual.totals.keys).union(expected.totals.keys).filter { actual.totals[$0] != expected.totals[$0] }.sorted()
+        if actual.buckets != expected.buckets { out.append("buckets") }
+        if actual.summary != expected.summary { out.append("summary") }
+        if actual.topProductsLatestDay != expected.topProductsLatestDay { out.append("top products of the latest day") }
+        return out
+    }
+
     static var expectedSummary: Summary {
         get throws {
             let json = try JSONSerialization.data(withJSONObject: try #require(try SampleExpectations.json["summary"]))
@@ -238,9 +248,8 @@ import Testing
         #expect(kills >= 3, "the aggregator should have been killed several times (was \(kills))")
 
         let actual = try await KPISnapshot.read(KPIKeys(layout: crashed), on: redis)
-        let differing = Set(actual.totals.keys).union(expected.totals.keys).filter { actual.totals[$0] != expected.totals[$0] }
-        #expect(differing.isEmpty, "KPIs that differ from the uninterrupted run's: \(differing.sorted().prefix(10))")
-        #expect(actual.buckets == expected.buckets && actual.summary == expected.summary && actual.topProductsLatestDay == expected.topProductsLatestDay)
+        let differing = KPITests.differences(actual, expected)
+        #expect(differing.isEmpty, "KPIs that differ from the uninterrupted run's: \(differing.prefix(10))")
         for entity in Entity.allCases {
             #expect(try await redis.xpending(crashed.streamKey(entity, partition: 0), group: "kpi").count == 0, "\(entity) has pending entries")
         }
