@@ -429,8 +429,13 @@ extension ConsumerGroupRunner {
                 for stream in options.streams {
                     var start = "-"
                     while true {
-                        let pending = try await redis.xpending(stream, group: options.group, start: start, end: "+", count: 1000,
+                        let pending: [PendingEntry]
+                        do {
+                            pending = try await redis.xpending(stream, group: options.group, start: start, end: "+", count: 1000,
                                                                consumer: options.consumer)
+                        } catch let error as RedisError where error.serverErrorPrefix == "NOGROUP" {
+                            break   // stopped before the group was created: nothing was delivered
+                        }
                         var batch = RedisCommandBuffer()
                         for (count, entries) in Dictionary(grouping: pending.filter { $0.deliveries > 0 }, by: \.deliveries) {
                             batch.append(["XCLAIM", stream, options.group, options.consumer, "0"] + entries.map(\.id.description)
