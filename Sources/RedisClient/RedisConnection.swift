@@ -259,6 +259,13 @@ public actor RedisConnection {
         reader.pointee.privdata = Unmanaged.passUnretained(flat).toOpaque()
         var raw: UnsafeMutableRawPointer?
         let status = redisGetReply(context, &raw)
+        if status != REDIS_OK {
+            // A reply cut off part-way (the connection lost mid-read) leaves the reader holding
+            // its half-built root object, which is the builder itself. The defaults restored below
+            // would hand it to `freeReplyObject` when the context is freed, freeing a live Swift
+            // object (heap corruption). Nothing of it needs freeing: forget it first.
+            reader.pointee.reply = nil
+        }
         // Restored before anything can free the context (and the reader with it).
         reader.pointee.fn = saved.0
         reader.pointee.privdata = saved.1

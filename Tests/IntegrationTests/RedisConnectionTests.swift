@@ -150,3 +150,44 @@ import Testing
         _ = try await free.command("DEL", key1, key2)
     }
 }
+
+@Suite struct RedisConnectionFaultTests {
+    /// Connections cut part-way through large stream replies, again and again: every read fails
+    /// with a connection error (never a crash, never a wrong entry), and the read after the cuts
+    /// returns every entry intact. Before the fix, a cut left the reader's half-built reply
+    /// pointing at the connection's reply builder, and freeing the context freed that live object.
+    @Test(.timeLimit(.minutes(2)))
+    func repliesCutMidwayFailCleanly() async throws {
+        let redis = try await TestServers.redis()
+        let key = TestServers.unique("sw-cut")
+        var batch = RedisCommandBuffer()
+        for index in 0..<3000 {
+            batch.xadd(key, fields: ["n", String(index), "payload", String(repeating: "x", count: 200), "tail", "t\(index)"])
+        }
+        _ = try await redis.send(batch)
+        defer { Task { _ = try? await redis.command("DEL", key) } }
+        let upstream = redis.configuration.port
+        let cuts = 25
+        let proxy = try CuttingProxy(upstreamPort: upstream, cuts: cuts) { n in 100 + (n * 37_931) % 600_000 }
+        defer { proxy.close() }
+        let connection = try await RedisConnection(url: "redis://127.0.0.1:\(proxy.port)/0")
+        var failures = 0
+        for _ in 0..<(cuts * 2) {
+            do {
+                let reads = try await connection.xread(streams: [(key, "0")], count: 3000)
+                let entries = reads.first?.entries ?? []
+                #expect(entries.count == 3000)
+                #expect(entries.enumerated().allSatisfy { $0.element["n"] == String($0.offset) && $0.element["tail"] == "t\($0.offset)" })
+                if proxy.accepted > cuts { break }
+            } catch let error as RedisError {
+                #expect(error.code == .connection || error.code == .protocolError || error.code == .timeout, "\(error)")
+                failures += 1
+            }
+            // Allocation traffic between reads, so a freed live object shows.
+            _ = (0..<2000).map { String(repeating: "y", count: $0 % 64) }
+        }
+        #expect(failures >= cuts - 1, "the proxy cut the replies (\(failures) failures)")
+        let last = try await connection.xread(streams: [(key, "0")], count: 3000)
+        #expect(last.first?.entries.count == 3000)
+    }
+}
