@@ -156,7 +156,9 @@ public actor PostgresConnection {
         guard PQputCopyEnd(connection, nil) == 1 else { throw dropConnection(connection) }
         var copied = 0
         var firstError: (any Error)?
-        while let next = PQgetResult(connection) {
+        // A failure that lost the connection frees it (`resultOrThrow` drops the box): never ask the
+        // freed handle for another result.
+        while box?.connection == connection, let next = PQgetResult(connection) {
             let result = PGResultBox(next)
             do {
                 let rows = try resultOrThrow(result, connection)
