@@ -33,8 +33,15 @@ public actor RedisConnection {
         thread.asUnownedSerialExecutor()
     }
 
+    /// hiredis writes with write(2), which raises SIGPIPE when the server has closed the socket
+    /// (a restart, a failover, a proxy cutting the connection), and SIGPIPE's default action ends
+    /// the process. A process that uses this client ignores it once: the write then fails with
+    /// EPIPE, which is an ordinary connection error that the caller retries.
+    private static let pipeSignalIgnored: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
+
     /// Connects now; throws if the server cannot be reached or rejects the credentials.
     public init(configuration: RedisConfiguration) async throws {
+        _ = Self.pipeSignalIgnored
         self.configuration = configuration
         self.thread = ConnectionThread(name: "redis-conn")
         self.backoff = ReconnectBackoff(maximum: configuration.maximumReconnectDelay)

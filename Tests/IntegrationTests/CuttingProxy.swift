@@ -89,7 +89,8 @@ final class CuttingProxy: Sendable {
             if count <= 0 { break }
             var offset = 0
             while offset < count {
-                let written = buffer.withUnsafeBytes { write(destination, $0.baseAddress! + offset, count - offset) }
+                // send(MSG_NOSIGNAL): a peer that closed first must not raise SIGPIPE in the test process.
+                let written = buffer.withUnsafeBytes { send(destination, $0.baseAddress! + offset, count - offset, Int32(MSG_NOSIGNAL)) }
                 if written <= 0 { break }
                 offset += written
             }
