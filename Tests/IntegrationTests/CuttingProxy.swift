@@ -44,15 +44,19 @@ final class CuttingProxy: Sendable {
 
     func close() {
         state.withLock { $0.closed = true }
+        // Wakes the accept loop, which closes the descriptor itself: closed here, its number could
+        // be reused by another test's listening socket before the loop stops calling accept on it.
         shutdown(listener, Int32(SHUT_RDWR))
-        Glibc.close(listener)
     }
 
     private func acceptLoop() {
         while true {
             let client = accept(listener, nil, nil)
             if client < 0 {
-                if state.withLock({ $0.closed }) { return }
+                if state.withLock({ $0.closed }) {
+                    Glibc.close(listener)
+                    return
+                }
                 continue
             }
             let limit: Int? = state.withLock { state in
@@ -73,13 +77,37 @@ final class CuttingProxy: Sendable {
                 Glibc.close(client); Glibc.close(server)
                 continue
             }
-            Thread.detachNewThread { Self.pump(from: client, to: server, limit: nil) }
-            Thread.detachNewThread { Self.pump(from: server, to: client, limit: limit) }
+            let pair = SocketPair(client, server)
+            Thread.detachNewThread { Self.pump(from: client, to: server, limit: nil, pair: pair) }
+            Thread.detachNewThread { Self.pump(from: server, to: client, limit: limit, pair: pair) }
         }
     }
 
     /// Copies bytes until either side closes, or `limit` bytes went through (then closes both).
-    private static func pump(from source: Int32, to destination: Int32, limit: Int?) {
+    /// The two sockets of one proxied connection, closed once both directions are done: a
+    /// descriptor closed early could be reused by another connection of the test process (a
+    /// PostgreSQL connection of another test) before the other direction's shutdown reached it.
+    final class SocketPair: Sendable {
+        let sockets: (Int32, Int32)
+        private let open = Mutex(2)
+        init(_ a: Int32, _ b: Int32) { sockets = (a, b) }
+
+        /// Ends both directions; the second caller closes both descriptors.
+        func finish() {
+            shutdown(sockets.0, Int32(SHUT_RDWR))
+            shutdown(sockets.1, Int32(SHUT_RDWR))
+            let last = open.withLock { count -> Bool in
+                count -= 1
+                return count == 0
+            }
+            if last {
+                Glibc.close(sockets.0)
+                Glibc.close(sockets.1)
+            }
+        }
+    }
+
+    private static func pump(from source: Int32, to destination: Int32, limit: Int?, pair: SocketPair) {
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
         var sent = 0
         while true {
@@ -96,9 +124,6 @@ final class CuttingProxy: Sendable {
             }
             sent += count
         }
-        // Both directions end; each pump closes only the socket it reads (so none is closed twice).
-        shutdown(source, Int32(SHUT_RDWR))
-        shutdown(destination, Int32(SHUT_RDWR))
-        Glibc.close(source)
+        pair.finish()
     }
 }
