@@ -131,27 +131,20 @@ public struct ConsumerGroupRunner: Sendable {
         }
     }
 
-    /// 100 ms doubling to 10 s, with jitter on the upper half.
-    static func backoff(_ failures: Int) -> Duration {
-        let base = Duration.milliseconds(100) * (1 << min(max(failures, 1) - 1, 7))
-        let capped = min(base, .seconds(10))
-        return capped / 2 + capped / 2 * Double.random(in: 0...1)
-    }
-
-    /// Runs `body` until it succeeds, waiting out transient failures with backoff (for what runs
-    /// outside a session: connecting, taking a lease). Fatal failures are thrown at once; a
-    /// graceful shutdown during a wait throws `CancellationError`.
+    /// Runs `body` until it succeeds, waiting out transient failures with the circuit breaker's
+    /// backoff (for what runs outside a session: connecting, taking a lease). Fatal failures are
+    /// thrown at once; a graceful shutdown during a wait throws `CancellationError`.
     public static func retryingTransient<T>(
         _ what: String, log: @Sendable (String) -> Void, _ body: () async throws -> T
     ) async throws -> T {
-        var failures = 0
+        var breaker = CircuitBreaker()
         while true {
             do {
                 return try await body()
             } catch where FailureClass.of(error) == .transient && !(error is CancellationError) {
-                failures += 1
-                if failures == 1 || failures.isMultiple(of: 10) { log("\(what) failed (\(error)); retrying") }
-                try await pause(backoff(failures))
+                let (wait, _) = breaker.recordFailure()
+                if breaker.failures == 1 || breaker.failures.isMultiple(of: 10) { log("\(what) failed (\(error)); retrying") }
+                try await pause(wait)
             }
         }
     }
