@@ -142,6 +142,32 @@ sw_stop_postgres() {
   sw_as_pg "$bin/pg_ctl" -D "$dir/data" -m "$mode" -w -t 60 stop >/dev/null 2>&1 || true
 }
 
+# sw_kill_redis DIR: kill -9 of the redis-server whose files are in DIR (a crash, for fault tests).
+sw_kill_redis() {
+  local dir=$1 pid
+  pid=$(cat "$dir/redis.pid" 2>/dev/null) || return 0
+  kill -9 "$pid" 2>/dev/null || true
+  local i
+  for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  rm -f "$dir/redis.pid"
+}
+
+# sw_kill_postgres DIR: kill -9 of every process of the PostgreSQL cluster in DIR (the postmaster
+# and its children at once, as a power cut would end them); restarting runs crash recovery.
+sw_kill_postgres() {
+  local dir=$1 pid children
+  pid=$(head -n 1 "$dir/data/postmaster.pid" 2>/dev/null) || return 0
+  children=$(pgrep -P "$pid" || true)
+  kill -9 "$pid" $children 2>/dev/null || true
+  local i p alive
+  for i in $(seq 1 100); do
+    alive=0
+    for p in $pid $children; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive -eq 0 ] && break
+    sleep 0.05
+  done
+}
+
 sw_redis_running() { [ "$(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null)" = PONG ]; }
 sw_postgres_running() { psql -h 127.0.0.1 -p "$1" -U warehouse -d warehouse -Atc 'SELECT 1' >/dev/null 2>&1; }
 

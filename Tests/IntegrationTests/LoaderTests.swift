@@ -421,17 +421,24 @@ extension LoaderCrashTests {
 struct PrivatePostgres {
     let directory: String
     let port: Int
+    /// With `fsync` and `synchronous_commit` on, as a user runs it (otherwise the fast settings).
+    var durable = false
+    var url: String { "postgresql://warehouse@127.0.0.1:\(port)/warehouse" }
+    private var mode: String { durable ? "durable" : "fast" }
 
-    static func start() async throws -> PrivatePostgres {
+    static func start(durable: Bool = false) async throws -> PrivatePostgres {
         let directory = "/tmp/" + TestServers.unique("sw-pg")
         let port = Int(try await TestServers.shell("sw_free_port").trimmingCharacters(in: .whitespacesAndNewlines))!
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        _ = try await TestServers.shell("chmod 755 \(directory) && sw_start_postgres \(directory)/pg \(port) fast")
-        return PrivatePostgres(directory: directory, port: port)
+        let server = PrivatePostgres(directory: directory, port: port, durable: durable)
+        _ = try await TestServers.shell("chmod 755 \(directory) && sw_start_postgres \(directory)/pg \(port) \(server.mode)")
+        return server
     }
 
     func stop() async throws { _ = try await TestServers.shell("sw_stop_postgres \(directory)/pg fast") }
-    func startAgain() async throws { _ = try await TestServers.shell("sw_start_postgres \(directory)/pg \(port) fast") }
+    func startAgain() async throws { _ = try await TestServers.shell("sw_start_postgres \(directory)/pg \(port) \(mode)") }
+    /// kill -9 of every process of the server (as a power cut would end them); returns once they are gone.
+    func killNine() async throws { _ = try await TestServers.shell("sw_kill_postgres \(directory)/pg") }
 
     func destroy() async {
         _ = try? await TestServers.shell("sw_stop_postgres \(directory)/pg immediate")

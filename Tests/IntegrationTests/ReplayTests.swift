@@ -131,6 +131,11 @@ enum SampleExpectations {
         let again = try await Replayer(options: options).run(redis: redis)
         #expect(again.events == 0)
         #expect(again.resumedFrom == full.events)
+        // …and leaves the checkpoint where it was (it once wrote position 0, so a third run
+        // published everything again).
+        let third = try await Replayer(options: options).run(redis: redis)
+        #expect(third.events == 0)
+        #expect(third.resumedFrom == full.events)
     }
 
     @Test func speedKeepsPaceWithEventTime() async throws {

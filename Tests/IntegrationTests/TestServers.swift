@@ -198,13 +198,41 @@ enum TestServers {
 struct PrivateRedis {
     let directory: String
     let port: Int
+    /// With the append-only file on (`appendfsync everysec`), as a user runs it.
+    var durable = false
     var url: String { "redis://127.0.0.1:\(port)/0" }
 
-    static func start() async throws -> PrivateRedis {
+    static func start(durable: Bool = false) async throws -> PrivateRedis {
         let directory = "/tmp/" + TestServers.unique("sw-redis")
         let port = Int(try await TestServers.shell("sw_free_port").trimmingCharacters(in: .whitespacesAndNewlines))!
-        _ = try await TestServers.shell("sw_start_redis \(directory) \(port)")
-        return PrivateRedis(directory: directory, port: port)
+        _ = try await TestServers.shell("sw_start_redis \(directory) \(port) \(durable ? "durable" : "")")
+        return PrivateRedis(directory: directory, port: port, durable: durable)
+    }
+
+    /// kill -9 of the server; returns once it is gone.
+    func killNine() async throws {
+        _ = try await TestServers.shell("sw_kill_redis \(directory)")
+    }
+
+    /// Starts the server again on the same port and files (loading its append-only file).
+    func startAgain() async throws {
+        _ = try await TestServers.shell("sw_start_redis \(directory) \(port) \(durable ? "durable" : "")")
+    }
+
+    /// Cuts a random number of bytes, up to `limit`, off the end of the newest append-only file
+    /// (what a machine crash loses of writes not yet fsynced); returns how many. Run while the
+    /// server is down.
+    func cutAppendOnlyFileTail(upTo limit: Int) throws -> Int {
+        let folder = directory + "/appendonlydir"
+        let manifest = try String(contentsOfFile: folder + "/appendonly.aof.manifest", encoding: .utf8)
+        // Lines like `file appendonly.aof.3.incr.aof seq 3 type i`: the last incremental file is the tail.
+        guard let line = manifest.split(separator: "\n").last(where: { $0.hasSuffix("type i") }) else { return 0 }
+        let path = folder + "/" + line.split(separator: " ")[1]
+        let size = Int((try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value ?? 0)
+        guard size > 0 else { return 0 }
+        let cut = Int.random(in: 1...min(size, limit))
+        guard truncate(path, off_t(size - cut)) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        return cut
     }
 
     func connect() async throws -> RedisConnection { try await RedisConnection(url: url) }

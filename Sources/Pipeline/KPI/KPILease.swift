@@ -27,14 +27,21 @@ public struct KPILease: Sendable {
         """)
     /// Renews the lease; takes it back if it expired and nobody took it meanwhile (the epoch has
     /// not moved). 1 when held, 0 when lost.
+    ///
+    /// An epoch *below* the holder's means Redis lost writes (restarted from an append-only file
+    /// missing its tail, as after a machine crash with `appendfsync everysec`): nobody can have
+    /// taken the lease since (there is no holder), so the epoch is put back and the lease taken
+    /// again. Left as it was, the next take would hand out this holder's epoch a second time.
     static let renew = RedisScript("""
         local holder = redis.call('GET', KEYS[1])
         if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-        if not holder and redis.call('GET', KEYS[2]) == ARGV[3] then
-          redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-          return 1
-        end
-        return 0
+        if holder then return 0 end
+        local current = tonumber(redis.call('GET', KEYS[2]) or '0')
+        local mine = tonumber(ARGV[3])
+        if current > mine then return 0 end
+        if current < mine then redis.call('SET', KEYS[2], ARGV[3]) end
+        redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+        return 1
         """)
     static let release = RedisScript("""
         if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end

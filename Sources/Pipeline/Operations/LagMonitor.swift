@@ -161,7 +161,11 @@ public struct LagMonitor: Sendable {
             guard try await redis.command("EXISTS", stream).int == 1 else { continue }
             for group in try await redis.xinfoGroups(stream) {
                 var lag = group.lag ?? 0
-                if group.lag == nil { lag = try await LagMonitor().count(stream, after: group.lastDeliveredID, on: redis) }
+                if group.lag == nil {
+                    lag = try await LagMonitor().count(stream, after: group.lastDeliveredID, on: redis)
+                } else if lag > 0, try await redis.xrange(stream, start: "(" + group.lastDeliveredID.description, count: 1).isEmpty {
+                    lag = 0   // Redis's figure is off (see `ConsumerGroupRunner.drained`): nothing follows the last delivered entry
+                }
                 out.append((stream, group.name, lag, group.pending))
             }
         }

@@ -156,7 +156,7 @@ public struct Replayer: Sendable {
         /// The timeline position up to which every record is in a batch already sent or being
         /// built: what the checkpoint may say (a record waiting on the pacer, or held in the
         /// shuffle window, is not).
-        var covered = 0
+        var covered = resumeFrom
         var previous: (Timestamp, EventID)?
         var window: [(SortedRecord, [UInt8])] = []
         var publishStart: ContinuousClock.Instant?
