@@ -33,8 +33,9 @@ struct ProduceOptions: ParsableArguments {
 
     var layout: StreamLayout { streams.layout(partitions: partitions) }
 
-    /// Prints what was published and what was rejected; exit 1 when anything was rejected.
-    func report(_ outcome: Producer.Outcome) throws {
+    /// Prints what was published and what was rejected; exit 1 when anything was rejected
+    /// (unless `exitOnRejects` is false: a streaming caller reporting one chunk of many).
+    func report(_ outcome: Producer.Outcome, exitOnRejects: Bool = true) throws {
         for rejection in outcome.rejected {
             FileHandle.standardError.write(Data("rejected \(rejection.description)\n".utf8))
         }
@@ -45,7 +46,7 @@ struct ProduceOptions: ParsableArguments {
         } else {
             for item in outcome.published { print("published \(item.stream) \(item.id) (line \(item.line), event \(item.eventID))") }
         }
-        if !outcome.rejected.isEmpty { throw ExitCode(1) }
+        if exitOnRejects && !outcome.rejected.isEmpty { throw ExitCode(1) }
     }
 
     struct Report: Encodable {
@@ -85,49 +86,68 @@ extension Warehouse.Produce {
         @Option(help: "csv (a header line, then records) or jsonl (one JSON object per line).")
         var format: Format = .csv
 
+        @Option(help: "The longest record or line, in bytes: a longer one (or a CSV quote left open) is rejected and reading goes on at the next line.")
+        var maxRecordBytes = CSVReader.defaultMaxRecordBytes
+
         func run() async throws {
             guard let entity = Entity(rawValue: entity) ?? Entity.allCases.first(where: { $0.eventType == self.entity }) else {
                 throw exitUnusable("unknown entity \(self.entity): one of \(Entity.allCases.map(\.rawValue).joined(separator: ", "))")
             }
-            let input = FileHandle.standardInput.readDataToEndOfFile()
             let redis = try await RedisConnection(url: options.connection.servers.redisURL)
             let producer = Producer(layout: options.layout)
-            let outcome: Producer.Outcome
-            switch format {
-            case .csv:
-                var reader = CSVReader(bytes: Array(input), file: "stdin")
-                var records: [(line: Int, fields: [String])] = []
-                let header: [String]
-                do {
-                    guard let first = try reader.next() else { throw exitUnusable("stdin: no header line") }
-                    header = first.fields
-                    while let record = try reader.next() { records.append(record) }
-                } catch let error as CSVError {
-                    throw exitUnusable(error.description)
-                }
-                do {
-                    outcome = try await producer.publish(records, entity: entity, header: header, input: "stdin", on: redis)
-                } catch let error as ContractError {
-                    throw exitUnusable("stdin: \(error.description)")
-                }
-            case .jsonl:
-                var objects: [(line: Int, values: [String: String])] = []
-                var malformed: [Rejection] = []
-                for (index, line) in String(decoding: input, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-                    let text = line.trimmingCharacters(in: .whitespacesAndNewlines)
-                    if text.isEmpty { continue }
-                    if let object = Producer.object(jsonLine: text) {
-                        objects.append((index + 1, object))
-                    } else {
-                        malformed.append(Rejection(file: "stdin", line: index + 1, column: nil, reason: "not a JSON object of strings and numbers",
-                                                   code: "not_json", raw: String(text.prefix(200))))
+            // Read as it comes and published a chunk at a time (a live pipe's record goes at once);
+            // without --json each event is printed as it is published.
+            var outcome = Producer.Outcome()
+            var header: [String]?
+            let input = ProducerInput(format: format == .csv ? .csv : .jsonl, maxRecordBytes: maxRecordBytes)
+            for try await chunk in input {
+                var part = Producer.Outcome()
+                part.rejected = chunk.unreadable
+                switch format {
+                case .csv:
+                    var records = chunk.csv[...]
+                    if header == nil {
+                        guard let first = records.popFirst() else {
+                            if !chunk.unreadable.isEmpty { throw exitUnusable("stdin: the header line cannot be read: \(chunk.unreadable[0].description)") }
+                            continue
+                        }
+                        header = first.fields
                     }
+                    guard !records.isEmpty else { break }
+                    do {
+                        let published = try await producer.publish(Array(records), entity: entity, header: header!, input: "stdin", on: redis)
+                        part.published = published.published
+                        part.rejected += published.rejected
+                    } catch let error as ContractError {
+                        throw exitUnusable("stdin: \(error.description)")
+                    }
+                case .jsonl:
+                    var objects: [(line: Int, values: [String: String])] = []
+                    for (line, text) in chunk.jsonl {
+                        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+                        if trimmed.isEmpty { continue }
+                        if let object = Producer.object(jsonLine: trimmed) {
+                            objects.append((line, object))
+                        } else {
+                            part.rejected.append(Rejection(file: "stdin", line: line, column: nil, reason: "not a JSON object of strings and numbers",
+                                                           code: "not_json", raw: String(trimmed.prefix(200))))
+                        }
+                    }
+                    let published = try await producer.publish(objects: objects, entity: entity, input: "stdin", on: redis)
+                    part.published = published.published
+                    part.rejected += published.rejected
                 }
-                var result = try await producer.publish(objects: objects, entity: entity, input: "stdin", on: redis)
-                result.rejected = (result.rejected + malformed).sorted { $0.line < $1.line }
-                outcome = result
+                part.rejected.sort { $0.line < $1.line }
+                if !options.json { try options.report(part, exitOnRejects: false) }
+                outcome.published += options.json ? part.published : []
+                outcome.rejected += part.rejected
             }
-            try options.report(outcome)
+            if header == nil && format == .csv && outcome.rejected.isEmpty { throw exitUnusable("stdin: no header line") }
+            if options.json {
+                try options.report(outcome)
+            } else if !outcome.rejected.isEmpty {
+                throw ExitCode(1)
+            }
         }
     }
 

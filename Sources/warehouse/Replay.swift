@@ -51,6 +51,12 @@ extension Warehouse {
         @Option(help: "Memory for sorting before it spills to disk, in MiB.")
         var memoryMb = 256
 
+        @Option(help: "The sort may spill at most this much to disk, in MiB (it also always leaves 1 GiB free).")
+        var maxSpillMb = 20 * 1024
+
+        @Option(help: "The longest CSV record, in bytes: a longer one, or a quote left open, is rejected and reading goes on at the next line.")
+        var maxRecordBytes = CSVReader.defaultMaxRecordBytes
+
         @Option(help: "Back-pressure: pause while the slowest consumer group lags more than this many entries (0: never).")
         var maxLag = 0
 
@@ -62,7 +68,9 @@ extension Warehouse {
             if let from, Timestamp(iso8601: from) == nil { throw ValidationError("--from must be ISO-8601 with an offset, like 2024-03-01T00:00:00Z") }
             if let to, Timestamp(iso8601: to) == nil { throw ValidationError("--to must be ISO-8601 with an offset, like 2024-03-02T00:00:00Z") }
             if let partitions, partitions < 1 { throw ValidationError("--partitions must be at least 1") }
-            guard batch >= 1, memoryMb >= 1 else { throw ValidationError("--batch and --memory-mb must be positive") }
+            guard batch >= 1, memoryMb >= 1, maxSpillMb >= 0, maxRecordBytes >= 64 else {
+                throw ValidationError("--batch and --memory-mb must be positive, --max-spill-mb not negative, --max-record-bytes at least 64")
+            }
         }
 
         func run() async throws {
@@ -76,6 +84,8 @@ extension Warehouse {
             options.resume = resume
             options.batchSize = batch
             options.memoryBudget = memoryMb << 20
+            options.maxSpillBytes = maxSpillMb << 20
+            options.maxRecordBytes = maxRecordBytes
             if maxLag > 0 { options.maxLag = maxLag }
             options.duplicateRate = scenario?.duplicateRate ?? 0
             options.shuffleWindow = scenario?.shuffleWindow ?? 0
@@ -105,6 +115,11 @@ extension Warehouse {
             } catch let error as ContractError {
                 renderer.finish()
                 throw CLIError(error.description)
+            } catch where !dryRun && FailureClass.of(error) == .transient {
+                // Redis went away mid-replay: what was published is in the checkpoint (written with
+                // the entries it covers, so it never claims more than Redis kept).
+                renderer.finish()
+                throw CLIError("\(error)\nthe replay stopped; once Redis is back, `warehouse replay --resume` (same options) continues from its checkpoint")
             }
             renderer.finish()
             guard let report = outcome.withLock({ $0 }) else { return }

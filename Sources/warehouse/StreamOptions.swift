@@ -12,7 +12,19 @@ struct StreamOptions: ParsableArguments {
         return ProcessInfo.processInfo.environment["WAREHOUSE_NAMESPACE"].flatMap { $0.isEmpty ? nil : $0 } ?? StreamLayout.defaultNamespace
     }
 
+    @Option(help: "Entries the dead-letter stream keeps at most; past it the oldest are dropped, with a warning and a metric (0: no cap; default $WAREHOUSE_DEAD_LETTER_CAP, else 1000000).")
+    var deadLetterCap: Int?
+
+    @Option(help: "Columns never copied into the dead-letter stream, comma-separated (their values show as ***; default $WAREHOUSE_DEAD_LETTER_MASK).")
+    var deadLetterMask: String?
+
     func layout(partitions: Int = 1) -> StreamLayout {
-        StreamLayout(namespace: resolvedNamespace, partitions: partitions)
+        var layout = StreamLayout(namespace: resolvedNamespace, partitions: partitions)
+        let environment = ProcessInfo.processInfo.environment
+        let cap = deadLetterCap ?? environment["WAREHOUSE_DEAD_LETTER_CAP"].flatMap(Int.init) ?? DeadLetterPolicy.defaultCap
+        let mask = (deadLetterMask ?? environment["WAREHOUSE_DEAD_LETTER_MASK"] ?? "")
+            .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+        layout.deadLetters = DeadLetterPolicy(cap: cap, maskedColumns: Set(mask))
+        return layout
     }
 }

@@ -55,20 +55,77 @@ import Testing
         #expect(try records("\"ab\"c,d\n").map(\.1) == [["abc", "d"]])
     }
 
-    @Test func unterminatedQuoteNamesTheLine() throws {
-        do {
-            _ = try records("a\nb\n\"open,\nmore\n")
-            Issue.record("should fail")
-        } catch let error as CSVError {
-            #expect(error.line == 3)
-            #expect(error.file == "t.csv")
+    /// Every record and every error, reading on after each error as replay does.
+    private func recordsAndErrors(_ text: String, chunk: Int? = nil, limit: Int = CSVReader.defaultMaxRecordBytes) throws -> ([(Int, [String])], [CSVError], Int) {
+        var reader: CSVReader
+        if let chunk {
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("sw-csv-\(UUID().uuidString).csv").path
+            _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+            reader = try CSVReader(path: path, file: "t.csv", chunkSize: chunk, maxRecordBytes: limit)
+            try FileManager.default.removeItem(atPath: path)
+        } else {
+            reader = CSVReader(bytes: Array(text.utf8), file: "t.csv", maxRecordBytes: limit)
         }
+        var records: [(Int, [String])] = []
+        var errors: [CSVError] = []
+        var largest = 0
+        while true {
+            do {
+                guard let record = try reader.next() else { break }
+                records.append((record.line, record.fields))
+            } catch let error as CSVError {
+                errors.append(error)
+            }
+            largest = max(largest, reader.bufferCapacity)
+        }
+        return (records, errors, largest)
+    }
+
+    /// A quote left open to the end of the file costs its line only: the lines after it are read.
+    @Test(arguments: [nil, 1, 4, 64])
+    func unterminatedQuoteNamesTheLineAndReadingGoesOn(chunk: Int?) throws {
+        let (records, errors, _) = try recordsAndErrors("a\nb\n\"open,\nmore\nlast\n", chunk: chunk)
+        #expect(errors.map(\.line) == [3])
+        #expect(errors.first?.file == "t.csv")
+        #expect(errors.first?.message.contains("not closed") == true)
+        #expect(records.map(\.0) == [1, 2, 4, 5])
+        #expect(records.map(\.1) == [["a"], ["b"], ["more"], ["last"]])
+    }
+
+    /// An unclosed quote early in a large file never pulls the rest of it into memory: past the
+    /// record limit the line is rejected and reading resumes on the next one.
+    @Test func anUnclosedQuoteInALargeFileIsBoundedByTheRecordLimit() throws {
+        var text = "id,name\n1,\"never closed\n"
+        for index in 2...20_000 { text += "\(index),row \(index)\n" }
+        let (records, errors, largest) = try recordsAndErrors(text, chunk: 4096, limit: 64 * 1024)
+        #expect(errors.count == 1)
+        #expect(errors.first?.line == 2)
+        #expect(errors.first?.message.contains("not closed within 65536 bytes") == true, "\(errors)")
+        #expect(records.count == 20_000)   // the header and rows 2…20000 (line 3 onwards)
+        #expect(records.last?.1 == ["20000", "row 20000"])
+        #expect(largest <= 64 * 1024 + 2 * 4096, "the buffer stayed near the limit (\(largest) bytes)")
+    }
+
+    @Test(arguments: [nil, 512])
+    func aRecordLongerThanTheLimitIsRejectedAndSkipped(chunk: Int?) throws {
+        let long = String(repeating: "x", count: 5000)
+        let (records, errors, _) = try recordsAndErrors("a,b\n1,\(long)\n2,\"\(long)\"\n3,ok\n", chunk: chunk, limit: 1000)
+        #expect(errors.map(\.line) == [2, 3])
+        #expect(errors.first?.message.contains("longer than 1000 bytes") == true, "\(errors)")
+        #expect(records.map(\.1) == [["a", "b"], ["3", "ok"]])
+        #expect(records.last?.0 == 4)
     }
 
     @Test func fieldOfOneMegabyte() throws {
         let big = String(repeating: "x", count: 1 << 20)
         let quoted = String(repeating: "q\"\"", count: 100_000)
-        let result = try records("id,payload\n1,\(big)\n2,\"\(quoted)\"\n", chunk: 4096)
+        var reader: CSVReader
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sw-csv-\(UUID().uuidString).csv").path
+        _ = FileManager.default.createFile(atPath: path, contents: Data("id,payload\n1,\(big)\n2,\"\(quoted)\"\n".utf8))
+        reader = try CSVReader(path: path, file: "t.csv", chunkSize: 4096, maxRecordBytes: 2 << 20)
+        try FileManager.default.removeItem(atPath: path)
+        var result: [(Int, [String])] = []
+        while let record = try reader.next() { result.append((record.line, record.fields)) }
         #expect(result.count == 3)
         #expect(result[1].1[1].utf8.count == 1 << 20)
         #expect(result[2].1[1] == String(repeating: "q\"", count: 100_000))

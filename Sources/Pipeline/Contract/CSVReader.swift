@@ -17,9 +17,17 @@ public struct CSVError: Error, Sendable, CustomStringConvertible {
 /// of the largest record plus one chunk.
 ///
 /// A quote inside an unquoted field is kept as data; text after a closing quote is kept too
-/// (`"ab"c` reads `abc`), as most readers do. A quote left open at the end of the file is an error
-/// naming the line where its record started.
+/// (`"ab"c` reads `abc`), as most readers do.
+///
+/// Records are bounded (`maxRecordBytes`): a record longer than that, or a quote left open to the
+/// end of the file, is a `CSVError` naming the line where the record started, and reading goes on
+/// from the line after it (the quote is taken for a stray one). So an unclosed quote costs one
+/// row, never the rest of the file, and memory stays at the limit plus one chunk.
 public struct CSVReader {
+    /// The default longest record: 1 MiB.
+    public static let defaultMaxRecordBytes = 1 << 20
+    /// The longest record read; longer ones are skipped with an error.
+    public let maxRecordBytes: Int
     public let file: String
     private var buffer: [UInt8]
     private var start = 0
@@ -39,12 +47,15 @@ public struct CSVReader {
         var count: Int
     }
     private var checkedBOM = false
+    /// Bytes held for reading (tests check that it stays bounded).
+    var bufferCapacity: Int { buffer.count }
     private let chunkSize: Int
 
     /// Reads `path`; `file` is the name used in errors (default: the path).
-    public init(path: String, file: String? = nil, chunkSize: Int = 1 << 20) throws {
+    public init(path: String, file: String? = nil, chunkSize: Int = 1 << 20, maxRecordBytes: Int = CSVReader.defaultMaxRecordBytes) throws {
         self.file = file ?? path
         self.chunkSize = chunkSize
+        self.maxRecordBytes = max(1, maxRecordBytes)
         descriptor = open(path, O_RDONLY)
         guard descriptor >= 0 else {
             throw CSVError(file: self.file, line: 0, message: "cannot open: \(String(cString: strerror(errno)))")
@@ -52,10 +63,28 @@ public struct CSVReader {
         buffer = [UInt8](repeating: 0, count: chunkSize)
     }
 
+    /// Reads from an open descriptor (standard input, a pipe), which `close()` closes.
+    /// `willWait`, when given, runs whenever the next read would wait for more input (nothing is
+    /// readable yet): a streaming caller hands over what it has gathered there.
+    public init(
+        descriptor: Int32, file: String, chunkSize: Int = 1 << 16, maxRecordBytes: Int = CSVReader.defaultMaxRecordBytes,
+        willWait: (() -> Void)? = nil
+    ) {
+        self.file = file
+        self.chunkSize = chunkSize
+        self.maxRecordBytes = max(1, maxRecordBytes)
+        self.descriptor = descriptor
+        self.willWait = willWait
+        buffer = [UInt8](repeating: 0, count: chunkSize)
+    }
+
+    private var willWait: (() -> Void)?
+
     /// Reads from bytes in memory (tests, stdin).
-    public init(bytes: [UInt8], file: String = "<memory>") {
+    public init(bytes: [UInt8], file: String = "<memory>", maxRecordBytes: Int = CSVReader.defaultMaxRecordBytes) {
         self.file = file
         self.chunkSize = max(bytes.count, 1)
+        self.maxRecordBytes = max(1, maxRecordBytes)
         buffer = bytes
         end = bytes.count
         atEOF = true
@@ -139,6 +168,11 @@ public struct CSVReader {
             switch outcome {
             case .complete(let consumed, let newlines):
                 let recordLine = line
+                if consumed > maxRecordBytes {
+                    start += consumed
+                    line += newlines
+                    throw CSVError(file: file, line: recordLine, message: "the record is longer than \(maxRecordBytes) bytes (--max-record-bytes)")
+                }
                 currentLine = line
                 if materialize {
                 fields.removeAll(keepingCapacity: true)
@@ -155,13 +189,23 @@ public struct CSVReader {
                 line += newlines
                 return recordLine
             case .needMore:
+                let recordLine = line
                 if atEOF {
-                    // An open quote at the end of the input.
-                    let recordLine = line
-                    start = end
-                    throw CSVError(file: file, line: recordLine, message: "a quoted field is not closed before the end of the file")
+                    // A quote still open at the end of the input: the record's first line is the
+                    // bad row; what follows it is read again as records of its own.
+                    try skipLine()
+                    throw CSVError(file: file, line: recordLine, message: "a quoted field opened on this line is not closed before the end of the file")
                 }
-                try fill(minimum: end - start + 1)
+                if end - start >= maxRecordBytes {
+                    let quoted = openQuote()
+                    try skipLine()
+                    throw CSVError(
+                        file: file, line: recordLine,
+                        message: quoted
+                            ? "a quoted field opened on this line is not closed within \(maxRecordBytes) bytes (--max-record-bytes)"
+                            : "the record is longer than \(maxRecordBytes) bytes (--max-record-bytes)")
+                }
+                try fill(minimum: min(end - start + 1, maxRecordBytes))
             }
         }
     }
@@ -259,6 +303,49 @@ public struct CSVReader {
         }
     }
 
+    /// Whether the record at `start` is cut off inside a quoted field (rather than merely long).
+    private func openQuote() -> Bool {
+        var quoted = false
+        var fieldStart = true
+        var index = start
+        while index < end {
+            let byte = buffer[index]
+            if quoted {
+                if byte == UInt8(ascii: "\"") {
+                    if index + 1 < end, buffer[index + 1] == UInt8(ascii: "\"") { index += 2; continue }
+                    quoted = false
+                }
+            } else if byte == UInt8(ascii: "\""), fieldStart {
+                quoted = true
+            } else if byte == UInt8(ascii: ",") {
+                fieldStart = true
+                index += 1
+                continue
+            } else if byte == 10 {
+                return false
+            }
+            fieldStart = false
+            index += 1
+        }
+        return quoted
+    }
+
+    /// Moves past the end of the line at `start` (reading on, a chunk at a time, without keeping
+    /// what it skips), or to the end of the input.
+    private mutating func skipLine() throws {
+        while true {
+            if let newline = buffer[start..<end].firstIndex(of: 10) {
+                start = newline + 1
+                line += 1
+                return
+            }
+            start = end
+            if atEOF { return }
+            try fill(minimum: 1)
+            if start == end && atEOF { return }
+        }
+    }
+
     /// Makes at least `minimum` unread bytes available (fewer at the end of the file), moving the
     /// unread part to the front and growing the buffer when one record is larger than it.
     private mutating func fill(minimum: Int) throws {
@@ -280,6 +367,7 @@ public struct CSVReader {
             if buffer.count - end < max(1, chunkSize / 2) {
                 buffer.append(contentsOf: repeatElement(0, count: max(chunkSize, buffer.count)))
             }
+            if let willWait, !Self.readable(descriptor) { willWait() }
             let count = buffer.withUnsafeMutableBytes { raw in
                 read(descriptor, raw.baseAddress! + end, raw.count - end)
             }
@@ -293,5 +381,11 @@ public struct CSVReader {
                 end += count
             }
         }
+    }
+
+    /// Whether a read of `descriptor` would return at once (data, or the end of the input).
+    static func readable(_ descriptor: Int32) -> Bool {
+        var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        return poll(&poller, 1, 0) != 0
     }
 }

@@ -67,7 +67,8 @@ public struct RowValidator: Sendable {
     /// Header columns that are not in the contract (ignored).
     public let unknownColumns: [String]
     private let headerCount: Int
-    private let headerLine: String
+    /// The header as CSV text (what a rejection carries, so its row can be read back).
+    public let headerLine: String
     private let versionPosition: Int
     private let partitionPosition: Int
     private let columns: [ColumnSpec]

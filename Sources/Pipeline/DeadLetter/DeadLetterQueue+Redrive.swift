@@ -50,6 +50,11 @@ extension DeadLetterQueue {
                         fields[index] = value
                     }
                 }
+                // A value masked on the way in (--dead-letter-mask) is not the row's: it must be given again.
+                if let masked = zip(header, fields).first(where: { $0.1 == DeadLetterPolicy.mask })?.0 {
+                    outcomes.append((entry.id, .stillRejected("\(masked) is masked in the dead-letter copy: give its value with --set \(masked)=…")))
+                    continue
+                }
                 let validator = try RowValidator(entity: entity, header: header)
                 switch validator.validate(fields, line: Int(entry["line"] ?? "") ?? 0) {
                 case .failure(let rejection):
@@ -62,6 +67,8 @@ extension DeadLetterQueue {
             }
             if case .published = outcome {
                 try await redis.xdel(layout.deadLetterKey, ids: [entry.id])
+                // Forget it was seen, so the same row failing again is recorded again.
+                if let fingerprint = entry["fingerprint"] { _ = try await redis.command("SREM", layout.deadLetterSeenKey, fingerprint) }
             }
             outcomes.append((entry.id, outcome))
         }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 public import RedisClient
 
 /// The dead-letter stream: rows and events that could not be used, each with where it came from,
@@ -6,36 +7,97 @@ public import RedisClient
 ///
 /// Appending the same reject twice (a second replay of the same file) is a no-op: a script adds
 /// the entry only when its fingerprint is new to the companion set (both keys share a hash slot).
+///
+/// Bounded: at its cap (`DeadLetterPolicy.cap`) an append drops the oldest entries first, and
+/// their fingerprints from the set (each entry carries its own), with a warning and
+/// `warehouse_dead_letters_dropped_total`. Private: columns named in
+/// `DeadLetterPolicy.maskedColumns` reach it as `***`.
 public struct DeadLetterQueue: Sendable {
     public let layout: StreamLayout
+    public var policy: DeadLetterPolicy { layout.deadLetters }
 
     public init(layout: StreamLayout) {
         self.layout = layout
     }
 
-    /// Adds the entry (`fields[1…]`) unless an entry with the same fingerprint was added before.
+    /// Adds the entry (`fields` from ARGV[3]) unless an entry with the same fingerprint (ARGV[1])
+    /// was added before; first drops the oldest entries while the stream holds `cap` (ARGV[2],
+    /// 0: no cap) or more. Returns false for a duplicate, else {id, entries dropped}.
     static let appendOnce = RedisScript("""
-        if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
-          return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+        if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return false end
+        local cap = tonumber(ARGV[2])
+        local dropped = 0
+        if cap > 0 then
+          local excess = redis.call('XLEN', KEYS[1]) - cap + 1
+          if excess > 0 then
+            for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', excess)) do
+              local fields = entry[2]
+              for i = 1, #fields, 2 do
+                if fields[i] == 'fingerprint' then redis.call('SREM', KEYS[2], fields[i + 1]) end
+              end
+              redis.call('XDEL', KEYS[1], entry[1])
+              dropped = dropped + 1
+            end
+          end
         end
-        return false
+        local id = redis.call('XADD', KEYS[1], '*', 'fingerprint', ARGV[1], unpack(ARGV, 3))
+        return {id, dropped}
         """)
 
-    /// The fields of a replay reject.
-    public static func fields(for rejection: Rejection, entity: Entity?, stage: String = "replay", at time: Timestamp = .now) -> [String] {
-        [
+    /// Counts an append's reply: true when an entry was added; drops are counted and warned about.
+    private func added(_ reply: RedisReply, dropped: inout Int) throws -> Bool {
+        switch reply {
+        case .error(let message): throw RedisError(.server, message)
+        case .array(let parts):
+            dropped += parts.count > 1 ? (parts[1].int ?? 0) : 0
+            return true
+        case .bulk, .status: return true
+        default: return false
+        }
+    }
+
+    private func reportDropped(_ dropped: Int) {
+        guard dropped > 0 else { return }
+        PipelineMetrics.deadLettersDropped(dropped)
+        DeadLetterQueue.warnings.warn(
+            "warning: the dead-letter stream \(layout.deadLetterKey) is at its cap of \(policy.cap) entries: dropped the \(dropped) oldest (raise --dead-letter-cap, or redrive or remove entries)")
+    }
+
+    static let warnings = RateLimitedWarning(every: .seconds(10))
+
+    /// The longest raw copy of a record kept in an entry; a longer one is cut (at a character
+    /// boundary) and the entry says how long it was (`raw_bytes`), so one huge row cannot make the
+    /// dead-letter stream huge.
+    public static let maxRawBytes = 64 * 1024
+
+    /// `raw` cut to `maxRawBytes`, and its full length when it was cut.
+    static func bounded(_ raw: String) -> (String, [String]) {
+        let bytes = raw.utf8.count
+        guard bytes > maxRawBytes else { return (raw, []) }
+        var end = raw.utf8.index(raw.utf8.startIndex, offsetBy: maxRawBytes)
+        while end > raw.startIndex, raw.utf8[end] & 0xC0 == 0x80 { end = raw.utf8.index(before: end) }
+        return (String(raw[..<end]), ["raw_bytes", String(bytes)])
+    }
+
+    /// The fields of a replay reject (masked by `policy`).
+    public static func fields(
+        for rejection: Rejection, entity: Entity?, stage: String = "replay", at time: Timestamp = .now, policy: DeadLetterPolicy = DeadLetterPolicy()
+    ) -> [String] {
+        let rejection = policy.masked(rejection)
+        let (raw, cut) = bounded(rejection.raw)
+        return [
             "source", "\(rejection.file):\(rejection.line)",
             "file", rejection.file,
             "line", String(rejection.line),
             "column", rejection.column ?? "",
             "code", rejection.code,
             "reason", rejection.reason,
-            "raw", rejection.raw,
+            "raw", raw,
             "header", rejection.header,
             "entity", entity?.rawValue ?? "",
             "stage", stage,
             "rejected_at", time.description,
-        ]
+        ] + cut
     }
 
     /// A stable fingerprint of a reject: where it came from and what it held.
@@ -59,7 +121,7 @@ public struct DeadLetterQueue: Sendable {
             for (rejection, entity) in rejections[chunk..<min(chunk + 500, rejections.count)] {
                 batch.evalsha(
                     Self.appendOnce, keys: [layout.deadLetterKey, layout.deadLetterSeenKey],
-                    arguments: [Self.fingerprint(for: rejection)] + Self.fields(for: rejection, entity: entity))
+                    arguments: [Self.fingerprint(for: rejection), String(policy.cap)] + Self.fields(for: rejection, entity: entity, policy: policy))
             }
             var replies = try await redis.send(batch)
             if replies.contains(where: { if case .error(let message) = $0 { message.hasPrefix("NOSCRIPT") } else { false } }) {
@@ -68,13 +130,9 @@ public struct DeadLetterQueue: Sendable {
                 try await redis.load(Self.appendOnce)
                 replies = try await redis.send(batch)
             }
-            for reply in replies {
-                switch reply {
-                case .error(let message): throw RedisError(.server, message)
-                case .bulk, .status: added += 1
-                default: break
-                }
-            }
+            var dropped = 0
+            for reply in replies where try self.added(reply, dropped: &dropped) { added += 1 }
+            reportDropped(dropped)
         }
         return added
     }
@@ -89,9 +147,9 @@ public struct DeadLetterQueue: Sendable {
         var batch = RedisCommandBuffer()
         for event in events {
             var object: [String: String] = [:]
-            for (name, value) in event.entry.pairs { object[name] = value }
-            let raw = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
-                .map { String(decoding: $0, as: UTF8.self) } ?? ""
+            for (name, value) in event.entry.pairs { object[name] = policy.maskedColumns.contains(name) ? DeadLetterPolicy.mask : value }
+            let (raw, cut) = Self.bounded((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
+                .map { String(decoding: $0, as: UTF8.self) } ?? "")
             let entity = layout.parse(streamKey: event.stream)?.entity
             var fields = [
                 "source", "\(event.stream)/\(event.entry.id)",
@@ -107,21 +165,22 @@ public struct DeadLetterQueue: Sendable {
                 "rejected_at", Timestamp.now.description,
             ]
             if let deliveries = event.deliveries { fields += ["deliveries", String(deliveries)] }
+            fields += cut
             var hasher = EventIDHasher()
             hasher.combine(stage)
             hasher.combine(event.stream)
             hasher.combine(event.entry.id.description)
             batch.evalsha(Self.appendOnce, keys: [layout.deadLetterKey, layout.deadLetterSeenKey],
-                          arguments: [hasher.finalize().description] + fields)
+                          arguments: [hasher.finalize().description, String(policy.cap)] + fields)
         }
         var replies = try await redis.send(batch)
         if replies.contains(where: { if case .error(let message) = $0 { message.hasPrefix("NOSCRIPT") } else { false } }) {
             try await redis.load(Self.appendOnce)
             replies = try await redis.send(batch)
         }
-        for reply in replies {
-            if case .error(let message) = reply { throw RedisError(.server, message) }
-        }
+        var dropped = 0
+        for reply in replies { _ = try added(reply, dropped: &dropped) }
+        reportDropped(dropped)
     }
 
     /// Counts by file and by rule.
@@ -161,5 +220,65 @@ public struct DeadLetterQueue: Sendable {
     /// One entry by id.
     public func entry(_ id: StreamID, on redis: RedisConnection) async throws -> StreamEntry? {
         try await redis.xrange(layout.deadLetterKey, start: id.description, end: id.description, count: 1).first
+    }
+}
+
+/// How the dead-letter stream is bounded, and which columns it must never hold.
+public struct DeadLetterPolicy: Sendable, Equatable {
+    /// The default cap: a million entries.
+    public static let defaultCap = 1_000_000
+    /// What a masked value reads as.
+    public static let mask = "***"
+
+    /// Entries kept at most; past it the oldest are dropped (0: no cap).
+    public var cap: Int
+    /// Columns whose values are replaced by `***` in the raw copy and the reason (personal data
+    /// such as `email`): the operator sees the row without them and sets them again on redrive.
+    public var maskedColumns: Set<String>
+
+    public init(cap: Int = defaultCap, maskedColumns: Set<String> = []) {
+        self.cap = max(0, cap)
+        self.maskedColumns = maskedColumns
+    }
+
+    /// `rejection` with the masked columns' values replaced in its raw CSV copy (read back under
+    /// its header) and in its reason when the reason is about one of them.
+    public func masked(_ rejection: Rejection) -> Rejection {
+        guard !maskedColumns.isEmpty else { return rejection }
+        var out = rejection
+        if let column = rejection.column, maskedColumns.contains(column.lowercased()) {
+            out.reason = "\(column): the value is masked (\(rejection.code))"
+        }
+        guard !rejection.raw.isEmpty, !rejection.header.isEmpty else { return out }
+        var headerReader = CSVReader(bytes: Array(rejection.header.utf8))
+        var rawReader = CSVReader(bytes: Array(rejection.raw.utf8))
+        guard let header = try? headerReader.next()?.fields, var fields = try? rawReader.next()?.fields else {
+            out.raw = Self.mask   // a copy that cannot be read back cannot be masked by column: hide it all
+            return out
+        }
+        for (index, name) in header.enumerated()
+            where index < fields.count && maskedColumns.contains(name.trimmingCharacters(in: .whitespaces).lowercased()) {
+            fields[index] = Self.mask
+        }
+        out.raw = CSVWriter.line(fields)
+        return out
+    }
+}
+
+/// A warning printed on stderr at most once per interval (the metric counts every drop; the log says it once per interval).
+final class RateLimitedWarning: Sendable {
+    private let every: Duration
+    private let last = Mutex<ContinuousClock.Instant?>(nil)
+
+    init(every: Duration) { self.every = every }
+
+    func warn(_ message: String) {
+        let now = ContinuousClock.now
+        let due = last.withLock { last in
+            if let previous = last, now - previous < every { return false }
+            last = now
+            return true
+        }
+        if due { FileHandle.standardError.write(Data((message + "\n").utf8)) }
     }
 }

@@ -6,6 +6,8 @@ public struct StreamLayout: Sendable, Equatable {
     public var namespace: String
     /// Partitions per entity (1 by default).
     public var partitions: Int
+    /// How the dead-letter stream is bounded and what it must not hold.
+    public var deadLetters = DeadLetterPolicy()
 
     public static let defaultNamespace = "sw"
 

@@ -36,6 +36,12 @@ public enum PipelineMetrics {
         Counter(label: "warehouse_events_published_total", dimensions: [("source", source)]).increment(by: count)
     }
 
+    /// Dead-letter entries dropped, oldest first, because the stream was at its cap.
+    public static func deadLettersDropped(_ count: Int) {
+        guard count > 0 else { return }
+        Counter(label: "warehouse_dead_letters_dropped_total").increment(by: count)
+    }
+
     public static func cache(hit: Bool) {
         Counter(label: hit ? "warehouse_cache_hits_total" : "warehouse_cache_misses_total").increment()
     }

@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -36,9 +37,13 @@ public final class ExternalSorter: @unchecked Sendable {
     /// Runs written to disk so far.
     public var spilledRuns: Int { runs.count }
 
+    /// The disk the sorters of one replay may fill, shared between them.
+    public let disk: SpillAllowance
+
     /// `directory` is created if needed and removed by `cleanUp()`.
-    public init(memoryBudget: Int = 256 << 20, directory: String? = nil) throws {
+    public init(memoryBudget: Int = 256 << 20, directory: String? = nil, disk: SpillAllowance = SpillAllowance()) throws {
         self.memoryBudget = memoryBudget
+        self.disk = disk
         self.directory = directory
             ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("sw-sort-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(atPath: self.directory, withIntermediateDirectories: true)
@@ -86,6 +91,7 @@ public final class ExternalSorter: @unchecked Sendable {
     }
 
     private func spill() throws {
+        try disk.reserve(arena.count, in: directory)
         keys.sort(by: Key.precedes)
         let path = (directory as NSString).appendingPathComponent("run-\(runs.count).bin")
         guard let file = fopen(path, "wb") else {
@@ -313,5 +319,42 @@ final class RunReader {
             if read == 0 { atEOF = true }
         }
         return buffer.count >= count
+    }
+}
+
+/// How much a replay's sort may write to disk: at most `limit` bytes in all, and never so much
+/// that less than `reserve` bytes stay free on the spill folder's file system. A spill past either
+/// is refused before it is written, with an error that says which limit and what to do.
+public final class SpillAllowance: Sendable {
+    public let limit: Int
+    public let reserve: Int
+    private let used = Mutex(0)
+
+    /// The defaults: 20 GiB of spill at most, and 1 GiB left free.
+    public init(limit: Int = 20 << 30, reserve: Int = 1 << 30) {
+        self.limit = limit
+        self.reserve = reserve
+    }
+
+    /// Bytes spilled so far.
+    public var spilled: Int { used.withLock { $0 } }
+
+    func reserve(_ bytes: Int, in directory: String) throws {
+        let mib = { (value: Int) in "\(value >> 20) MiB" }
+        try used.withLock { used in
+            guard used + bytes <= limit else {
+                throw ContractError(
+                    "the sort would spill more than \(mib(limit)) to \(directory) (--max-spill-mb): raise --max-spill-mb or --memory-mb, or replay a narrower --from/--to window")
+            }
+            var stats = statvfs()
+            if statvfs(directory, &stats) == 0 {
+                let free = Int(stats.f_bavail) * Int(stats.f_frsize)
+                guard free - bytes >= reserve else {
+                    throw ContractError(
+                        "the sort needs \(mib(bytes)) more on \(directory), which has \(mib(free)) free and must keep \(mib(reserve)): free space, or point TMPDIR at a larger disk")
+                }
+            }
+            used += bytes
+        }
     }
 }

@@ -23,6 +23,11 @@ public struct Replayer: Sendable {
         public var batchSize = 1000
         /// Bytes of rows held in memory before the sort spills to disk.
         public var memoryBudget = 256 << 20
+        /// Bytes the sort may spill to disk in all (it also always leaves 1 GiB free).
+        public var maxSpillBytes = 20 << 30
+        /// The longest CSV record; a longer one (or an unclosed quote) is rejected and reading
+        /// goes on at the next line.
+        public var maxRecordBytes = CSVReader.defaultMaxRecordBytes
         /// Chaos: publish this fraction of events a second time.
         public var duplicateRate = 0.0
         /// Chaos: shuffle events within windows of this many (0: keep event-time order).
@@ -106,11 +111,18 @@ public struct Replayer: Sendable {
         let groups: [[Entity]] = [[.orders], [.customers, .suppliers, .products, .payments, .inventory]]
         let budgets = [options.memoryBudget * 2 / 3, options.memoryBudget / 3]
         let options = self.options
+        let disk = SpillAllowance(limit: options.maxSpillBytes)
+        // Rejects go to the dead-letter stream as they are found, a chunk at a time (never all
+        // held to the end); a dry run only counts them.
+        let sink: RejectSink? = options.dryRun ? nil : redis.map { redis in
+            { @Sendable rejects in _ = try await deadLetters.append(rejects, on: redis) }
+        }
         let results = try await withThrowingTaskGroup(of: (Int, [FileRead], ExternalSorter).self) { group in
             for (index, entities) in groups.enumerated() {
                 group.addTask {
-                    let sorter = try ExternalSorter(memoryBudget: max(1 << 20, budgets[index]))
-                    let reads = try Self.read(entities, paths: paths, options: options, encoder: encoder, sorter: sorter, progress: progress)
+                    let sorter = try ExternalSorter(memoryBudget: max(1 << 20, budgets[index]), disk: disk)
+                    let reads = try await Self.read(
+                        entities, paths: paths, options: options, encoder: encoder, sorter: sorter, rejects: sink, progress: progress)
                     return (index, reads, sorter)
                 }
             }
@@ -123,9 +135,6 @@ public struct Replayer: Sendable {
         for read in results.flatMap(\.1) {
             report.files[read.entity.fileName] = read.stats
             report.warnings += read.warnings
-            if let redis, !options.dryRun, !read.rejects.isEmpty {
-                try await deadLetters.append(read.rejects.map { ($0, read.entity) }, on: redis)
-            }
         }
         report.spilledRuns = sorters.reduce(0) { $0 + $1.spilledRuns }
 
@@ -300,23 +309,29 @@ public struct Replayer: Sendable {
     struct FileRead: Sendable {
         var entity: Entity
         var stats: FileStats
-        var rejects: [Rejection]
         var warnings: [String]
     }
 
-    /// Reads, validates and packs `entities`' files onto `sorter` (synchronous: one core's work).
+    /// Where rejected rows go while the files are read.
+    typealias RejectSink = @Sendable ([(Rejection, Entity?)]) async throws -> Void
+    /// Rejects held before they are handed to the sink.
+    static let rejectChunk = 500
+
+    /// Reads, validates and packs `entities`' files onto `sorter` (one core's work), handing the
+    /// rejects to `rejects` a chunk at a time.
     static func read(
         _ entities: [Entity], paths: [Entity: String], options: Options, encoder: EventEncoder, sorter: ExternalSorter,
-        progress: @Sendable (Progress) -> Void
-    ) throws -> [FileRead] {
+        rejects sink: RejectSink?, progress: @Sendable (Progress) -> Void
+    ) async throws -> [FileRead] {
         var reads: [FileRead] = []
         // Each row's canonical values are packed once, here (straight from the CSV bytes: no string
         // per field); publishing assembles its XADD from them.
         var scratch: [UInt8] = []
         scratch.reserveCapacity(1024)
         for entity in entities {
-            var read = FileRead(entity: entity, stats: FileStats(), rejects: [], warnings: [])
-            var reader = try CSVReader(path: paths[entity]!, file: entity.fileName)
+            var read = FileRead(entity: entity, stats: FileStats(), warnings: [])
+            var rejects: [(Rejection, Entity?)] = []
+            var reader = try CSVReader(path: paths[entity]!, file: entity.fileName, maxRecordBytes: options.maxRecordBytes)
             defer { reader.close() }
             guard let header = try reader.next() else {
                 throw ContractError("\(entity.fileName) is empty: it needs at least a header row")
@@ -326,7 +341,7 @@ public struct Replayer: Sendable {
                 read.warnings.append("\(entity.fileName): ignoring unknown column(s) \(validator.unknownColumns.joined(separator: ", "))")
             }
             while true {
-                let more: Bool?
+                var more: Bool?
                 do {
                     more = try reader.nextRaw { line, fields -> Bool in
                         read.stats.read += 1
@@ -338,20 +353,29 @@ public struct Replayer: Sendable {
                                                partition: encoder.layout.partition(forHash: partitionHash), payload: $0)
                             }
                         case .rejected(let rejection):
-                            read.rejects.append(rejection)
+                            read.stats.rejected += 1
+                            if sink != nil { rejects.append((rejection, entity)) }
                         }
                         return true
                     }
                 } catch let error as CSVError {
                     read.stats.read += 1
-                    read.rejects.append(Rejection(file: entity.fileName, line: error.line, column: nil, reason: error.message,
-                                                  code: "csv_syntax", raw: ""))
-                    continue
+                    read.stats.rejected += 1
+                    if sink != nil {
+                        rejects.append((Rejection(file: entity.fileName, line: error.line, column: nil, reason: error.message,
+                                                  code: error.message.contains("--max-record-bytes") ? "record_too_long" : "csv_syntax",
+                                                  raw: "", header: validator.headerLine), entity))
+                    }
+                    more = true
+                }
+                if let sink, rejects.count >= rejectChunk {
+                    try await sink(rejects)
+                    rejects.removeAll(keepingCapacity: true)
                 }
                 guard more != nil else { break }
                 if read.stats.read % 200_000 == 0 { progress(.reading(file: entity.fileName, rows: read.stats.read)) }
             }
-            read.stats.rejected = read.rejects.count
+            if let sink, !rejects.isEmpty { try await sink(rejects) }
             reads.append(read)
         }
         return reads
