@@ -12,11 +12,13 @@ public struct DashboardContext: Sendable {
     public let pool: RedisPool
     public let feed: LiveFeed
     public let analytics: AnalyticsCache?
+    public let readiness: Readiness
 
     public init(configuration: DashboardConfiguration) async throws {
         self.configuration = configuration
         self.pool = try await RedisPool(url: configuration.servers.redisURL, size: configuration.redisConnections)
         self.feed = LiveFeed(configuration: configuration, pool: pool)
+        self.readiness = Readiness(databaseURL: configuration.servers.databaseURL, pool: pool, cacheFor: configuration.readyCacheFor)
         let folder = configuration.analyticsFolder ?? Migration.locateDirectory().map { ($0 as NSString).appendingPathComponent("analytics") }
         self.analytics = folder.map {
             AnalyticsCache(layout: configuration.layout, folder: $0, databaseURL: configuration.servers.databaseURL,
@@ -57,12 +59,7 @@ public func buildRouter(_ context: DashboardContext) -> Router<BasicRequestConte
     router.get("/health") { _, _ in json(["status": "ok"]) }
     // Ready: both servers answer.
     router.get("/ready") { _, _ in
-        async let redis = reachable { _ = try await context.pool.connection.command("PING").throwingServerError() }
-        async let postgres = reachable {
-            let db = try await PostgresConnection(context.configuration.servers.databaseURL, connectTimeout: .seconds(2))
-            _ = try await db.query("SELECT 1")
-        }
-        let (r, p) = await (redis, postgres)
+        let (r, p) = await context.readiness.check()
         return json(["redis": r ? "ok" : "unreachable", "postgres": p ? "ok" : "unreachable", "status": r && p ? "ready" : "not ready"],
                     status: r && p ? .ok : .serviceUnavailable)
     }
@@ -118,7 +115,13 @@ public func buildRouter(_ context: DashboardContext) -> Router<BasicRequestConte
     }
 
     router.get("/events") { _, _ in
-        let stream = await context.feed.subscribe()
+        guard let stream = await context.feed.subscribe() else {
+            var headers = HTTPFields()
+            headers[.retryAfter] = "5"
+            headers[.contentType] = "text/plain; charset=utf-8"
+            return Response(status: .serviceUnavailable, headers: headers,
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: "too many live pages (--max-live-clients); retry later\n")))
+        }
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
@@ -189,5 +192,52 @@ private func reachable(_ probe: () async throws -> Void) async -> Bool {
         return true
     } catch {
         return false
+    }
+}
+
+/// `/ready`'s check, shared by every probe: one check at a time, its answer reused for
+/// `cacheFor`, on the Redis pool and one kept PostgreSQL connection (reopened after a failure). A
+/// storm of probes costs the servers one check per interval, and never a connection per probe.
+public actor Readiness {
+    let databaseURL: String
+    let pool: RedisPool
+    let cacheFor: Duration
+    private var postgres: PostgresConnection?
+    private var last: (at: ContinuousClock.Instant, answer: (redis: Bool, postgres: Bool))?
+    private var inFlight: Task<(redis: Bool, postgres: Bool), Never>?
+    /// Checks that reached the servers (for tests).
+    public private(set) var checks = 0
+
+    public init(databaseURL: String, pool: RedisPool, cacheFor: Duration) {
+        self.databaseURL = databaseURL
+        self.pool = pool
+        self.cacheFor = cacheFor
+    }
+
+    public func check() async -> (redis: Bool, postgres: Bool) {
+        if let last, ContinuousClock.now - last.at < cacheFor { return last.answer }
+        if let inFlight { return await inFlight.value }
+        let task = Task { await self.probe() }
+        inFlight = task
+        let answer = await task.value
+        inFlight = nil
+        last = (.now, answer)
+        return answer
+    }
+
+    private func probe() async -> (redis: Bool, postgres: Bool) {
+        checks += 1
+        let pool = self.pool
+        async let redis = reachable { _ = try await pool.connection.command("PING").throwingServerError() }
+        let postgres: Bool
+        do {
+            if self.postgres == nil { self.postgres = try await PostgresConnection(databaseURL, connectTimeout: .seconds(2)) }
+            _ = try await self.postgres!.query("SELECT 1")
+            postgres = true
+        } catch {
+            self.postgres = nil
+            postgres = false
+        }
+        return (await redis, postgres)
     }
 }

@@ -22,6 +22,11 @@ public struct DashboardConfiguration: Sendable {
     public var snapshotMaxAge: Duration = .seconds(2)
     /// Redis connections the API spreads its reads over.
     public var redisConnections = 4
+    /// Live pages (server-sent event streams) served at once; more get 503 with Retry-After.
+    public var maxLiveClients = 256
+    /// How long a `/ready` answer is reused: however many probes arrive, at most one check per
+    /// interval reaches the servers, on one kept PostgreSQL connection and the Redis pool.
+    public var readyCacheFor: Duration = .seconds(1)
 
     public init() {}
 }

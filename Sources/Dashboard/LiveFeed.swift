@@ -118,8 +118,14 @@ public actor LiveFeed: Service {
 
     // MARK: - Subscribers
 
-    /// A page's stream of server-sent events, starting with the latest KPIs and health.
-    public func subscribe() -> AsyncStream<ByteBuffer> {
+    /// Live pages connected now.
+    public var subscriberCount: Int { subscribers.count }
+
+    /// A page's stream of server-sent events, starting with the latest KPIs and health; nil when
+    /// `maxLiveClients` pages are connected already. Each stream holds at most 32 events for a
+    /// slow reader (the newest: a KPI event is a whole snapshot, so skipping older ones loses nothing).
+    public func subscribe() -> AsyncStream<ByteBuffer>? {
+        guard subscribers.count < configuration.maxLiveClients else { return nil }
         let id = UUID()
         let (stream, continuation) = AsyncStream<ByteBuffer>.makeStream(bufferingPolicy: .bufferingNewest(32))
         continuation.yield(ByteBuffer(string: "retry: 2000\n\n"))

@@ -31,6 +31,9 @@ extension Warehouse {
         @Option(help: "Stream partitions per entity.")
         var partitions = 1
 
+        @Option(help: "Live pages (server-sent event streams) served at once; more are answered 503 with Retry-After.")
+        var maxLiveClients = 256
+
         @Option(help: "Seconds a cached analytics answer may live without a loader commit.")
         var cacheTtlS = 300
 
@@ -46,6 +49,7 @@ extension Warehouse {
             configuration.servers = connection.servers
             configuration.layout = streams.layout(partitions: partitions)
             configuration.analyticsCacheTTL = .seconds(cacheTtlS)
+            configuration.maxLiveClients = maxLiveClients
             var logger = Logger(label: "dashboard")
             logger.logLevel = .warning
             let host = self.host

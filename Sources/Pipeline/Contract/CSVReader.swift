@@ -8,6 +8,8 @@ public struct CSVError: Error, Sendable, CustomStringConvertible {
     /// The line where the record starts (1-based).
     public var line: Int
     public var message: String
+    /// What kind of problem: `unclosed_quote`, `record_too_long`, or `csv_syntax` (a read failure).
+    public var code = "csv_syntax"
     public var description: String { "\(file):\(line): \(message)" }
 }
 
@@ -171,7 +173,8 @@ public struct CSVReader {
                 if consumed > maxRecordBytes {
                     start += consumed
                     line += newlines
-                    throw CSVError(file: file, line: recordLine, message: "the record is longer than \(maxRecordBytes) bytes (--max-record-bytes)")
+                    throw CSVError(file: file, line: recordLine, message: "the record is longer than \(maxRecordBytes) bytes (--max-record-bytes)",
+                                   code: "record_too_long")
                 }
                 currentLine = line
                 if materialize {
@@ -194,7 +197,8 @@ public struct CSVReader {
                     // A quote still open at the end of the input: the record's first line is the
                     // bad row; what follows it is read again as records of its own.
                     try skipLine()
-                    throw CSVError(file: file, line: recordLine, message: "a quoted field opened on this line is not closed before the end of the file")
+                    throw CSVError(file: file, line: recordLine, message: "a quoted field opened on this line is not closed before the end of the file",
+                                   code: "unclosed_quote")
                 }
                 if end - start >= maxRecordBytes {
                     let quoted = openQuote()
@@ -203,7 +207,8 @@ public struct CSVReader {
                         file: file, line: recordLine,
                         message: quoted
                             ? "a quoted field opened on this line is not closed within \(maxRecordBytes) bytes (--max-record-bytes)"
-                            : "the record is longer than \(maxRecordBytes) bytes (--max-record-bytes)")
+                            : "the record is longer than \(maxRecordBytes) bytes (--max-record-bytes)",
+                        code: quoted ? "unclosed_quote" : "record_too_long")
                 }
                 try fill(minimum: min(end - start + 1, maxRecordBytes))
             }

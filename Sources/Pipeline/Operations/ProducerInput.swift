@@ -142,7 +142,7 @@ public final class ProducerInput: AsyncSequence, Sendable {
                         } catch let error as CSVError {
                             pending.chunk.unreadable.append(Rejection(
                                 file: name, line: error.line, column: nil, reason: error.message,
-                                code: error.message.contains("--max-record-bytes") ? "record_too_long" : "csv_syntax", raw: ""))
+                                code: error.code, raw: ""))
                         }
                         if pending.chunk.count >= chunkSize { handOver() }
                     }

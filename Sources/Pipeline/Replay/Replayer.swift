@@ -363,7 +363,7 @@ public struct Replayer: Sendable {
                     read.stats.rejected += 1
                     if sink != nil {
                         rejects.append((Rejection(file: entity.fileName, line: error.line, column: nil, reason: error.message,
-                                                  code: error.message.contains("--max-record-bytes") ? "record_too_long" : "csv_syntax",
+                                                  code: error.code,
                                                   raw: "", header: validator.headerLine), entity))
                     }
                     more = true
