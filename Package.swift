@@ -59,6 +59,7 @@ let package = Package(
         .target(
             name: "Pipeline",
             dependencies: [
+                "ConnectionExecutor",
                 "RedisClient",
                 "PostgresClient",
                 .product(name: "Logging", package: "swift-log"),

@@ -211,7 +211,9 @@ public actor PostgresConnection {
         guard let connection else { throw PostgresError(.connection, "cannot allocate a libpq connection") }
         let candidate = PGConnectionBox(connection)
         guard PQstatus(connection) == CONNECTION_OK else {
-            let message = Self.errorMessage(connection)
+            // libpq quotes the connection string back in some messages (a URI it cannot parse),
+            // password and all.
+            let message = Secrets.redact(Self.errorMessage(connection))
             throw PostgresError(.connection, "cannot connect: \(message)", sqlState: PostgresError.connectionState(message))
         }
         // Notices (`… already exists, skipping`) are not errors; keep them off stderr.

@@ -1,3 +1,4 @@
+import ConnectionExecutor
 import Foundation
 
 /// Where and how to connect to Redis.
@@ -76,11 +77,7 @@ public struct RedisConfiguration: Sendable, Equatable {
         return text
     }
 
-    /// Hides the password of any URL-shaped text.
-    public static func redacted(_ url: String) -> String {
-        guard let at = url.lastIndex(of: "@"), let schemeEnd = url.range(of: "://") else { return url }
-        let userInfo = url[schemeEnd.upperBound..<at]
-        guard let colon = userInfo.firstIndex(of: ":") else { return url }
-        return String(url[..<colon]) + ":***" + String(url[at...])
-    }
+    /// Hides the password of any URL-shaped text (`Secrets.redact`).
+    public static func redacted(_ url: String) -> String { Secrets.redact(url) }
+
 }

@@ -25,27 +25,26 @@ import Testing
     @Test(.timeLimit(.minutes(15)))
     func redisKilledNineWithItsFileTailLost() async throws {
         let reference = try await ReferenceRun.shared.result()
-        let redis = try await PrivateRedis.start(durable: true)
-        let postgres = try await PrivatePostgres.start(durable: true)
-        let namespace = TestServers.unique("swfr")
-        var run = try await FaultRun.start(reference: reference, redis: redis, postgres: postgres, namespace: namespace)
-        var lostBytes: [Int] = []
-        for cycle in 0..<Self.cycles {
-            try await Task.sleep(for: .milliseconds(Int.random(in: 1500...4000)))
-            try await redis.killNine()
-            lostBytes.append(try redis.cutAppendOnlyFileTail(upTo: 2 << 20))
-            try await run.maybeKillAConsumer(cycle: cycle)
-            try await Task.sleep(for: .milliseconds(Int.random(in: 1000...3000)))
-            try await redis.startAgain()
-            try run.checkNoConsumerExited(after: "Redis restart \(cycle + 1)")
-            try run.resumeReplayIfItStopped()
+        try await Self.withServers { redis, postgres in
+            let namespace = TestServers.unique("swfr")
+            var run = try await FaultRun.start(reference: reference, redis: redis, postgres: postgres, namespace: namespace)
+            defer { run.killAll() }
+            var lostBytes: [Int] = []
+            for cycle in 0..<Self.cycles {
+                try await Task.sleep(for: .milliseconds(Int.random(in: 1500...4000)))
+                try await redis.killNine()
+                lostBytes.append(try redis.cutAppendOnlyFileTail(upTo: 2 << 20))
+                try await run.maybeKillAConsumer(cycle: cycle)
+                try await Task.sleep(for: .milliseconds(Int.random(in: 1000...3000)))
+                try await redis.startAgain()
+                try run.checkNoConsumerExited(after: "Redis restart \(cycle + 1)")
+                try run.resumeReplayIfItStopped()
+            }
+            try await run.finishReplay()
+            try await run.drainAndCompare()
+            #expect(lostBytes.contains { $0 > 0 }, "the append-only file's tail was cut at least once: \(lostBytes)")
+            print("redis kill -9: \(Self.cycles) cycles, append-only file tail cut by \(lostBytes) bytes; replay runs: \(run.replayRuns)")
         }
-        try await run.finishReplay()
-        try await run.drainAndCompare()
-        #expect(lostBytes.contains { $0 > 0 }, "the append-only file's tail was cut at least once: \(lostBytes)")
-        print("redis kill -9: \(Self.cycles) cycles, append-only file tail cut by \(lostBytes) bytes; replay runs: \(run.replayRuns)")
-        await redis.destroy()
-        await postgres.destroy()
     }
 
     /// PostgreSQL killed with -9 (every process of the server, as a power cut would) and restarted
@@ -54,24 +53,38 @@ import Testing
     @Test(.timeLimit(.minutes(15)))
     func postgresKilledNine() async throws {
         let reference = try await ReferenceRun.shared.result()
+        try await Self.withServers { redis, postgres in
+            let namespace = TestServers.unique("swfp")
+            var run = try await FaultRun.start(reference: reference, redis: redis, postgres: postgres, namespace: namespace)
+            defer { run.killAll() }
+            for cycle in 0..<Self.cycles {
+                try await Task.sleep(for: .milliseconds(Int.random(in: 1500...4000)))
+                try await postgres.killNine()
+                try await run.maybeKillAConsumer(cycle: cycle)
+                try await Task.sleep(for: .milliseconds(Int.random(in: 1000...3000)))
+                try await postgres.startAgain()
+                try run.checkNoConsumerExited(after: "PostgreSQL restart \(cycle + 1)")
+            }
+            try await run.finishReplay()
+            try await run.drainAndCompare()
+            let recoveries = try String(contentsOfFile: postgres.directory + "/pg/postgres.log", encoding: .utf8)
+                .components(separatedBy: "database system was interrupted").count - 1
+            #expect(recoveries >= Self.cycles, "each restart went through crash recovery (\(recoveries) of \(Self.cycles))")
+            print("postgres kill -9: \(Self.cycles) cycles, \(recoveries) crash recoveries")
+        }
+    }
+
+    /// A durable Redis and PostgreSQL of the test's own, removed afterwards (also when it fails).
+    static func withServers(_ body: (PrivateRedis, PrivatePostgres) async throws -> Void) async throws {
         let redis = try await PrivateRedis.start(durable: true)
         let postgres = try await PrivatePostgres.start(durable: true)
-        let namespace = TestServers.unique("swfp")
-        var run = try await FaultRun.start(reference: reference, redis: redis, postgres: postgres, namespace: namespace)
-        for cycle in 0..<Self.cycles {
-            try await Task.sleep(for: .milliseconds(Int.random(in: 1500...4000)))
-            try await postgres.killNine()
-            try await run.maybeKillAConsumer(cycle: cycle)
-            try await Task.sleep(for: .milliseconds(Int.random(in: 1000...3000)))
-            try await postgres.startAgain()
-            try run.checkNoConsumerExited(after: "PostgreSQL restart \(cycle + 1)")
+        do {
+            try await body(redis, postgres)
+        } catch {
+            await redis.destroy()
+            await postgres.destroy()
+            throw error
         }
-        try await run.finishReplay()
-        try await run.drainAndCompare()
-        let recoveries = try String(contentsOfFile: postgres.directory + "/pg/postgres.log", encoding: .utf8)
-            .components(separatedBy: "database system was interrupted").count - 1
-        #expect(recoveries >= Self.cycles, "each restart went through crash recovery (\(recoveries) of \(Self.cycles))")
-        print("postgres kill -9: \(Self.cycles) cycles, \(recoveries) crash recoveries")
         await redis.destroy()
         await postgres.destroy()
     }
@@ -166,6 +179,11 @@ struct FaultRun {
             await TestServers.waitForExit(aggregator)
             aggregator = try startConsumer("kpi")
         }
+    }
+
+    /// Ends every process of the run (a failed test must not leave them running).
+    func killAll() {
+        for process in [loader, aggregator, replay] where process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 
     func checkNoConsumerExited(after moment: String) throws {

@@ -19,6 +19,15 @@ import Testing
         #expect(ServerConfiguration.redact("postgresql://u:hunter2@h:5/db") == "postgresql://u:***@h:5/db")
         #expect(ServerConfiguration.redact("host=h password=hunter2 dbname=d") == "host=h password=*** dbname=d")
         #expect(ServerConfiguration.redact("postgresql://u@h/db") == "postgresql://u@h/db")
+        // In the query string too, in any case, with other parameters around it.
+        #expect(ServerConfiguration.redact("postgresql://u@h/db?password=hunter2") == "postgresql://u@h/db?password=***")
+        #expect(ServerConfiguration.redact("postgresql://h/db?sslmode=require&PASSWORD=hunter2&application_name=x")
+                == "postgresql://h/db?sslmode=require&PASSWORD=***&application_name=x")
+        #expect(ServerConfiguration.redact("postgresql://u:a@b@h/db?sslpassword=k1") == "postgresql://u:***@h/db?sslpassword=***")
+        #expect(ServerConfiguration.redact("host=h password='two words' user=u") == "host=h password=*** user=u")
+        #expect(ServerConfiguration.redact("cannot connect to redis://:s3cret@h:1/0 (auth_token=abc)") == "cannot connect to redis://:***@h:1/0 (auth_token=***)")
+        // Nothing else is touched.
+        #expect(ServerConfiguration.redact("status=placed quantity=2 https://example.com/a?b=c") == "status=placed quantity=2 https://example.com/a?b=c")
     }
 }
 

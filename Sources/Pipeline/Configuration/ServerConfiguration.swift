@@ -1,3 +1,4 @@
+import ConnectionExecutor
 import Foundation
 
 /// Where the pipeline's servers are. One place maps the environment and flags onto it.
@@ -49,19 +50,6 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// The database URL with any password hidden, for messages.
     public var redactedDatabaseURL: String { Self.redact(databaseURL) }
 
-    /// Hides the password in a URL (`scheme://user:***@host`) or a keyword string (`password=***`).
-    public static func redact(_ text: String) -> String {
-        if let schemeEnd = text.range(of: "://"), let at = text[schemeEnd.upperBound...].lastIndex(of: "@") {
-            let userInfo = text[schemeEnd.upperBound..<at]
-            if let colon = userInfo.firstIndex(of: ":") {
-                return String(text[..<colon]) + ":***" + String(text[at...])
-            }
-            return text
-        }
-        var words: [String] = []
-        for word in text.split(separator: " ", omittingEmptySubsequences: false) {
-            words.append(word.lowercased().hasPrefix("password=") ? "password=***" : String(word))
-        }
-        return words.joined(separator: " ")
-    }
+    /// Hides the password in a URL (user info or query) or a keyword string (`Secrets.redact`).
+    public static func redact(_ text: String) -> String { Secrets.redact(text) }
 }
