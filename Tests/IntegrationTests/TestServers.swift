@@ -106,7 +106,14 @@ enum TestServers {
     static func runWarehouse(
         _ arguments: [String], environment: [String: String] = [:], stdin: String? = nil
     ) async throws -> (status: Int32, stdout: String, stderr: String) {
-        try await run(try warehouseExecutable(), arguments, environment: environment, stdin: stdin)
+        try await run(try warehouseExecutable(), arguments, environment: environment, stdin: stdin.map { Data($0.utf8) })
+    }
+
+    /// Runs the warehouse executable with `stdin` as raw bytes (which need not be UTF-8).
+    static func runWarehouse(
+        _ arguments: [String], environment: [String: String] = [:], stdinBytes: Data
+    ) async throws -> (status: Int32, stdout: String, stderr: String) {
+        try await run(try warehouseExecutable(), arguments, environment: environment, stdin: stdinBytes)
     }
 
     /// Runs any program (found on PATH when `executable` has no slash), as `runWarehouse` does.
@@ -120,7 +127,7 @@ enum TestServers {
     }
 
     static func run(
-        _ executable: URL, _ arguments: [String], environment: [String: String], stdin: String?
+        _ executable: URL, _ arguments: [String], environment: [String: String], stdin: Data?
     ) async throws -> (status: Int32, stdout: String, stderr: String) {
         try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
@@ -138,8 +145,12 @@ enum TestServers {
                     process.standardInput = stdin == nil ? FileHandle.nullDevice : input
                     try process.run()
                     if let stdin {
-                        input.fileHandleForWriting.write(Data(stdin.utf8))
-                        try input.fileHandleForWriting.close()
+                        // On a thread of its own: a large input must not wait on a child that waits on us.
+                        let writer = input.fileHandleForWriting
+                        Thread.detachNewThread {
+                            writer.write(stdin)
+                            try? writer.close()
+                        }
                     }
                     // stderr drains on a second thread so neither pipe can fill up and stall the child.
                     let stderr = DataBox()

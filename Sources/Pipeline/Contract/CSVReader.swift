@@ -177,19 +177,31 @@ public struct CSVReader {
                                    code: "record_too_long")
                 }
                 currentLine = line
+                var invalid: Int?
                 if materialize {
-                fields.removeAll(keepingCapacity: true)
-                buffer.withUnsafeBufferPointer { bytes in
-                    scratch.withUnsafeBufferPointer { unescaped in
-                        for range in ranges {
-                            let source = range.inScratch ? unescaped : bytes
-                            fields.append(String(decoding: UnsafeBufferPointer(rebasing: source[range.start..<(range.start + range.count)]), as: UTF8.self))
+                    fields.removeAll(keepingCapacity: true)
+                    buffer.withUnsafeBufferPointer { bytes in
+                        scratch.withUnsafeBufferPointer { unescaped in
+                            for (index, range) in ranges.enumerated() {
+                                let source = range.inScratch ? unescaped : bytes
+                                let field = UnsafeBufferPointer(rebasing: source[range.start..<(range.start + range.count)])
+                                // A string cannot hold bytes that are not UTF-8 (decoding would
+                                // replace them, changing the value): the record is refused instead.
+                                guard let text = String(validating: field, as: UTF8.self) else {
+                                    invalid = invalid ?? index + 1
+                                    continue
+                                }
+                                fields.append(text)
+                            }
                         }
                     }
                 }
-                }
                 start += consumed
                 line += newlines
+                if let invalid {
+                    throw CSVError(file: file, line: recordLine, message: "field \(invalid) is not valid UTF-8 (the input must be UTF-8)",
+                                   code: "invalid_utf8")
+                }
                 return recordLine
             case .needMore:
                 let recordLine = line

@@ -189,10 +189,24 @@ public struct RowValidator: Sendable {
 
     /// Appends the packed canonical form of one value (LEB128 length, bytes) to `out`, or says why
     /// the value is refused. Values already canonical are copied as they are.
+    /// Why a text value cannot be stored as it is: a NUL byte (PostgreSQL's text cannot hold one)
+    /// or bytes that are not UTF-8 (decoding them would replace them, changing the value). Text
+    /// is otherwise stored byte for byte: quotes, commas, newlines, SQL or Lua, right-to-left marks.
+    static func textProblem(_ raw: UnsafeBufferPointer<UInt8>) -> Reason? {
+        var ascii = true
+        for (offset, byte) in raw.enumerated() {
+            if byte == 0 { return Reason("nul_byte", "holds a NUL byte at byte \(offset + 1), which text cannot store") }
+            if byte >= 0x80 { ascii = false }
+        }
+        if ascii || String(validating: raw, as: UTF8.self) != nil { return nil }
+        return Reason("invalid_utf8", "is not valid UTF-8 (the file must be UTF-8; convert it with iconv)")
+    }
+
     static func pack(
         _ raw: UnsafeBufferPointer<UInt8>, _ column: ColumnSpec, allowed: [[UInt8]], into out: inout [UInt8]
     ) -> Result<Timestamp?, Reason> {
         if case .text = column.kind {
+            if let problem = textProblem(raw) { return .failure(problem) }
             if raw.allSatisfy({ $0 == 32 || $0 == 9 }) {
                 if column.required { return .failure(Reason("required", "is required but empty")) }
                 packString(column.defaultValue, into: &out)

@@ -338,7 +338,10 @@ public struct Replayer: Sendable {
             }
             let validator = try RowValidator(entity: entity, header: header.fields)
             if !validator.unknownColumns.isEmpty {
-                read.warnings.append("\(entity.fileName): ignoring unknown column(s) \(validator.unknownColumns.joined(separator: ", "))")
+                // Named, a few at most (a header of 10,000 columns must not make a 10,000-name warning).
+                let unknown = validator.unknownColumns
+                let named = unknown.prefix(10).map { String($0.prefix(64)) }.joined(separator: ", ")
+                read.warnings.append("\(entity.fileName): ignoring \(unknown.count) unknown column(s): \(named)\(unknown.count > 10 ? ", …" : "")")
             }
             while true {
                 var more: Bool?
