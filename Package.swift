@@ -99,10 +99,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // What each fuzz target checks of one input (run by the fuzzer, and over the corpus by the unit tests).
+        .target(
+            name: "FuzzChecks",
+            dependencies: ["Pipeline", "RedisClient"],
+            swiftSettings: swiftSettings
+        ),
         // Pure logic, no server needed.
         .testTarget(
             name: "UnitTests",
-            dependencies: ["RedisClient", "PostgresClient", "Pipeline", "ConnectionExecutor", "warehouse",
+            dependencies: ["RedisClient", "PostgresClient", "Pipeline", "ConnectionExecutor", "warehouse", "FuzzChecks",
                            .product(name: "Yams", package: "Yams"), .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
@@ -118,3 +124,14 @@ let package = Package(
         ),
     ]
 )
+
+// libFuzzer's executable, only when scripts/fuzz.sh builds it (SW_FUZZ=1, with
+// `-sanitize=fuzzer,address`): libFuzzer supplies its `main`, so an ordinary build leaves it out.
+if Context.environment["SW_FUZZ"] == "1" {
+    package.targets.append(.executableTarget(
+        name: "Fuzz",
+        dependencies: ["FuzzChecks"],
+        swiftSettings: swiftSettings + [.unsafeFlags(["-parse-as-library"])]
+    ))
+    package.products.append(.executable(name: "warehouse-fuzz", targets: ["Fuzz"]))
+}
