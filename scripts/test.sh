@@ -38,7 +38,8 @@ sw_start_postgres "$tmp/postgres" "$pg_port" fast
 
 export REDIS_URL="redis://127.0.0.1:$redis_port/0"
 export DATABASE_URL="postgresql://warehouse@127.0.0.1:$pg_port/warehouse"
-export WAREHOUSE_BIN="$SW_ROOT/.build/debug/warehouse"
+# The executable the tests run (scripts/soak-faults.sh --asan points it at a sanitizer build).
+export WAREHOUSE_BIN="${WAREHOUSE_BIN:-$SW_ROOT/.build/debug/warehouse}"
 
 # The crash, concurrency, error-class and lease tests (real loader and aggregator processes killed,
 # paused and restarted, private servers filled up) load both cores for minutes; they run on their

@@ -112,18 +112,22 @@ public struct StreamEntry: Sendable, Equatable {
 
     /// Calls `body` with each value of a packed buffer (LEB128 length, then bytes — the format of
     /// `packed`, and of the replayer's packed rows) and its index; stops when it returns false.
+    /// Bytes that are not such a buffer (a length past the end, a length of more than 8 bytes:
+    /// a record in Redis damaged or written by someone else) end the walk where they start.
     @inlinable @inline(__always)
     public static func forEachPacked(_ raw: UnsafeRawBufferPointer, _ body: (_ index: Int, UnsafeRawBufferPointer) -> Bool) {
         var offset = 0, index = 0
         while offset < raw.count {
             var length = 0, shift = 0
             while true {
+                guard offset < raw.count, shift <= 56 else { return }
                 let byte = raw[offset]
                 offset += 1
                 length |= Int(byte & 0x7F) << shift
                 if byte < 0x80 { break }
                 shift += 7
             }
+            guard length >= 0, length <= raw.count - offset else { return }
             if !body(index, UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + length)])) { return }
             offset += length
             index += 1

@@ -263,7 +263,8 @@ public enum KPIRecord {
             return Int64(bitPattern: z >> 1) ^ -Int64(bitPattern: z & 1)
         }
         mutating func string() -> String? {
-            guard let length = varint(), offset + Int(length) <= bytes.count else { return nil }
+            // Compared unsigned: a damaged length near 2^64 must not trap converting to Int.
+            guard let length = varint(), length <= UInt64(bytes.count - offset) else { return nil }
             defer { offset += Int(length) }
             return String(decoding: bytes[offset..<(offset + Int(length))], as: UTF8.self)
         }
