@@ -38,7 +38,8 @@ public enum FuzzChecks {
         let encoder = EventEncoder(layout: layout)
         var fields: [String] = []
         var rows = 0
-        while rows < 1000 {
+        var entries: [(StreamEntry, Entity, String)] = []
+        while rows < 200 {
             let line: Int?
             do {
                 line = try reader.next(into: &fields)
@@ -49,15 +50,16 @@ public enum FuzzChecks {
             rows += 1
             guard case .success(let row) = validator.validate(fields, line: line) else { continue }
             let entry = StreamEntry(id: StreamID(milliseconds: 1, sequence: UInt64(rows)), fields: encoder.fields(row, source: "fuzz.csv:\(line)"))
-            let read = StreamRead(key: encoder.streamKey(for: row), entries: [entry])
-            let batch = LoaderBatch([read], layout: layout)
-            precondition(batch.rejects.isEmpty, "the loader refused an event the contract accepted: \(batch.rejects.map(\.reason))")
+            entries.append((entry, row.entity, encoder.streamKey(for: row)))
             do {
                 _ = try KPIRecord.event(entry, entity: row.entity)
             } catch {
                 preconditionFailure("the KPI aggregator refused an event the contract accepted: \(error)")
             }
         }
+        guard let first = entries.first else { return }
+        let batch = LoaderBatch([StreamRead(key: first.2, entries: entries.map(\.0))], layout: layout)
+        precondition(batch.rejects.isEmpty, "the loader refused an event the contract accepted: \(batch.rejects.map(\.reason))")
     }
 
     /// A stream entry written by someone else: fields split at NUL bytes, the first byte choosing

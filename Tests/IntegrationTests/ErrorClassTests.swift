@@ -204,3 +204,41 @@ import Testing
         }
     }
 }
+
+extension ErrorClassTests {
+    /// A group that disappears while the loader runs (deleted, or lost by a Redis that restarted
+    /// from an append-only file missing its tail) is created again from the start of the stream:
+    /// the loader carries on and what the streams hold is read again, idempotently.
+    @Test(.timeLimit(.minutes(4)))
+    func aGroupThatDisappearsIsCreatedAgain() async throws {
+        let redis = try await TestServers.redis()
+        let folder = "/tmp/" + TestServers.unique("sw-nogroup")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try DataGenerator(options: DataGenerator.Options(orders: 20_000, seed: 9)).write(to: folder)
+        let reference = StreamLayout(namespace: TestServers.unique("swngr"))
+        let layout = StreamLayout(namespace: TestServers.unique("swng"))
+        for target in [reference, layout] {
+            var options = Replayer.Options(dataDirectory: folder)
+            options.layout = target
+            _ = try await Replayer(options: options).run(redis: redis)
+        }
+        let expected = try await WarehouseFixture.make()
+        try await expected.load(reference, redis: redis)
+
+        let warehouse = try await WarehouseFixture.make()
+        let log = folder + "/consume.log"
+        let process = try TestServers.startWarehouse(
+            ["consume", "--namespace", layout.namespace, "--batch", "200", "--block-ms", "100", "--until-drained"],
+            environment: ["DATABASE_URL": warehouse.url], stderrPath: log)
+        try await Task.sleep(for: .milliseconds(800))
+        #expect(process.isRunning, "still loading when the group goes")
+        for entity in Entity.allCases {
+            _ = try await redis.command("XGROUP", "DESTROY", layout.streamKey(entity, partition: 0), "warehouse")
+        }
+        await TestServers.waitForExit(process)
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(process.terminationStatus == 0, "\(text)")
+        #expect(text.contains("the consumer group is gone"), "\(text)")
+        #expect(try await warehouse.checksums() == expected.checksums())
+    }
+}

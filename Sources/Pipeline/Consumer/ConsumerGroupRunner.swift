@@ -166,6 +166,8 @@ extension ConsumerGroupRunner {
         /// The next batch, read while the handler applies the current one (its entries are pending
         /// for this consumer until processed, so a stop in between loses nothing).
         var prefetched: Task<[StreamRead], any Error>?
+        /// Set once the groups were created again after a NOGROUP, until a call goes through.
+        var recreatedGroups = false
 
         init(runner: ConsumerGroupRunner, redis: RedisConnection) {
             self.runner = runner
@@ -202,7 +204,7 @@ extension ConsumerGroupRunner {
                     prefetched = nil
                     do {
                         reads = try await next.value
-                    } catch where FailureClass.of(error) == .transient {
+                    } catch where FailureClass.of(error) == .transient || (error as? RedisError)?.serverErrorPrefix == "NOGROUP" {
                         reads = try await read()
                     }
                 } else {
@@ -265,14 +267,31 @@ extension ConsumerGroupRunner {
             while true {
                 do {
                     let value = try await body()
+                    recreatedGroups = false
                     let failures = breaker.failures
                     if breaker.recordSuccess() {
                         runner.log("\(options.group): circuit closed: \(what) went through after \(failures) failures")
                         PipelineMetrics.circuit(group: options.group, state: .closed)
                     }
                     return value
+                } catch let error as RedisError where error.serverErrorPrefix == "NOGROUP" && !recreatedGroups {
+                    // The group (or its stream) is gone: Redis lost it (restarted from an
+                    // append-only file whose tail a crash cut off) or someone deleted it. This
+                    // runner creates its groups, so it creates them again, from the start of each
+                    // stream: the group reads again what the stream holds, and both groups apply
+                    // a redelivery as a no-op. A second NOGROUP in a row is waited out as transient.
+                    recreatedGroups = true
+                    runner.log("\(options.group): the consumer group is gone from Redis (\(error.message)); "
+                               + "creating it again from the start of each stream (what the streams hold is read again, idempotently)")
+                    for stream in options.streams {
+                        // A failure here shows again as NOGROUP on the retry, waited out below.
+                        try? await redis.xgroupCreate(stream, group: options.group, id: "0", makeStream: true)
+                    }
+                    stats.retries += 1
+                    continue
                 } catch {
-                    guard FailureClass.of(error) == .transient, !(error is CancellationError) else { throw error }
+                    guard FailureClass.of(error) == .transient || (error as? RedisError)?.serverErrorPrefix == "NOGROUP",
+                          !(error is CancellationError) else { throw error }
                     let (wait, opened) = breaker.recordFailure()
                     stats.retries += 1
                     if opened {
@@ -284,6 +303,7 @@ extension ConsumerGroupRunner {
                     }
                     try await ConsumerGroupRunner.pause(wait)
                     breaker.probe()
+                    recreatedGroups = false
                 }
             }
         }
