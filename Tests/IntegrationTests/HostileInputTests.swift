@@ -190,6 +190,23 @@ import Testing
         try await Self.check(cases, layout: layout) { _ in nil }
     }
 
+    /// JSON lines with bytes that are not UTF-8 inside a string are rejected, not stored with
+    /// U+FFFD in their place (JSON's own parser would accept the replaced text).
+    @Test func jsonLinesThatAreNotUTF8AreRejected() async throws {
+        let layout = StreamLayout(namespace: TestServers.unique("swjsu"))
+        let good = #"{"customer_id":"CJ1","first_name":"A","last_name":"B","country":"US","segment":"Standard","updated_at":"2024-01-01T00:00:00Z"}"#
+        let bad = Array(#"{"customer_id":"CJ2","first_name":"Jos"#.utf8) + [0xE9]
+            + Array(#"","last_name":"B","country":"US","segment":"Standard","updated_at":"2024-01-01T00:00:00Z"}"#.utf8)
+        let run = try await TestServers.runWarehouse(
+            ["produce", "--stdin", "--entity", "customers", "--format", "jsonl", "--namespace", layout.namespace],
+            stdinBytes: Data(Array(good.utf8) + [10] + bad + [10]))
+        #expect(run.status == 1)
+        #expect(run.stderr.contains("stdin:2") && run.stderr.contains("not valid UTF-8"), "\(run.stderr)")
+        let redis = try await TestServers.redis()
+        let published = try await redis.xrange(layout.streamKey(.customers, partition: 0)).compactMap { $0["customer_id"] }
+        #expect(published == ["CJ1"])
+    }
+
     /// The file-level rows of the table: 10,000 columns, an empty file, a header only, a BOM in
     /// the middle.
     @Test func hostileFiles() async throws {

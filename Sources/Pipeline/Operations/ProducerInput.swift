@@ -11,6 +11,8 @@ public struct LineReader {
     public enum Line: Equatable {
         case text(line: Int, String)
         case tooLong(line: Int, bytes: Int)
+        /// Bytes that are not UTF-8 (decoding them would replace them, changing the values).
+        case notUTF8(line: Int)
     }
 
     public let maxLineBytes: Int
@@ -52,7 +54,7 @@ public struct LineReader {
                 var stop = newline
                 if stop > start, buffer[stop - 1] == 13 { stop -= 1 }
                 if stop - start > maxLineBytes { return .tooLong(line: line, bytes: stop - start) }
-                return .text(line: line, String(decoding: buffer[start..<stop], as: UTF8.self))
+                return Self.text(buffer[start..<stop], line: line)
             }
             if atEOF {
                 guard start < end || skipped > 0 else { return nil }
@@ -61,7 +63,7 @@ public struct LineReader {
                 if skipped > 0 || end - start > maxLineBytes { return .tooLong(line: line, bytes: skipped + end - start) }
                 var stop = end
                 if buffer[stop - 1] == 13 { stop -= 1 }
-                return .text(line: line, String(decoding: buffer[start..<stop], as: UTF8.self))
+                return Self.text(buffer[start..<stop], line: line)
             }
             if end - start > maxLineBytes {
                 // Past the limit without a newline: drop what is held and read on to the line's end.
@@ -70,6 +72,11 @@ public struct LineReader {
             }
             try fill()
         }
+    }
+
+    private static func text(_ bytes: ArraySlice<UInt8>, line: Int) -> Line {
+        guard let text = String(validating: bytes, as: UTF8.self) else { return .notUTF8(line: line) }
+        return .text(line: line, text)
     }
 
     private mutating func fill() throws {
@@ -156,6 +163,10 @@ public final class ProducerInput: AsyncSequence, Sendable {
                                 file: name, line: number, column: nil,
                                 reason: "the line is \(bytes) bytes, longer than \(maxRecordBytes) (--max-record-bytes)",
                                 code: "record_too_long", raw: ""))
+                        case .notUTF8(let number):
+                            pending.chunk.unreadable.append(Rejection(
+                                file: name, line: number, column: nil, reason: "the line is not valid UTF-8 (the input must be UTF-8)",
+                                code: "invalid_utf8", raw: ""))
                         }
                         if pending.chunk.count >= chunkSize { handOver() }
                     }
