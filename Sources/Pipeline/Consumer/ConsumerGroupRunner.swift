@@ -285,7 +285,7 @@ extension ConsumerGroupRunner {
                                + "creating it again from the start of each stream (what the streams hold is read again, idempotently)")
                     for stream in options.streams {
                         // A failure here shows again as NOGROUP on the retry, waited out below.
-                        try? await redis.xgroupCreate(stream, group: options.group, id: "0", makeStream: true)
+                        _ = try? await redis.xgroupCreate(stream, group: options.group, id: "0", makeStream: true)
                     }
                     stats.retries += 1
                     continue
