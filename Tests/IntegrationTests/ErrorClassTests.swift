@@ -217,11 +217,7 @@ extension ErrorClassTests {
         try DataGenerator(options: DataGenerator.Options(orders: 20_000, seed: 9)).write(to: folder)
         let reference = StreamLayout(namespace: TestServers.unique("swngr"))
         let layout = StreamLayout(namespace: TestServers.unique("swng"))
-        for target in [reference, layout] {
-            var options = Replayer.Options(dataDirectory: folder)
-            options.layout = target
-            _ = try await Replayer(options: options).run(redis: redis)
-        }
+        for target in [reference, layout] { _ = try await KPITests.replay(folder, into: target, redis: redis) }
         let expected = try await WarehouseFixture.make()
         try await expected.load(reference, redis: redis)
 

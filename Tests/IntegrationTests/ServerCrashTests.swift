@@ -252,7 +252,7 @@ struct FaultRun {
             guard groups.count == 2 else { return false }
             for group in groups {
                 if group.pending > 0 { return false }
-                if try await !redis.xrange(key, start: "(" + group.lastDeliveredID.description, count: 1).isEmpty { return false }
+                if try await LagMonitor.firstUndelivered(key, after: group.lastDeliveredID, on: redis) != nil { return false }
             }
         }
         return true

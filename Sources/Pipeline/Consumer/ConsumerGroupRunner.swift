@@ -428,7 +428,7 @@ extension ConsumerGroupRunner {
                 // good, so a group that has read everything would never count as drained. What
                 // decides is whether an entry follows the last one delivered.
                 if info.lag == 0 { continue }
-                if try await !redis.xrange(stream, start: "(" + info.lastDeliveredID.description, count: 1).isEmpty { return false }
+                if try await LagMonitor.firstUndelivered(stream, after: info.lastDeliveredID, on: redis) != nil { return false }
             }
             return true
         }

@@ -366,16 +366,39 @@ public struct CSVReader {
     /// Makes at least `minimum` unread bytes available (fewer at the end of the file), moving the
     /// unread part to the front and growing the buffer when one record is larger than it.
     private mutating func fill(minimum: Int) throws {
+        if let failure = ChunkedRead.fill(
+            descriptor: descriptor, buffer: &buffer, start: &start, end: &end, atEOF: &atEOF,
+            minimum: minimum, chunkSize: chunkSize, willWait: willWait) {
+            throw CSVError(file: file, line: line, message: "read failed: \(String(cString: strerror(failure)))")
+        }
+    }
+
+    /// Whether a read of `descriptor` would return at once (data, or the end of the input).
+    static func readable(_ descriptor: Int32) -> Bool {
+        var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        return poll(&poller, 1, 0) != 0
+    }
+}
+
+/// Reading a descriptor into a buffer a chunk at a time: the one loop `CSVReader` and
+/// `LineReader` share.
+enum ChunkedRead {
+    /// Moves the unread bytes (`start..<end`) to the front, then reads until at least `minimum`
+    /// are unread or the input ends, growing `buffer` by a chunk when less than half a chunk is
+    /// free. `willWait` runs before a read that would wait. Returns errno when a read fails.
+    static func fill(
+        descriptor: Int32, buffer: inout [UInt8], start: inout Int, end: inout Int, atEOF: inout Bool,
+        minimum: Int, chunkSize: Int, willWait: (() -> Void)?
+    ) -> Int32? {
         guard descriptor >= 0 else {
             atEOF = true
-            return
+            return nil
         }
         if start > 0 {
             let unread = end - start
             if unread > 0 {
-                buffer.withUnsafeMutableBytes { raw in
-                    _ = memmove(raw.baseAddress!, raw.baseAddress! + start, unread)
-                }
+                let from = start
+                buffer.withUnsafeMutableBytes { raw in _ = memmove(raw.baseAddress!, raw.baseAddress! + from, unread) }
             }
             start = 0
             end = unread
@@ -384,25 +407,15 @@ public struct CSVReader {
             if buffer.count - end < max(1, chunkSize / 2) {
                 buffer.append(contentsOf: repeatElement(0, count: max(chunkSize, buffer.count)))
             }
-            if let willWait, !Self.readable(descriptor) { willWait() }
-            let count = buffer.withUnsafeMutableBytes { raw in
-                read(descriptor, raw.baseAddress! + end, raw.count - end)
-            }
+            if let willWait, !CSVReader.readable(descriptor) { willWait() }
+            let offset = end
+            let count = buffer.withUnsafeMutableBytes { raw in read(descriptor, raw.baseAddress! + offset, raw.count - offset) }
             if count < 0 {
                 if errno == EINTR { continue }
-                throw CSVError(file: file, line: line, message: "read failed: \(String(cString: strerror(errno)))")
+                return errno
             }
-            if count == 0 {
-                atEOF = true
-            } else {
-                end += count
-            }
+            if count == 0 { atEOF = true } else { end += count }
         }
-    }
-
-    /// Whether a read of `descriptor` would return at once (data, or the end of the input).
-    static func readable(_ descriptor: Int32) -> Bool {
-        var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-        return poll(&poller, 1, 0) != 0
+        return nil
     }
 }

@@ -130,7 +130,7 @@ public struct LagMonitor: Sendable {
                     lag = try await count(stream, after: group.lastDeliveredID, on: redis)
                     source = "computed"
                 }
-                let next = try await redis.xrange(stream, start: "(" + group.lastDeliveredID.description, count: 1).first
+                let next = try await Self.firstUndelivered(stream, after: group.lastDeliveredID, on: redis)
                 let timeLag = next.map { max(0, (nowMs - Double($0.id.milliseconds)) / 1000) } ?? 0
                 if next == nil { lag = 0 }
                 var oldest: Double?
@@ -163,13 +163,20 @@ public struct LagMonitor: Sendable {
                 var lag = group.lag ?? 0
                 if group.lag == nil {
                     lag = try await LagMonitor().count(stream, after: group.lastDeliveredID, on: redis)
-                } else if lag > 0, try await redis.xrange(stream, start: "(" + group.lastDeliveredID.description, count: 1).isEmpty {
+                } else if lag > 0, try await Self.firstUndelivered(stream, after: group.lastDeliveredID, on: redis) == nil {
                     lag = 0   // Redis's figure is off (see `ConsumerGroupRunner.drained`): nothing follows the last delivered entry
                 }
                 out.append((stream, group.name, lag, group.pending))
             }
         }
         return out
+    }
+
+    /// The first entry after a group's last delivered one, or nil when the group has read the
+    /// stream to its end: what decides "caught up" (Redis's `lag` can stay off after a restart
+    /// from an append-only file).
+    public static func firstUndelivered(_ stream: String, after id: StreamID, on redis: RedisConnection) async throws -> StreamEntry? {
+        try await redis.xrange(stream, start: "(" + id.description, count: 1).first
     }
 
     /// Entries after `id` (counted in pages; what XINFO reports when it can).

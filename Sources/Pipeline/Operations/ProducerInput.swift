@@ -79,24 +79,12 @@ public struct LineReader {
         return .text(line: line, text)
     }
 
+    /// Reads at least one byte more (or up to the end of the input).
     private mutating func fill() throws {
-        guard descriptor >= 0 else { atEOF = true; return }
-        if start > 0 {
-            let unread = end - start
-            if unread > 0 { buffer.withUnsafeMutableBytes { raw in _ = memmove(raw.baseAddress!, raw.baseAddress! + start, unread) } }
-            start = 0
-            end = unread
-        }
-        if buffer.count - end < chunkSize / 2 { buffer.append(contentsOf: repeatElement(0, count: chunkSize)) }
-        while true {
-            if let willWait, !CSVReader.readable(descriptor) { willWait() }
-            let count = buffer.withUnsafeMutableBytes { raw in read(descriptor, raw.baseAddress! + end, raw.count - end) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw ContractError("reading the input failed: \(String(cString: strerror(errno)))")
-            }
-            if count == 0 { atEOF = true } else { end += count }
-            return
+        if let failure = ChunkedRead.fill(
+            descriptor: descriptor, buffer: &buffer, start: &start, end: &end, atEOF: &atEOF,
+            minimum: end - start + 1, chunkSize: chunkSize, willWait: willWait) {
+            throw ContractError("reading the input failed: \(String(cString: strerror(failure)))")
         }
     }
 }
