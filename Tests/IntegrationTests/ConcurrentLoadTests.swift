@@ -161,16 +161,20 @@ extension WarehouseFixture {
         }
         let environment = ["DATABASE_URL": victim.url]
         var processes = try (0..<3).map { _ in try TestServers.startWarehouse(arguments(), environment: environment) }
+        // Kill one of the loaders still running every 0.4–1.5 s. A loader that drained and exited
+        // is never picked (killing it would test nothing), so the kills stop only when all drained.
         var kills = 0
+        let started = ContinuousClock.now
         while kills < 6 {
-            try await Task.sleep(for: .milliseconds(Int.random(in: 1000...2500)))
-            let index = Int.random(in: 0..<processes.count)
-            guard processes[index].isRunning else { break }   // drained before all the kills
+            try await Task.sleep(for: .milliseconds(Int.random(in: 400...1500)))
+            let running = processes.indices.filter { processes[$0].isRunning }
+            guard let index = running.randomElement() else { break }   // all drained before all the kills
             kill(processes[index].processIdentifier, SIGKILL)
             await TestServers.waitForExit(processes[index])
             kills += 1
             processes[index] = try TestServers.startWarehouse(arguments(), environment: environment)
         }
+        print("concurrent loaders: \(kills) kills in \(ContinuousClock.now - started)")
         for process in processes {
             await TestServers.waitForExit(process)
             #expect(process.terminationStatus == 0 || process.terminationReason == .uncaughtSignal)
