@@ -16,7 +16,11 @@ let package = Package(
         .executable(name: "warehouse", targets: ["warehouse"]),
         .library(name: "RedisClient", targets: ["RedisClient"]),
         .library(name: "PostgresClient", targets: ["PostgresClient"]),
-        .library(name: "Pipeline", targets: ["Pipeline"]),
+        .library(name: "Contract", targets: ["Contract"]),
+        .library(name: "KPIModel", targets: ["KPIModel"]),
+        .library(name: "StreamRuntime", targets: ["StreamRuntime"]),
+        .library(name: "WarehouseSink", targets: ["WarehouseSink"]),
+        .library(name: "KPIStore", targets: ["KPIStore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -40,14 +44,19 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
-        // Client libraries over them.
+        // The Redis wire model, pure: stream ids and entries, RESP command encoding, script digests.
+        .target(
+            name: "RedisWire",
+            swiftSettings: swiftSettings
+        ),
+        // Client libraries over the C modules, each connection on a thread of its own.
         .target(
             name: "ConnectionExecutor",
             swiftSettings: swiftSettings
         ),
         .target(
             name: "RedisClient",
-            dependencies: ["CHiredis", "ConnectionExecutor"],
+            dependencies: ["CHiredis", "ConnectionExecutor", "RedisWire"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -55,15 +64,53 @@ let package = Package(
             dependencies: ["CLibPQ", "ConnectionExecutor"],
             swiftSettings: swiftSettings
         ),
-        // The pipeline: configuration, migrations, benchmarks (contract, events, sinks, KPIs later).
+
+        // ── Pure: no I/O, no client. ──
+        // The data contract and the event model: CSV, validation, decimals, timestamps, entities,
+        // event ids, the event encoding and the one typed event decoder every consumer uses.
         .target(
-            name: "Pipeline",
+            name: "Contract",
+            dependencies: ["RedisWire"],
+            swiftSettings: swiftSettings
+        ),
+        // The KPI model: state, rules (deltas, retractions, retention), persisted records, the summary shape.
+        .target(
+            name: "KPIModel",
+            dependencies: ["Contract", "RedisWire"],
+            swiftSettings: swiftSettings
+        ),
+
+        // ── Source side: streams. ──
+        // The stream runtime: consumer groups, error classes, dead letters, replay, produce, lag,
+        // trimming, back-pressure, metrics, server configuration.
+        .target(
+            name: "StreamRuntime",
             dependencies: [
-                "ConnectionExecutor",
-                "RedisClient",
-                "PostgresClient",
+                "Contract", "RedisWire", "RedisClient", "PostgresClient", "ConnectionExecutor",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // ── Sinks. ──
+        // The warehouse: the star-schema loader, migrations, reports, quality checks.
+        .target(
+            name: "WarehouseSink",
+            dependencies: [
+                "Contract", "KPIModel", "StreamRuntime", "RedisWire", "RedisClient", "PostgresClient",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The KPI store in Redis: aggregator, lease, view, snapshot, reconciliation against the warehouse.
+        .target(
+            name: "KPIStore",
+            dependencies: [
+                "Contract", "KPIModel", "StreamRuntime", "WarehouseSink", "RedisWire", "RedisClient", "PostgresClient",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -72,9 +119,7 @@ let package = Package(
         .target(
             name: "Dashboard",
             dependencies: [
-                "Pipeline",
-                "RedisClient",
-                "PostgresClient",
+                "Contract", "KPIModel", "StreamRuntime", "WarehouseSink", "KPIStore", "RedisWire", "RedisClient", "PostgresClient",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -84,14 +129,32 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The thin command-line front end.
+
+        // ── Tools: only the executable depends on these. ──
+        // Seeded data: the sample-shaped history (`warehouse generate`) and the live load (`produce synthetic`).
+        .target(
+            name: "DataGenerator",
+            dependencies: ["Contract"],
+            swiftSettings: swiftSettings
+        ),
+        // `warehouse bench`: they drop and create schemas and namespaces of their own.
+        .target(
+            name: "Benchmarks",
+            dependencies: [
+                "Contract", "KPIModel", "StreamRuntime", "WarehouseSink", "KPIStore", "Dashboard", "DataGenerator",
+                "RedisWire", "RedisClient", "PostgresClient",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The thin command-line front end: one file per subcommand.
         .executableTarget(
             name: "warehouse",
             dependencies: [
-                "Pipeline",
-                "Dashboard",
-                "RedisClient",
-                "PostgresClient",
+                "Contract", "KPIModel", "StreamRuntime", "WarehouseSink", "KPIStore", "Dashboard", "DataGenerator", "Benchmarks",
+                "RedisWire", "RedisClient", "PostgresClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -102,13 +165,13 @@ let package = Package(
         // What each fuzz target checks of one input (run by the fuzzer, and over the corpus by the unit tests).
         .target(
             name: "FuzzChecks",
-            dependencies: ["Pipeline", "RedisClient"],
+            dependencies: ["Contract", "KPIModel", "StreamRuntime", "WarehouseSink", "RedisWire"],
             swiftSettings: swiftSettings
         ),
         // Pure logic, no server needed.
         .testTarget(
             name: "UnitTests",
-            dependencies: ["RedisClient", "PostgresClient", "Pipeline", "ConnectionExecutor", "warehouse", "FuzzChecks",
+            dependencies: ["RedisClient", "PostgresClient", "Contract", "KPIModel", "StreamRuntime", "WarehouseSink", "KPIStore", "DataGenerator", "RedisWire", "ConnectionExecutor", "warehouse", "FuzzChecks",
                            .product(name: "Yams", package: "Yams"), .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
@@ -116,7 +179,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "RedisClient", "PostgresClient", "Pipeline", "Dashboard",
+                "RedisClient", "PostgresClient", "Contract", "KPIModel", "StreamRuntime", "WarehouseSink", "KPIStore", "DataGenerator", "RedisWire", "Dashboard",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],

@@ -1,7 +1,12 @@
 import Foundation
-public import Pipeline
 import PostgresClient
 public import RedisClient
+public import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import RedisWire
 
 /// The analytics API's answers from PostgreSQL, cached in Redis (cache-aside).
 ///

@@ -2,9 +2,14 @@ import Foundation
 import HTTPTypes
 public import Hummingbird
 public import Logging
-import Pipeline
 import PostgresClient
 import RedisClient
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import RedisWire
 
 /// What the routes share: the Redis pool, the live feed, the analytics cache.
 public struct DashboardContext: Sendable {

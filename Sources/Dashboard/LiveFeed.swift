@@ -1,10 +1,15 @@
 import Foundation
 public import NIOCore
-public import Pipeline
 import PostgresClient
 import RedisClient
 public import ServiceLifecycle
 import Synchronization
+import Contract
+import KPIModel
+public import StreamRuntime
+import WarehouseSink
+import KPIStore
+import RedisWire
 
 /// The latest KPI snapshot as `/api/kpis` serves it, and when the change stream last confirmed
 /// it current: requests read it without a Redis round trip while the feed is watching.

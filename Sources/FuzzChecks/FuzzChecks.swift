@@ -1,5 +1,8 @@
-import Pipeline
-import RedisClient
+import RedisWire
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
 
 /// What each fuzz target does with one input: parse it the way the product does, and check the
 /// properties that must hold for any input (no crash, no hang, round trips, and a row the contract

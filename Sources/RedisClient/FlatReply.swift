@@ -1,4 +1,5 @@
 import CHiredis
+import RedisWire
 
 /// Stream reads without hiredis's reply tree: while a stream read's reply is parsed, the reader's
 /// object functions append each element to one flat buffer (a tag, then a LEB128 length and the

@@ -1,5 +1,6 @@
 import ConnectionExecutor
 import Foundation
+public import RedisWire
 
 /// Where and how to connect to Redis.
 public struct RedisConfiguration: Sendable, Equatable {

@@ -3,6 +3,7 @@ import ConnectionExecutor
 #if canImport(Glibc)
 import Glibc
 #endif
+public import RedisWire
 
 /// Owns a hiredis context and frees it when dropped. Never leaves its connection's thread.
 final class RedisContextBox {

@@ -1,5 +1,14 @@
 import ArgumentParser
-import Pipeline
+import Contract
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import Dashboard
+import DataGenerator
+import Benchmarks
+import RedisWire
+import RedisClient
+import PostgresClient
 
 /// The server options every subcommand that talks to Redis or PostgreSQL shares.
 struct ConnectionOptions: ParsableArguments {

@@ -1,8 +1,16 @@
 import ArgumentParser
 import Foundation
-import Pipeline
 import PostgresClient
 import RedisClient
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import Dashboard
+import DataGenerator
+import Benchmarks
+import RedisWire
 
 extension Warehouse {
     /// `warehouse consume --group warehouse|kpi`: loads the star schema, or keeps the KPIs in Redis.

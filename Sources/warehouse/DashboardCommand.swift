@@ -3,7 +3,16 @@ import Dashboard
 import Foundation
 import Hummingbird
 import Logging
-import Pipeline
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import DataGenerator
+import Benchmarks
+import RedisWire
+import RedisClient
+import PostgresClient
 
 extension Warehouse {
     /// `warehouse dashboard`: the live dashboard, its JSON API, server-sent events and /metrics.

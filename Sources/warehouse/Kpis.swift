@@ -1,7 +1,16 @@
 import ArgumentParser
 import Foundation
-import Pipeline
 import RedisClient
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import Dashboard
+import DataGenerator
+import Benchmarks
+import RedisWire
+import PostgresClient
 
 extension Warehouse {
     /// `warehouse kpis`: every KPI from Redis in one round trip.

@@ -1,8 +1,16 @@
 import ArgumentParser
 import Dashboard
 import Foundation
-import Pipeline
 import ServiceLifecycle
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import DataGenerator
+import Benchmarks
+import RedisWire
+import RedisClient
 
 /// `--metrics-port`: a long-running command serves its Prometheus metrics while it runs.
 struct MetricsOptions: ParsableArguments {

@@ -1,7 +1,16 @@
 import ArgumentParser
 import Foundation
-import Pipeline
 import PostgresClient
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import Dashboard
+import DataGenerator
+import Benchmarks
+import RedisWire
+import RedisClient
 
 extension Warehouse {
     /// `warehouse migrate`: applies the numbered SQL files of sql/ that are not applied yet.

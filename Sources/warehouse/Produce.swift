@@ -1,9 +1,17 @@
 import ArgumentParser
 import Foundation
-import Pipeline
 import PostgresClient
 import RedisClient
 import ServiceLifecycle
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import Dashboard
+import DataGenerator
+import Benchmarks
+import RedisWire
 
 extension Warehouse {
     /// `warehouse produce`: new events, through the same validation as replay.

@@ -1,8 +1,17 @@
 import ArgumentParser
 import Foundation
-import Pipeline
 import RedisClient
 import ServiceLifecycle
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import Dashboard
+import DataGenerator
+import Benchmarks
+import RedisWire
+import PostgresClient
 
 extension Warehouse {
     /// `warehouse tail`: the KPI change stream, live.

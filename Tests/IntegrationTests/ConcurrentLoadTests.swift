@@ -1,8 +1,15 @@
 import Foundation
-import Pipeline
 import PostgresClient
 import RedisClient
 import Testing
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import DataGenerator
+import RedisWire
+import Dashboard
 
 /// A data set built to make concurrent loaders collide: few natural keys with dozens of versions
 /// each (tracked attributes changing, sometimes not), order lines between them with status

@@ -3,6 +3,16 @@ import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import DataGenerator
+import RedisWire
+import RedisClient
+import PostgresClient
+import Dashboard
 
 /// A TCP proxy on loopback in front of a real server that cuts connections part-way through the
 /// server's replies: the n-th accepted connection (while `cuts` remain) forwards the server's first

@@ -3,12 +3,19 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
-import Pipeline
 import RedisClient
 import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import DataGenerator
+import RedisWire
+import PostgresClient
 
 /// The dashboard's routes on a loaded warehouse: every endpoint's shape and errors (in process,
 /// through the router), and server-sent events on a real socket.

@@ -1,8 +1,15 @@
 import Foundation
-import Pipeline
 import PostgresClient
 import RedisClient
 import Testing
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import DataGenerator
+import RedisWire
+import Dashboard
 
 /// The three classes of failure, each end to end: a deployment mistake stops the consumer and
 /// acknowledges nothing (fatal), a full Redis is waited out (transient), a row PostgreSQL refuses

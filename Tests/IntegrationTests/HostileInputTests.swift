@@ -1,8 +1,15 @@
 import Foundation
-import Pipeline
 import PostgresClient
 import RedisClient
 import Testing
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import DataGenerator
+import RedisWire
+import Dashboard
 
 /// Every row of data/README.md's table of hostile values, through replay and through
 /// `produce --stdin`: stored byte for byte (warehouse and KPIs) or rejected with its code.

@@ -1,7 +1,15 @@
 import Foundation
-import Pipeline
 import RedisClient
 import Testing
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import DataGenerator
+import RedisWire
+import PostgresClient
+import Dashboard
 
 /// The KPI lease is fenced: an aggregator paused past its lease (SIGSTOP) while a second one took
 /// over cannot write once it resumes.

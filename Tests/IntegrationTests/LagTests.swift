@@ -1,7 +1,15 @@
 import Foundation
-import Pipeline
 import RedisClient
 import Testing
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import DataGenerator
+import RedisWire
+import PostgresClient
+import Dashboard
 
 /// `warehouse lag`'s figures against what XINFO and XPENDING say, in each situation, and the status
 /// each situation gets.

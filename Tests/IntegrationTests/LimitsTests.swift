@@ -1,8 +1,15 @@
 import Dashboard
 import Foundation
-import Pipeline
 import RedisClient
 import Testing
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import DataGenerator
+import RedisWire
+import PostgresClient
 
 /// Every buffer bounded, every limit a clear error: each test crosses one limit.
 @Suite struct LimitsTests {

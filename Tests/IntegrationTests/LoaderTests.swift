@@ -1,8 +1,15 @@
 import Foundation
-import Pipeline
 import PostgresClient
 import RedisClient
 import Testing
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import DataGenerator
+import RedisWire
+import Dashboard
 
 /// A fresh schema with the project's migrations applied, and a loader over it.
 struct WarehouseFixture {

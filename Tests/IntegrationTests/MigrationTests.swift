@@ -1,7 +1,15 @@
 import Foundation
-import Pipeline
 import PostgresClient
 import Testing
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import DataGenerator
+import RedisWire
+import RedisClient
+import Dashboard
 
 @Suite struct MigrationTests {
     private func freshSchema() async throws -> (schema: String, url: String) {

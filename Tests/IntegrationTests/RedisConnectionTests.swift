@@ -1,7 +1,15 @@
 import Foundation
-import Pipeline
 import RedisClient
 import Testing
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import DataGenerator
+import RedisWire
+import PostgresClient
+import Dashboard
 
 @Suite struct RedisConnectionTests {
     @Test func binarySafeValuesRoundTrip() async throws {

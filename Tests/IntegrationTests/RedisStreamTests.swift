@@ -1,6 +1,15 @@
 import Foundation
 import RedisClient
 import Testing
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import DataGenerator
+import RedisWire
+import PostgresClient
+import Dashboard
 
 @Suite struct RedisStreamTests {
     @Test func tenThousandPipelinedXADDsReadBackInOrder() async throws {

@@ -1,8 +1,15 @@
 import Foundation
-import Pipeline
 import PostgresClient
 import RedisClient
 import Testing
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import DataGenerator
+import RedisWire
+import Dashboard
 
 /// No credential is ever printed: a whole run of the pipeline, and its error paths, with a known
 /// password in both URLs (Redis's user info; PostgreSQL's user info and `?password=`), and every

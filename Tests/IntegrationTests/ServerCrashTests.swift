@@ -1,8 +1,15 @@
 import Foundation
-import Pipeline
 import PostgresClient
 import RedisClient
 import Testing
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import DataGenerator
+import RedisWire
+import Dashboard
 
 /// Servers killed with -9 at random moments while both groups load a 200,000-event history, on
 /// servers configured as a user runs them (Redis with the append-only file, `appendfsync

@@ -2,6 +2,14 @@ import Foundation
 import PostgresClient
 import RedisClient
 import Testing
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import DataGenerator
+import RedisWire
+import Dashboard
 
 /// The real servers that scripts/test.sh starts for this run (REDIS_URL, DATABASE_URL).
 /// Integration tests fail, rather than skip, when they are not set: run them through scripts/test.sh.

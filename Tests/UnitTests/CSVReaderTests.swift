@@ -1,6 +1,14 @@
 import Foundation
 import Testing
-@testable import Pipeline
+@testable import Contract
+@testable import KPIModel
+@testable import StreamRuntime
+@testable import WarehouseSink
+@testable import KPIStore
+@testable import DataGenerator
+@testable import RedisWire
+import RedisClient
+import PostgresClient
 
 @Suite struct CSVReaderTests {
     /// A reader over `text`: in memory, or from a file read `chunk` bytes at a time.

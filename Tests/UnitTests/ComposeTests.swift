@@ -1,9 +1,17 @@
 import ArgumentParser
 import Foundation
-import Pipeline
 import Testing
 @testable import warehouse
 import Yams
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import DataGenerator
+import RedisWire
+import RedisClient
+import PostgresClient
 
 /// No Docker engine runs here, so docker-compose.yml and the Dockerfile are checked by reading
 /// them: every warehouse service's command parses with the CLI's own parser (flags and values

@@ -1,5 +1,14 @@
 import ConnectionExecutor
 import Testing
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import DataGenerator
+import RedisWire
+import RedisClient
+import PostgresClient
 
 /// An actor pinned to a `ConnectionThread`, as the Redis and PostgreSQL connections are.
 private actor Pinned {

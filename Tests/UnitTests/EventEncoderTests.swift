@@ -1,6 +1,13 @@
 import RedisClient
 import Testing
-@testable import Pipeline
+@testable import Contract
+@testable import KPIModel
+@testable import StreamRuntime
+@testable import WarehouseSink
+@testable import KPIStore
+@testable import DataGenerator
+@testable import RedisWire
+import PostgresClient
 
 @Suite struct EventEncoderTests {
     /// Replay's packed form must write byte for byte what the plain form writes.

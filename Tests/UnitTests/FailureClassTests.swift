@@ -1,7 +1,13 @@
-import Pipeline
 import PostgresClient
 import RedisClient
 import Testing
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import DataGenerator
+import RedisWire
 
 /// The three classes of failure and what decides them: SQLSTATEs, Redis error prefixes, client codes.
 @Suite struct FailureClassTests {

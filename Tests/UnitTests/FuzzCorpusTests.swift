@@ -1,6 +1,13 @@
 import Foundation
 import FuzzChecks
 import Testing
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import DataGenerator
+import RedisWire
 
 /// The fuzz targets' checks over their seed corpus and over every input a fuzzer ever crashed on
 /// (`Fuzz/regressions/TARGET/`, kept for good once fixed): the same functions libFuzzer runs, in

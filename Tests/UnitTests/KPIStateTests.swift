@@ -1,6 +1,14 @@
 import Foundation
 import Testing
-@testable import Pipeline
+@testable import Contract
+@testable import KPIModel
+@testable import StreamRuntime
+@testable import WarehouseSink
+@testable import KPIStore
+@testable import DataGenerator
+@testable import RedisWire
+import RedisClient
+import PostgresClient
 
 /// The KPI aggregator's rules on their own: no server.
 @Suite struct KPIStateTests {

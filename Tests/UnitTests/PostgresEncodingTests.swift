@@ -1,5 +1,13 @@
 import Testing
 @testable import PostgresClient
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import DataGenerator
+import RedisWire
+import RedisClient
 
 @Suite struct PostgresEncodingTests {
     @Test func arrayLiteralsQuoteAndEscape() {

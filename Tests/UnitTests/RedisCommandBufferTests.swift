@@ -1,5 +1,13 @@
 import Testing
 @testable import RedisClient
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import KPIStore
+import DataGenerator
+import RedisWire
+import PostgresClient
 
 @Suite struct RedisCommandBufferTests {
     @Test func encodesArgvAsBulkStrings() {

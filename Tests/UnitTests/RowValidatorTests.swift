@@ -1,5 +1,13 @@
 import Testing
-@testable import Pipeline
+@testable import Contract
+@testable import KPIModel
+@testable import StreamRuntime
+@testable import WarehouseSink
+@testable import KPIStore
+@testable import DataGenerator
+@testable import RedisWire
+import RedisClient
+import PostgresClient
 
 @Suite struct RowValidatorTests {
     let orderHeader = ["order_id", "line_number", "customer_id", "product_id", "quantity", "unit_price", "discount",

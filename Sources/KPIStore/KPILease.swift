@@ -1,0 +1,173 @@
+import Foundation
+public import RedisClient
+public import ServiceLifecycle
+import Synchronization
+import Contract
+import KPIModel
+import StreamRuntime
+import WarehouseSink
+import RedisWire
+import PostgresClient
+
+/// The lease that lets one KPI aggregator run per namespace: SET NX PX, renewed at a third of its
+/// TTL; a crashed holder's lease expires after the TTL. Each take draws a new fencing epoch (INCR
+/// of `{kpi}:epoch`, in the same script), which the holder's commits carry (`KPIAggregator`).
+public struct KPILease: Sendable {
+    public let keys: KPIKeys
+    public let owner: String
+    public let ttl: Duration
+    let token = UUID().uuidString
+
+    public init(keys: KPIKeys, owner: String, ttl: Duration) {
+        self.keys = keys
+        self.owner = owner
+        self.ttl = ttl
+    }
+
+    /// Takes the lease if it is free; returns the new epoch, or 0 when another holder has it.
+    static let take = RedisScript("""
+        if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+          return redis.call('INCR', KEYS[2])
+        end
+        return 0
+        """)
+    /// Renews the lease; takes it back if it expired and nobody took it meanwhile (the epoch has
+    /// not moved). 1 when held, 0 when lost.
+    ///
+    /// An epoch *below* the holder's means Redis lost writes (restarted from an append-only file
+    /// missing its tail, as after a machine crash with `appendfsync everysec`): nobody can have
+    /// taken the lease since (there is no holder), so the epoch is put back and the lease taken
+    /// again. Left as it was, the next take would hand out this holder's epoch a second time.
+    static let renew = RedisScript("""
+        local holder = redis.call('GET', KEYS[1])
+        if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+        if holder then return 0 end
+        local current = tonumber(redis.call('GET', KEYS[2]) or '0')
+        local mine = tonumber(ARGV[3])
+        if current > mine then return 0 end
+        if current < mine then redis.call('SET', KEYS[2], ARGV[3]) end
+        redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+        return 1
+        """)
+    static let release = RedisScript("""
+        if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+        return 0
+        """)
+
+    var ttlMilliseconds: Int { max(1, Int(ttl.milliseconds)) }
+    var value: String { "\(owner) \(token)" }
+
+    /// Waits for the lease and returns its epoch; nil on a graceful shutdown first.
+    public func acquire(on redis: RedisConnection, log: @Sendable (String) -> Void) async throws -> Int? {
+        var announced = false
+        while !ConsumerGroupRunner.stopping {
+            let epoch = try await redis.run(Self.take, keys: [keys.lease, keys.epoch], arguments: [value, String(ttlMilliseconds)]).int ?? 0
+            if epoch > 0 { return epoch }
+            if !announced {
+                let holder = try await redis.command("GET", keys.lease).string ?? "?"
+                log("another KPI aggregator holds the lease (\(holder.split(separator: " ").first ?? "?")); waiting for it to stop or expire")
+                announced = true
+            }
+            do { try await ConsumerGroupRunner.pause(.milliseconds(200)) } catch { return nil }
+        }
+        return nil
+    }
+
+    /// Renews the lease held at `epoch`; false when it is lost.
+    public func renew(on redis: RedisConnection, epoch: Int) async throws -> Bool {
+        try await redis.run(Self.renew, keys: [keys.lease, keys.epoch], arguments: [value, String(ttlMilliseconds), String(epoch)]).int == 1
+    }
+
+    public func release(on redis: RedisConnection) async throws {
+        _ = try await redis.run(Self.release, keys: [keys.lease], arguments: [value])
+    }
+}
+
+/// Hands the epoch of a taken lease from the keeper to the aggregator that waits for it.
+public final class KPILeaseGrant: Sendable {
+    private enum State {
+        case waiting([CheckedContinuation<Int?, Never>])
+        case granted(Int)
+        case closed
+    }
+    private let state = Mutex<State>(.waiting([]))
+
+    public init() {}
+
+    /// The epoch once granted; nil if the keeper stopped first.
+    public func epoch() async -> Int? {
+        await withCheckedContinuation { continuation in
+            let now: Int?? = state.withLock { state in
+                switch state {
+                case .waiting(let waiters):
+                    state = .waiting(waiters + [continuation])
+                    return .none
+                case .granted(let epoch): return .some(epoch)
+                case .closed: return .some(nil)
+                }
+            }
+            if let now { continuation.resume(returning: now) }
+        }
+    }
+
+    func grant(_ epoch: Int) { finish(.granted(epoch), epoch) }
+
+    /// No epoch is coming (a shutdown before the lease was taken, or the keeper stopped).
+    public func close() { finish(.closed, nil) }
+
+    private func finish(_ final: State, _ epoch: Int?) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Int?, Never>] in
+            guard case .waiting(let waiters) = state else { return [] }
+            state = final
+            return waiters
+        }
+        for waiter in waiters { waiter.resume(returning: epoch) }
+    }
+}
+
+/// Takes the KPI lease (waiting while another aggregator holds it), grants its epoch to the
+/// aggregator, renews it at a third of its TTL, and releases it on a graceful shutdown (after the
+/// aggregator, which the service group stops first, has finished). Losing it stops the process
+/// with an error; the aggregator's fenced commits need no help from it to stay exact.
+public struct KPILeaseKeeper: Service {
+    public let lease: KPILease
+    public let grant: KPILeaseGrant
+    let url: String
+    let log: @Sendable (String) -> Void
+
+    public init(lease: KPILease, grant: KPILeaseGrant, url: String, log: @escaping @Sendable (String) -> Void) {
+        self.lease = lease
+        self.grant = grant
+        self.url = url
+        self.log = log
+    }
+
+    public func run() async throws {
+        defer { grant.close() }
+        let redis: RedisConnection
+        let epoch: Int
+        do {
+            redis = try await ConsumerGroupRunner.retryingTransient("connecting to Redis", log: log) { try await RedisConnection(url: url) }
+            guard let taken = try await ConsumerGroupRunner.retryingTransient("taking the KPI lease", log: log, {
+                try await lease.acquire(on: redis, log: log)
+            }) else { return }
+            epoch = taken
+        } catch is CancellationError {
+            return
+        }
+        grant.grant(epoch)
+        while !ConsumerGroupRunner.stopping {
+            do { try await ConsumerGroupRunner.pause(lease.ttl / 3) } catch { break }
+            do {
+                guard try await lease.renew(on: redis, epoch: epoch) else {
+                    throw ConsumerStop(
+                        cause: "the KPI lease was taken by another aggregator (this one was paused or cut off longer than --lease-ms)",
+                        advice: "nothing: the aggregator holding the lease carries on, and this one's commits are refused; restart it to make it a standby")
+                }
+            } catch where FailureClass.of(error) == .transient {
+                log("could not renew the KPI lease (\(error)); retrying")
+            }
+        }
+        try? await lease.release(on: redis)
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+public import PostgresClient
+import Contract
+import KPIModel
+import StreamRuntime
+import RedisWire
+import RedisClient
+
+/// The analytics queries of `sql/analytics/` (each runnable with psql), run by `warehouse report NAME`.
+public struct AnalyticsReport: Sendable {
+    /// The report names, as files `sql/analytics/NAME.sql` (a `-` in a name stands for `_`).
+    public static func names(in folder: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [])
+            .filter { $0.hasSuffix(".sql") }.map { String($0.dropLast(4)) }.sorted()
+    }
+
+    public let name: String
+    public let sql: String
+
+    public init(name: String, folder: String) throws {
+        let stem = name.replacingOccurrences(of: "-", with: "_")
+        let path = (folder as NSString).appendingPathComponent(stem + ".sql")
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw MigrationError("no report \(name): known reports are summary, \(Self.names(in: folder).joined(separator: ", "))")
+        }
+        self.name = stem
+        self.sql = String(decoding: data, as: UTF8.self)
+    }
+
+    public func run(on db: PostgresConnection) async throws -> PostgresRows {
+        try await db.query(sql)
+    }
+
+    /// Rows as JSON-ready objects: integers as numbers, everything else (money included) as text.
+    public static func objects(_ rows: PostgresRows) -> [[String: Any]] {
+        let integerTypes: Set<UInt32> = [20, 21, 23]
+        return rows.rows.map { row in
+            var object: [String: Any] = [:]
+            for (index, column) in rows.columns.enumerated() {
+                guard let text = row[index] else { object[column.name] = NSNull(); continue }
+                object[column.name] = integerTypes.contains(column.typeOID) ? (Int(text).map { $0 as Any } ?? text) : text
+            }
+            return object
+        }
+    }
+
+    /// Rows as an aligned text table.
+    public static func table(_ rows: PostgresRows) -> String {
+        let headers = rows.columns.map(\.name)
+        let cells = rows.rows.map { row in headers.indices.map { row[$0] ?? "" } }
+        let widths = headers.indices.map { column in ([headers[column]] + cells.map { $0[column] }).map(\.count).max() ?? 0 }
+        func line(_ values: [String]) -> String {
+            zip(values, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+        }
+        return ([line(headers), line(widths.map { String(repeating: "-", count: $0) })] + cells.map(line)).joined(separator: "\n")
+    }
+}
