@@ -1,6 +1,6 @@
 # A multi-stage build: Swift compiles `warehouse` (statically linked Swift runtime) against
 # hiredis and libpq; the runtime image is Debian slim with only those libraries, curl for the
-# healthchecks, the migrations and the sample data.
+# healthchecks and the sample data (the migrations and analytics queries are compiled into the binary).
 FROM swift:6.3-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libhiredis-dev libpq-dev pkg-config \
@@ -18,10 +18,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home /app warehouse
 COPY --from=build /warehouse /usr/local/bin/warehouse
-COPY sql /app/sql
 COPY data /app/data
 WORKDIR /app
-ENV WAREHOUSE_SQL_DIR=/app/sql
 USER warehouse
 EXPOSE 5000
 CMD ["warehouse", "--help"]

@@ -1,9 +1,12 @@
-// swift-tools-version: 6.1
+// swift-tools-version: 6.2
 import PackageDescription
 
-/// One settings list for every target: Swift 6 language mode plus the upcoming features we want.
+/// One settings list for every target of ours: Swift 6 language mode, the upcoming features we
+/// want, and every warning an error (the project's own code builds with none, debug or release;
+/// dependencies keep their own settings).
 let swiftSettings: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
+    .treatAllWarnings(as: .error),
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
     .enableUpcomingFeature("MemberImportVisibility"),
@@ -103,6 +106,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            // The migrations and the analytics queries, compiled into the binary (`PackageResources`).
+            resources: [.embedInCode("SQL")],
             swiftSettings: swiftSettings
         ),
         // The KPI store in Redis: aggregator, lease, view, snapshot, reconciliation against the warehouse.
@@ -134,7 +139,10 @@ let package = Package(
         // Seeded data: the sample-shaped history (`warehouse generate`) and the live load (`produce synthetic`).
         .target(
             name: "DataGenerator",
-            dependencies: ["Contract"],
+            dependencies: [
+                "Contract", "StreamRuntime", "RedisWire", "RedisClient",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         // `warehouse bench`: they drop and create schemas and namespaces of their own.

@@ -21,8 +21,7 @@ public enum BenchmarkSchema {
         try await admin.executeScript("DROP SCHEMA IF EXISTS \(schema) CASCADE; CREATE SCHEMA \(schema)")
         let url = url(base, schema: schema)
         let connection = try await PostgresConnection(url)
-        guard let folder = Migration.locateDirectory() else { throw MigrationError("no sql/ folder found (set WAREHOUSE_SQL_DIR)") }
-        _ = try await Migrator(migrations: try Migration.load(from: folder)).run(on: connection)
+        _ = try await Migrator(migrations: try Migration.embedded()).run(on: connection)
         return (url, connection)
     }
 }

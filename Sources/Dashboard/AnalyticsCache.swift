@@ -39,12 +39,13 @@ public actor AnalyticsCache {
     }
 
     private let keys: CacheKeys
-    private let folder: String
+    /// A folder of queries to run instead of the built-in ones, if any.
+    private let folder: String?
     private let databaseURL: String
     private let ttl: Duration
     private var postgres: PostgresConnection?
 
-    public init(layout: StreamLayout, folder: String, databaseURL: String, ttl: Duration) {
+    public init(layout: StreamLayout, folder: String?, databaseURL: String, ttl: Duration) {
         self.keys = CacheKeys(layout: layout)
         self.folder = folder
         self.databaseURL = databaseURL

@@ -16,7 +16,7 @@ public struct DashboardContext: Sendable {
     public let configuration: DashboardConfiguration
     public let pool: RedisPool
     public let feed: LiveFeed
-    public let analytics: AnalyticsCache?
+    public let analytics: AnalyticsCache
     public let readiness: Readiness
 
     public init(configuration: DashboardConfiguration) async throws {
@@ -24,11 +24,9 @@ public struct DashboardContext: Sendable {
         self.pool = try await RedisPool(url: configuration.servers.redisURL, size: configuration.redisConnections)
         self.feed = LiveFeed(configuration: configuration, pool: pool)
         self.readiness = Readiness(databaseURL: configuration.servers.databaseURL, pool: pool, cacheFor: configuration.readyCacheFor)
-        let folder = configuration.analyticsFolder ?? Migration.locateDirectory().map { ($0 as NSString).appendingPathComponent("analytics") }
-        self.analytics = folder.map {
-            AnalyticsCache(layout: configuration.layout, folder: $0, databaseURL: configuration.servers.databaseURL,
-                           ttl: configuration.analyticsCacheTTL)
-        }
+        self.analytics = AnalyticsCache(
+            layout: configuration.layout, folder: configuration.analyticsFolder ?? AnalyticsReport.overrideFolder(nil),
+            databaseURL: configuration.servers.databaseURL, ttl: configuration.analyticsCacheTTL)
     }
 }
 
@@ -109,9 +107,7 @@ public func buildRouter(_ context: DashboardContext) -> Router<BasicRequestConte
         guard AnalyticsCache.reports[name] != nil else {
             throw HTTPError(.notFound, message: AnalyticsCache.UnknownReport(name: name).description)
         }
-        guard let analytics = context.analytics else {
-            throw HTTPError(.serviceUnavailable, message: "no sql/analytics folder found (set WAREHOUSE_SQL_DIR)")
-        }
+        let analytics = context.analytics
         let answer = try await serviceCall { try await analytics.answer(name, redis: context.pool.connection) }
         var headers = HTTPFields()
         headers[.contentType] = "application/json"

@@ -15,7 +15,7 @@ public struct DashboardConfiguration: Sendable {
     public var port = 5000
     public var servers = ServerConfiguration()
     public var layout = StreamLayout()
-    /// The folder of the analytics queries (`sql/analytics`).
+    /// A folder of analytics queries to serve instead of the built-in ones (nil: built in, or `$WAREHOUSE_SQL_DIR/analytics`).
     public var analyticsFolder: String?
     /// How long a cached analytics answer may be served without the loader committing anything
     /// (a safety net: a commit invalidates it at once).

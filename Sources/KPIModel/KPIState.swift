@@ -18,18 +18,8 @@ import RedisWire
 public struct KPIState: Sendable {
     // MARK: - Events
 
-    /// A version: event time, then event id to break ties (the rule every consumer shares).
-    public struct Version: Sendable, Hashable, Comparable {
-        public var time: Timestamp
-        public var eventID: String
-        public init(time: Timestamp, eventID: String) {
-            self.time = time
-            self.eventID = eventID
-        }
-        public static func < (lhs: Version, rhs: Version) -> Bool {
-            lhs.time != rhs.time ? lhs.time < rhs.time : lhs.eventID < rhs.eventID
-        }
-    }
+    /// A version: event time, then event id to break ties (the contract's rule, `Contract.Version`).
+    public typealias Version = Contract.Version
 
     public struct Line: Sendable, Equatable {
         public var orderID: String

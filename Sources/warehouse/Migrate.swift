@@ -22,17 +22,14 @@ extension Warehouse {
 
         @OptionGroup var connection: ConnectionOptions
 
-        @Option(help: "The migrations folder (default: $WAREHOUSE_SQL_DIR, ./sql, or the checkout's sql/).")
+        @Option(help: "A migrations folder to apply instead of the ones built in (default: $WAREHOUSE_SQL_DIR, else the built-in ones).")
         var sqlDir: String?
 
         @Flag(help: "Print a JSON object instead of text.")
         var json = false
 
         func run() async throws {
-            guard let directory = sqlDir ?? Migration.locateDirectory() else {
-                throw ValidationError("no sql/ folder found: pass --sql-dir or set WAREHOUSE_SQL_DIR")
-            }
-            let migrations = try Migration.load(from: directory)
+            let migrations = try Migration.resolve(folder: sqlDir)
             let servers = connection.servers
             let postgres: PostgresConnection
             do {
@@ -48,7 +45,7 @@ extension Warehouse {
                     let name = migrations.first { $0.version == version }?.name ?? "?"
                     print("applied \(String(format: "%04d", version)) \(name)")
                 }
-                print("migrations: \(report.applied.count) applied, \(report.alreadyApplied.count) already applied (\(directory))")
+                print("migrations: \(report.applied.count) applied, \(report.alreadyApplied.count) already applied (\(sqlDir ?? ProcessInfo.processInfo.environment["WAREHOUSE_SQL_DIR"] ?? "built in"))")
             }
         }
     }

@@ -77,12 +77,8 @@ extension Warehouse {
         static func pingPostgres(_ url: String) async -> Result<(String, Double), any Error> {
             do {
                 let postgres = try await PostgresConnection(url)
-                let clock = ContinuousClock()
-                let start = clock.now
-                try await postgres.query("SELECT 1")
-                let latency = (clock.now - start).seconds * 1000
-                let version = try await postgres.query("SHOW server_version").first?[0] ?? ""
-                return .success(("PostgreSQL " + version, latency))
+                let (version, latency) = try await WarehouseLookups.ping(postgres)
+                return .success(("PostgreSQL " + version, latency.seconds * 1000))
             } catch {
                 return .failure(error)
             }

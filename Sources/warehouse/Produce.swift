@@ -204,10 +204,7 @@ extension Warehouse.Produce {
             if !missing.isEmpty {
                 do {
                     let postgres = try await PostgresConnection(options.connection.servers.databaseURL)
-                    let rows = try await postgres.query(
-                        "SELECT product_id, unit_price::text FROM dim_products WHERE product_id = ANY($1::text[]) AND is_current AND NOT is_inferred",
-                        [PostgresBind(missing)])
-                    for row in rows.rows { prices[try row.decode(String.self, at: 0)] = try row.decode(String.self, at: 1) }
+                    prices = try await WarehouseLookups.currentPrices(of: missing, on: postgres)
                 } catch {
                     throw exitUnusable("no price given for \(missing.joined(separator: ", ")) and the warehouse could not be asked (\(error)): pass PRODUCT:QTY:PRICE")
                 }
@@ -248,35 +245,23 @@ extension Warehouse.Produce {
         var line: Int?
 
         func run() async throws {
-            let rows: PostgresRows
+            let lines: [WarehouseLookups.OrderLine]
             do {
                 let postgres = try await PostgresConnection(options.connection.servers.databaseURL)
-                rows = try await postgres.query("""
-                    SELECT line_number::text, customer_id, product_id, quantity::text, unit_price::text, discount::text,
-                           to_char(order_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-                           (extract(epoch FROM updated_at) * 1000000)::bigint
-                    FROM fact_sales WHERE order_id = $1 AND ($2::int IS NULL OR line_number = $2::int) ORDER BY line_number
-                    """, [PostgresBind(order), line.map { PostgresBind(String($0)) } ?? .null])
+                lines = try await WarehouseLookups.orderLines(order, line: line, on: postgres)
             } catch {
                 throw exitUnusable("could not read order \(order) from the warehouse: \(error)")
             }
-            guard !rows.rows.isEmpty else {
+            guard !lines.isEmpty else {
                 throw exitUnusable("order \(order)\(line.map { " line \($0)" } ?? "") is not in the warehouse (has the warehouse group loaded it?)")
             }
             let header = Entity.orders.schema.columns.map(\.name)
-            var records: [(line: Int, fields: [String])] = []
-            for (index, row) in rows.rows.enumerated() {
-                // A new version must be newer than the one applied.
-                let previous = Timestamp(microseconds: try row.decode(Int64.self, at: 7))
-                let now = Timestamp.now
-                let version = now > previous ? now : Timestamp(microseconds: previous.microseconds + 1_000_000)
-                let values: [String: String] = [
-                    "order_id": order, "line_number": try row.decode(String.self, at: 0), "customer_id": try row.decode(String.self, at: 1),
-                    "product_id": try row.decode(String.self, at: 2), "quantity": try row.decode(String.self, at: 3),
-                    "unit_price": try row.decode(String.self, at: 4), "discount": try row.decode(String.self, at: 5), "status": status,
-                    "order_ts": try row.decode(String.self, at: 6), "updated_at": version.description,
-                ]
-                records.append((index + 1, header.map { values[$0] ?? "" }))
+            let now = Timestamp.now
+            let records = lines.enumerated().map { index, loaded -> (line: Int, fields: [String]) in
+                var values = loaded.values
+                values["status"] = status
+                values["updated_at"] = Timestamp.nextVersion(after: loaded.updatedAt, now: now).description
+                return (index + 1, header.map { values[$0] ?? "" })
             }
             let redis = try await RedisConnection(url: options.connection.servers.redisURL)
             try options.report(try await Producer(layout: options.layout).publish(records, entity: .orders, header: header, input: "produce status", on: redis))
@@ -403,85 +388,20 @@ extension Warehouse.Produce {
             try await runServices(metrics.services() + [ClosureService { try await generate() }])
         }
 
-        /// Publishes the live load until `--duration` is over or a graceful shutdown.
+        /// Publishes the live load until `--duration` is over or a graceful shutdown, then prints the totals.
         func generate() async throws {
             let servers = options.connection.servers
-            let layout = options.layout
             let redis = try await RedisConnection(url: servers.redisURL)
-            let producer = Producer(layout: layout)
-            let now = Timestamp.now
-            var load = SyntheticLoad(catalog: await Self.catalog(servers.databaseURL), seed: seed, prefix: "S\(seed)" + String(now.milliseconds, radix: 36))
-            var totals = (events: 0, rejected: 0, orders: 0, paused: 0.0)
-            var pending: [SyntheticLoad.Event] = []
-            if load.catalog.isEmpty {
-                pending = load.bootstrap(at: now)
-                logLine("synthetic: the warehouse has no catalog; publishing one (\(load.catalog.products.count) products, \(load.catalog.customers.count) customers)")
-            } else {
-                logLine("synthetic: \(load.catalog.customers.count) customers and \(load.catalog.products.count) products from the warehouse")
-            }
-            let backPressure = maxLag > 0 ? BackPressure(limit: maxLag, streams: Entity.allCases.flatMap { layout.streamKeys($0) }) : nil
-            let clock = ContinuousClock()
-            let started = clock.now
-            let end = started + Self.length(duration)!
-            let ordersPerSecond = rate / SyntheticLoad.eventsPerOrder
-            var nextArrival = started + .microseconds(Int64(load.interarrival(ordersPerSecond: ordersPerSecond) * 1_000_000))
-            var lastSummary = started, lastCheck = started, lastSummaryEvents = 0
-            var slowest: (group: String, lag: Int)?
-
-            func publish() async throws {
-                guard !pending.isEmpty else { return }
-                var byEntity: [Entity: [(line: Int, values: [String: String])]] = [:]
-                for (index, event) in pending.enumerated() { byEntity[event.entity, default: []].append((totals.events + index + 1, event.values)) }
-                // Dimensions first, so a consumer reading one batch sees the customer before the order.
-                for entity in Entity.allCases {
-                    guard let objects = byEntity[entity] else { continue }
-                    let outcome = try await producer.publish(objects: objects, entity: entity, input: "synthetic", on: redis)
-                    for rejection in outcome.rejected { FileHandle.standardError.write(Data("rejected \(rejection.description)\n".utf8)) }
-                    totals.rejected += outcome.rejected.count
-                }
-                totals.events += pending.count
-                pending.removeAll(keepingCapacity: true)
-            }
-
-            while clock.now < end && !Task.isShuttingDownGracefully {
-                let wall = clock.now
-                while nextArrival <= wall {
-                    pending += load.arrival(at: Timestamp.now)
-                    totals.orders += 1
-                    nextArrival += .microseconds(Int64(load.interarrival(ordersPerSecond: ordersPerSecond) * 1_000_000))
-                }
-                pending += load.due(at: Timestamp.now)
-                try await publish()
-                if let backPressure, clock.now - lastCheck >= backPressure.checkEvery {
-                    lastCheck = clock.now
-                    slowest = try await BackPressure.slowestLag(backPressure.streams, on: redis)
-                    let paused = try await backPressure.wait(on: redis, from: slowest, cancelled: { Task.isShuttingDownGracefully }) { group, lag in
-                        logLine("synthetic: paused by back-pressure: group \(group) lags \(lag) entries (limit \(backPressure.limit))")
-                    }
-                    if paused > 0 {
-                        totals.paused += paused
-                        nextArrival = clock.now
-                    }
-                }
-                if clock.now - lastSummary >= .seconds(5) {
-                    let elapsed = (clock.now - lastSummary).seconds
-                    logLine(String(format: "synthetic: %.0f s, %d events (%.0f/s now), %d orders, %d rejected, %d follow-ups scheduled, slowest lag %@",
-                                   (clock.now - started).seconds, totals.events, Double(totals.events - lastSummaryEvents) / elapsed,
-                                   totals.orders, totals.rejected, load.scheduled, slowest.map { "\($0.lag) (\($0.group))" } ?? "-"))
-                    lastSummary = clock.now
-                    lastSummaryEvents = totals.events
-                }
-                let wake = min(nextArrival, clock.now + .milliseconds(20))
-                if wake > clock.now { try? await Task.sleep(until: wake, clock: clock) }
-            }
-            try await publish()
-            let seconds = (clock.now - started).seconds
+            let runner = SyntheticProducer(layout: options.layout, rate: rate, duration: Self.length(duration)!, maxLag: maxLag)
+            var load = SyntheticLoad(catalog: await Self.catalog(servers.databaseURL), seed: seed,
+                                     prefix: "S\(seed)" + String(Timestamp.now.milliseconds, radix: 36))
+            let totals = try await runner.run(&load, on: redis, log: logLine)
             if options.json {
-                printJSON(["events": totals.events, "orders": totals.orders, "rejected": totals.rejected, "seconds": seconds,
-                           "events_per_s": Double(totals.events) / seconds, "paused_s": totals.paused] as [String: Any])
+                printJSON(["events": totals.events, "orders": totals.orders, "rejected": totals.rejected, "seconds": totals.seconds,
+                           "events_per_s": Double(totals.events) / totals.seconds, "paused_s": totals.paused] as [String: Any])
             } else {
                 print(String(format: "synthetic: %d events in %.1f s (%.0f/s), %d orders, %d rejected, %.1f s paused by back-pressure",
-                             totals.events, seconds, Double(totals.events) / seconds, totals.orders, totals.rejected, totals.paused))
+                             totals.events, totals.seconds, Double(totals.events) / totals.seconds, totals.orders, totals.rejected, totals.paused))
             }
             if totals.rejected > 0 { throw ExitCode(1) }
         }
@@ -489,27 +409,12 @@ extension Warehouse.Produce {
         /// The warehouse's current customers and products; empty when it has none or cannot be reached.
         static func catalog(_ url: String) async -> SyntheticLoad.Catalog {
             var catalog = SyntheticLoad.Catalog()
-            guard let postgres = try? await PostgresConnection(url) else { return catalog }
-            if let rows = try? await postgres.query("""
-                SELECT customer_id, segment, coalesce(state, ''), coalesce(country, 'US') FROM dim_customers
-                WHERE is_current AND NOT is_inferred AND segment IS NOT NULL ORDER BY customer_id LIMIT 100000
-                """) {
-                catalog.customers = rows.rows.compactMap { row in
-                    guard let id = try? row.decode(String.self, at: 0), let segment = try? row.decode(String.self, at: 1),
-                          let state = try? row.decode(String.self, at: 2), let country = try? row.decode(String.self, at: 3) else { return nil }
-                    return SyntheticLoad.Customer(id: id, segment: segment, state: state, country: country)
-                }
+            guard let postgres = try? await PostgresConnection(url), let current = try? await WarehouseLookups.currentCatalog(on: postgres) else {
+                return catalog
             }
-            if let rows = try? await postgres.query("""
-                SELECT product_id, coalesce(name, product_id), category, coalesce(supplier_id, ''), unit_price::text FROM dim_products
-                WHERE is_current AND NOT is_inferred AND category IS NOT NULL AND unit_price IS NOT NULL ORDER BY product_id LIMIT 100000
-                """) {
-                catalog.products = rows.rows.compactMap { row in
-                    guard let id = try? row.decode(String.self, at: 0), let name = try? row.decode(String.self, at: 1),
-                          let category = try? row.decode(String.self, at: 2), let supplier = try? row.decode(String.self, at: 3),
-                          let price = (try? row.decode(String.self, at: 4)).flatMap(DecimalValue.init) else { return nil }
-                    return SyntheticLoad.Product(id: id, name: name, category: category, supplierID: supplier, price: price)
-                }
+            catalog.customers = current.customers.map { SyntheticLoad.Customer(id: $0.id, segment: $0.segment, state: $0.state, country: $0.country) }
+            catalog.products = current.products.map {
+                SyntheticLoad.Product(id: $0.id, name: $0.name, category: $0.category, supplierID: $0.supplierID, price: $0.price)
             }
             return catalog
         }

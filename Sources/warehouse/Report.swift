@@ -24,7 +24,7 @@ extension Warehouse {
         @Argument(help: "The report: summary, or the name of a file in sql/analytics/ (monthly-revenue, top-products, …).")
         var name: String
 
-        @Option(help: "The migrations folder whose analytics/ holds the queries (default: as for migrate).")
+        @Option(help: "A folder whose analytics/ holds the queries to run instead of the built-in ones (default: $WAREHOUSE_SQL_DIR, else the built-in ones).")
         var sqlDir: String?
 
         @Flag(help: "Print JSON.")
@@ -33,8 +33,7 @@ extension Warehouse {
         func run() async throws {
             let postgres = try await PostgresConnection(connection.servers.databaseURL)
             guard name == "summary" else {
-                guard let folder = sqlDir ?? Migration.locateDirectory() else { throw CLIError("no sql/ folder found: pass --sql-dir") }
-                let report = try AnalyticsReport(name: name, folder: (folder as NSString).appendingPathComponent("analytics"))
+                let report = try AnalyticsReport(name: name, folder: AnalyticsReport.overrideFolder(sqlDir))
                 let rows = try await report.run(on: postgres)
                 if json { printJSON(AnalyticsReport.objects(rows)) } else { print(AnalyticsReport.table(rows)) }
                 return

@@ -33,7 +33,6 @@ import PostgresClient
         configuration.port = 0
         configuration.layout = layout
         configuration.servers = ServerConfiguration(redisURL: try TestServers.redisURL(), databaseURL: warehouse.url)
-        configuration.analyticsFolder = TestServers.packageRoot.appendingPathComponent("sql/analytics").path
         configuration.healthEvery = .milliseconds(300)
         return (configuration, warehouse, redis)
     }
@@ -172,7 +171,6 @@ import PostgresClient
         configuration.port = 0
         configuration.layout = StreamLayout(namespace: TestServers.unique("swd"))
         configuration.servers = ServerConfiguration(redisURL: try TestServers.redisURL(), databaseURL: "postgresql://nobody@127.0.0.1:1/none")
-        configuration.analyticsFolder = TestServers.packageRoot.appendingPathComponent("sql/analytics").path
         let app = try await buildApplication(configuration)
         try await app.test(.router) { client in
             try await client.execute(uri: "/ready", method: .get) { response in

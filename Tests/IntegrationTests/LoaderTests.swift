@@ -23,7 +23,7 @@ struct WarehouseFixture {
         try await admin.executeScript("CREATE SCHEMA \(schema)")
         let url = try TestServers.databaseURL(searchPath: schema)
         let postgres = try await PostgresConnection(url)
-        let migrations = try Migration.load(from: TestServers.packageRoot.appendingPathComponent("sql").path)
+        let migrations = try Migration.embedded()
         _ = try await Migrator(migrations: migrations).run(on: postgres)
         return WarehouseFixture(schema: schema, url: url, postgres: postgres)
     }

@@ -78,6 +78,28 @@ import Dashboard
         #expect(try await admin.query("SELECT count(*) FROM \(schema).t1").first?[0] == "1")
     }
 
+    /// The SQL is in the binary: a copy of it alone in an empty folder, with no `WAREHOUSE_SQL_DIR`,
+    /// migrates a fresh schema and runs an analytics report.
+    @Test func migrateFromAnEmptyFolder() async throws {
+        let (schema, url) = try await freshSchema()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sw-empty-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let binary = folder.appendingPathComponent("warehouse")
+        try FileManager.default.copyItem(at: try TestServers.warehouseExecutable(), to: binary)
+        let environment = ["DATABASE_URL": url, "WAREHOUSE_SQL_DIR": ""]
+        let migrate = try await TestServers.run(binary, ["migrate", "--json"], environment: environment, stdin: nil, directory: folder)
+        #expect(migrate.status == 0, "stderr: \(migrate.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(migrate.stdout.utf8)) as? [String: [Int]]
+        #expect(json?["applied"] == (try Migration.embedded()).map(\.version))
+        let admin = try await TestServers.postgres()
+        #expect(try await admin.query("SELECT to_regclass($1) IS NOT NULL", [.text("\(schema).fact_sales")]).first?[0] == "t")
+        let report = try await TestServers.run(binary, ["report", "monthly-revenue", "--json"], environment: environment, stdin: nil, directory: folder)
+        #expect(report.status == 0, "stderr: \(report.stderr)")
+        #expect(report.stdout.hasPrefix("["), "a JSON array of rows: \(report.stdout)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["warehouse"], "nothing else was needed or written")
+    }
+
     /// `warehouse migrate` itself, twice at once from two processes, then once more.
     @Test func cliMigrateFromTwoProcesses() async throws {
         let (schema, url) = try await freshSchema()
@@ -88,7 +110,7 @@ import Dashboard
         for result in results {
             #expect(result.status == 0, "stderr: \(result.stderr)")
         }
-        let projectMigrations = try Migration.load(from: TestServers.packageRoot.appendingPathComponent("sql").path)
+        let projectMigrations = try Migration.embedded()
         let admin = try await TestServers.postgres()
         let count = try await admin.query("SELECT count(*) FROM \(schema).schema_migrations").first?[0]
         #expect(count == String(projectMigrations.count))

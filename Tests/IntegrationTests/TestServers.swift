@@ -135,7 +135,7 @@ enum TestServers {
     }
 
     static func run(
-        _ executable: URL, _ arguments: [String], environment: [String: String], stdin: Data?
+        _ executable: URL, _ arguments: [String], environment: [String: String], stdin: Data?, directory: URL? = nil
     ) async throws -> (status: Int32, stdout: String, stderr: String) {
         try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
@@ -144,7 +144,7 @@ enum TestServers {
                     process.executableURL = executable
                     process.arguments = arguments
                     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-                    process.currentDirectoryURL = packageRoot
+                    process.currentDirectoryURL = directory ?? packageRoot
                     let out = Pipe()
                     let err = Pipe()
                     process.standardOutput = out

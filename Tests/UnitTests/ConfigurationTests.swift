@@ -64,9 +64,26 @@ import PostgresClient
     }
 
     @Test func theProjectsOwnMigrationsLoad() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let migrations = try Migration.load(from: root.appendingPathComponent("sql").path)
+        let migrations = try Migration.embedded()
         #expect(!migrations.isEmpty)
         #expect(migrations.map(\.version) == Array(1...migrations.count), "migrations are numbered 1, 2, 3… without gaps")
+    }
+
+    /// Every SQL file of `Sources/WarehouseSink/SQL` is embedded, byte for byte, and nothing else is:
+    /// a file added to the folder but not to `EmbeddedSQL` fails here.
+    @Test func theEmbeddedSQLIsTheFolders() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let folder = root.appendingPathComponent("Sources/WarehouseSink/SQL")
+        for (subfolder, embedded) in [("", EmbeddedSQL.migrations), ("analytics", EmbeddedSQL.analytics)] {
+            let path = folder.appendingPathComponent(subfolder).path
+            let files = try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".sql") }.sorted()
+            #expect(files == embedded.map(\.file).sorted(), "embedded files of \(path)")
+            for (file, text) in embedded {
+                let onDisk = FileManager.default.contents(atPath: (path as NSString).appendingPathComponent(file))
+                #expect(onDisk == Data(text.utf8), "\(file) differs from the embedded copy")
+            }
+        }
+        #expect(try Migration.resolve(folder: nil, environment: [:]) == (try Migration.embedded()))
+        #expect(try Migration.resolve(folder: folder.path, environment: [:]) == (try Migration.embedded()))
     }
 }

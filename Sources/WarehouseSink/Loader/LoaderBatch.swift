@@ -147,11 +147,10 @@ public struct LoaderBatch: Sendable {
         return (keys, keys.map { modes[$0]! })
     }
 
-    /// True when version (time, id) is newer than `other` (instants compared as instants).
+    /// True when version (time, id) is newer than `other` (the contract's `Version` order).
     static func newer(_ time: String, _ id: String, than other: (String, String)?) -> Bool {
         guard let other else { return true }
-        let a = Timestamp(iso8601: time)!, b = Timestamp(iso8601: other.0)!
-        return a != b ? a > b : id > other.1
+        return Version(time: Timestamp(iso8601: other.0)!, eventID: other.1) < Version(time: Timestamp(iso8601: time)!, eventID: id)
     }
 }
 

@@ -6,7 +6,8 @@ import StreamRuntime
 import RedisWire
 import PostgresClient
 
-/// One numbered SQL file of `sql/`: `0001_pipeline_state.sql` is version 1, named `pipeline_state`.
+/// One numbered SQL file (`Sources/WarehouseSink/SQL`, embedded in the binary): `0001_pipeline_state.sql`
+/// is version 1, named `pipeline_state`.
 public struct Migration: Sendable, Equatable {
     public var version: Int
     public var name: String
@@ -34,6 +35,23 @@ public struct Migration: Sendable, Equatable {
         return (version, String(name))
     }
 
+    /// The migrations compiled into the binary, in version order.
+    public static func embedded() throws -> [Migration] {
+        try ordered(EmbeddedSQL.migrations.compactMap { file, text in
+            parseFileName(file).map { Migration(version: $0.version, name: $0.name, sql: text) }
+        })
+    }
+
+    /// The migrations to apply: those of `folder` when one is given (`--sql-dir`, else
+    /// `$WAREHOUSE_SQL_DIR`), else the embedded ones.
+    public static func resolve(folder: String?, environment: [String: String]? = nil) throws -> [Migration] {
+        let environment = environment ?? ProcessInfo.processInfo.environment
+        if let folder = folder ?? environment[ServerConfiguration.Variable.sqlDirectory.rawValue].flatMap({ $0.isEmpty ? nil : $0 }) {
+            return try load(from: folder)
+        }
+        return try embedded()
+    }
+
     /// Reads every `NNNN_name.sql` file of `directory` (subfolders are not migrations), in version
     /// order. Two files with the same number are an error.
     public static func load(from directory: String) throws -> [Migration] {
@@ -52,36 +70,15 @@ public struct Migration: Sendable, Equatable {
             }
             migrations.append(Migration(version: version, name: name, sql: sql))
         }
-        migrations.sort { $0.version < $1.version }
+        return try ordered(migrations)
+    }
+
+    private static func ordered(_ migrations: [Migration]) throws -> [Migration] {
+        let migrations = migrations.sorted { $0.version < $1.version }
         for (previous, next) in zip(migrations, migrations.dropFirst()) where previous.version == next.version {
             throw MigrationError("two migrations are numbered \(next.version): \(previous.name) and \(next.name)")
         }
         return migrations
-    }
-
-    /// Finds the `sql/` folder: `$WAREHOUSE_SQL_DIR`, then `./sql`, then a `sql/` beside or above
-    /// the executable (so `.build/release/warehouse` run from anywhere finds the checkout's).
-    public static func locateDirectory(environment: [String: String]? = nil) -> String? {
-        let environment = environment ?? ProcessInfo.processInfo.environment
-        let manager = FileManager.default
-        if let explicit = environment[ServerConfiguration.Variable.sqlDirectory.rawValue], !explicit.isEmpty {
-            return explicit
-        }
-        let local = (manager.currentDirectoryPath as NSString).appendingPathComponent("sql")
-        if isMigrationFolder(local) { return local }
-        let executable = (try? manager.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        var folder = (executable as NSString).deletingLastPathComponent
-        while folder.count > 1 {
-            let candidate = (folder as NSString).appendingPathComponent("sql")
-            if isMigrationFolder(candidate) { return candidate }
-            folder = (folder as NSString).deletingLastPathComponent
-        }
-        return nil
-    }
-
-    private static func isMigrationFolder(_ path: String) -> Bool {
-        guard let files = try? FileManager.default.contentsOfDirectory(atPath: path) else { return false }
-        return files.contains { parseFileName($0) != nil }
     }
 }
 

@@ -6,25 +6,43 @@ import StreamRuntime
 import RedisWire
 import RedisClient
 
-/// The analytics queries of `sql/analytics/` (each runnable with psql), run by `warehouse report NAME`.
+/// The analytics queries (`Sources/WarehouseSink/SQL/analytics`, embedded in the binary; each
+/// runnable with psql), run by `warehouse report NAME` and the dashboard's analytics API.
 public struct AnalyticsReport: Sendable {
-    /// The report names, as files `sql/analytics/NAME.sql` (a `-` in a name stands for `_`).
-    public static func names(in folder: String) -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [])
-            .filter { $0.hasSuffix(".sql") }.map { String($0.dropLast(4)) }.sorted()
+    /// The report names: the embedded files, or the files of `folder` when one is given (a `-`
+    /// in a name stands for `_`).
+    public static func names(in folder: String? = nil) -> [String] {
+        let files = folder.map { ((try? FileManager.default.contentsOfDirectory(atPath: $0)) ?? []) } ?? EmbeddedSQL.analytics.map(\.file)
+        return files.filter { $0.hasSuffix(".sql") }.map { String($0.dropLast(4)) }.sorted()
     }
 
     public let name: String
     public let sql: String
 
-    public init(name: String, folder: String) throws {
+    /// The report `name`: embedded, or from `folder` (`--sql-dir`'s `analytics/`) when one is given.
+    public init(name: String, folder: String? = nil) throws {
         let stem = name.replacingOccurrences(of: "-", with: "_")
-        let path = (folder as NSString).appendingPathComponent(stem + ".sql")
-        guard let data = FileManager.default.contents(atPath: path) else {
+        let text: String?
+        if let folder {
+            text = FileManager.default.contents(atPath: (folder as NSString).appendingPathComponent(stem + ".sql"))
+                .map { String(decoding: $0, as: UTF8.self) }
+        } else {
+            text = EmbeddedSQL.analytics.first { $0.file == stem + ".sql" }?.text
+        }
+        guard let text else {
             throw MigrationError("no report \(name): known reports are summary, \(Self.names(in: folder).joined(separator: ", "))")
         }
         self.name = stem
-        self.sql = String(decoding: data, as: UTF8.self)
+        self.sql = text
+    }
+
+    /// The analytics folder of `sqlDir`, else of `$WAREHOUSE_SQL_DIR`; nil for the built-in queries.
+    public static func overrideFolder(_ sqlDir: String?, environment: [String: String]? = nil) -> String? {
+        let environment = environment ?? ProcessInfo.processInfo.environment
+        guard let root = sqlDir ?? environment[ServerConfiguration.Variable.sqlDirectory.rawValue].flatMap({ $0.isEmpty ? nil : $0 }) else {
+            return nil
+        }
+        return (root as NSString).appendingPathComponent("analytics")
     }
 
     public func run(on db: PostgresConnection) async throws -> PostgresRows {
