@@ -111,26 +111,6 @@ public struct DecimalValue: Hashable, Comparable, Sendable, CustomStringConverti
     /// Money as integer cents (2 places, half away from zero).
     public var cents: Int64 { rescaled(to: 2).units }
 
-    /// The contract's line net amount: round(quantity × unitPrice × (1 − discount), 2), half away
-    /// from zero, computed exactly. Returned in cents.
-    public static func lineNetCents(quantity: Int64, unitPrice: DecimalValue, discount: DecimalValue) -> Int64 {
-        // quantity × price × (10^ds − d) / 10^(ps + ds), then to cents.
-        var one = Int128(1)
-        for _ in 0..<discount.scale { one *= 10 }
-        let numerator = Int128(quantity) * Int128(unitPrice.units) * (one - Int128(discount.units))
-        var divisor = one
-        for _ in 0..<unitPrice.scale { divisor *= 10 }
-        // numerator / divisor is the amount in units; × 100 for cents.
-        return divideRoundingHalfAway(numerator * 100, divisor).clampedInt64
-    }
-
-    /// Gross in cents: quantity × unit price, rounded to the cent.
-    public static func lineGrossCents(quantity: Int64, unitPrice: DecimalValue) -> Int64 {
-        var divisor = Int128(1)
-        for _ in 0..<unitPrice.scale { divisor *= 10 }
-        return divideRoundingHalfAway(Int128(quantity) * Int128(unitPrice.units) * 100, divisor).clampedInt64
-    }
-
     package static func divideRoundingHalfAway(_ numerator: Int128, _ divisor: Int128) -> Int128 {
         let quotient = numerator / divisor
         let remainder = numerator % divisor

@@ -152,8 +152,8 @@ public struct DataGenerator: Sendable {
                 let quantity = Int64(1 + random.next() % 5)
                 let discount = ["0", "0", "0", "0.1", "0.05", "0.15"][Int(random.next() % 6)]
                 let price = DecimalValue.formatCents(prices[product])
-                totalCents += DecimalValue.lineNetCents(quantity: quantity, unitPrice: DecimalValue(units: prices[product], scale: 2),
-                                                        discount: DecimalValue(discount)!)
+                totalCents += LineAmounts(quantity: quantity, unitPrice: DecimalValue(units: prices[product], scale: 2),
+                                          discount: DecimalValue(discount)!).netCents
                 let orderTS = time(placed, &random)
                 let base = [orderID, String(line), customer, "P\(product + 1)", String(quantity), price, discount]
                 var versions: [(String, Int64)] = [("placed", placed)]

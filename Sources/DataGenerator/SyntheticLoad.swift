@@ -197,7 +197,7 @@ public struct SyntheticLoad: Sendable {
             let product = pick(catalog.products)
             let quantity = Int64(1 + random.next() % 3)
             let discount = chance(0.7) ? DecimalValue(units: 0, scale: 0) : DecimalValue(units: Int64(5 * (1 + random.next() % 3)), scale: 2)
-            let net = DecimalValue.lineNetCents(quantity: quantity, unitPrice: product.price, discount: discount)
+            let net = LineAmounts(quantity: quantity, unitPrice: product.price, discount: discount).netCents
             order.lines.append(Line(number: number, productID: product.id, quantity: quantity, price: product.price, discount: discount, netCents: net))
         }
         for line in order.lines {

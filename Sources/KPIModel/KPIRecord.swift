@@ -8,133 +8,41 @@ public import Contract
 /// change it persists next to the stream (one hash field per natural key, or per dimension
 /// version), from which it rebuilds its state after a restart.
 public enum KPIRecord {
-    public struct Unreadable: Error, CustomStringConvertible {
-        public var description: String
-    }
+    /// An entry that is not an event (the contract's one decoder, `EventDecoder`, says why).
+    public typealias Unreadable = EventDecoder.Unreadable
 
-    /// The fields each entity's events are read by, in the order `Fields` indexes them.
-    static let wanted: [Entity: [[UInt8]]] = [
-        .orders: ["order_id", "line_number", "customer_id", "product_id", "quantity", "unit_price", "discount", "status",
-                  "order_ts", "updated_at", EventEnvelope.eventID],
-        .customers: ["customer_id", "segment", "state", "updated_at", EventEnvelope.eventID],
-        .products: ["product_id", "category", "updated_at", EventEnvelope.eventID],
-        .suppliers: ["supplier_id", "updated_at", EventEnvelope.eventID],
-        .payments: ["payment_id", "method", "status", "amount", "paid_at", EventEnvelope.eventID],
-        .inventory: ["movement_id", "product_id", "quantity", "moved_at", EventEnvelope.eventID],
-    ].mapValues { $0.map { Array($0.utf8) } }
-
-    /// The values of the wanted fields of one entry, located in one pass over its packed bytes.
-    struct Fields {
-        let raw: UnsafeRawBufferPointer
-        let names: [[UInt8]]
-        let found: UnsafeMutableBufferPointer<(offset: Int, count: Int)>
-
-        func bytes(_ index: Int) -> UnsafeBufferPointer<UInt8>? {
-            let (offset, count) = found[index]
-            guard offset >= 0, count > 0 else { return nil }
-            return UnsafeBufferPointer(rebasing: raw.bindMemory(to: UInt8.self)[offset..<(offset + count)])
-        }
-
-        func name(_ index: Int) -> String { String(decoding: names[index], as: UTF8.self) }
-
-        func required(_ index: Int) throws(Unreadable) -> UnsafeBufferPointer<UInt8> {
-            guard let value = bytes(index) else { throw Unreadable(description: "\(name(index)): missing from the event") }
-            return value
-        }
-
-        func string(_ index: Int) throws(Unreadable) -> String { String(decoding: try required(index), as: UTF8.self) }
-        func optionalString(_ index: Int) -> String? { bytes(index).map { String(decoding: $0, as: UTF8.self) } }
-
-        func time(_ index: Int) throws(Unreadable) -> Timestamp {
-            let value = try required(index)
-            guard let time = Timestamp.parse(value) else {
-                throw Unreadable(description: "\(name(index)): '\(String(decoding: value, as: UTF8.self))' is not a timestamp")
-            }
-            return time
-        }
-
-        func int(_ index: Int) throws(Unreadable) -> Int64 {
-            let value = try required(index)
-            guard let number = RowValidator.parseInteger(value), Int32(exactly: number) != nil else {
-                throw Unreadable(description: "\(name(index)): '\(String(decoding: value, as: UTF8.self))' is not an integer")
-            }
-            return number
-        }
-
-        func decimal(_ index: Int) throws(Unreadable) -> DecimalValue {
-            let value = try required(index)
-            guard let number = DecimalValue.parse(value) else {
-                throw Unreadable(description: "\(name(index)): '\(String(decoding: value, as: UTF8.self))' is not a decimal")
-            }
-            return number
-        }
-    }
-
-    /// The event an entry of `entity`'s stream carries.
+    /// The event an entry of `entity`'s stream carries, read by the contract's one decoder.
     public static func event(_ entry: StreamEntry, entity: Entity) throws(Unreadable) -> KPIState.Event {
-        let names = wanted[entity]!
-        let result: Result<KPIState.Event, Unreadable> = entry.packed.withUnsafeBytes { raw in
-            withUnsafeTemporaryAllocation(of: (offset: Int, count: Int).self, capacity: names.count) { found in
-                found.initialize(repeating: (-1, 0))
-                // Field offsets relative to `raw`, for `Fields`.
-                var slot = -1
-                StreamEntry.forEachPacked(raw) { index, bytes in
-                    if index % 2 == 0 {
-                        slot = -1
-                        for (candidate, name) in names.enumerated() where name.count == bytes.count && found[candidate].offset < 0 {
-                            if bytes.count == 0 || name.withUnsafeBytes({ memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }) {
-                                slot = candidate
-                                break
-                            }
-                        }
-                    } else if slot >= 0 {
-                        found[slot] = (bytes.baseAddress.map { $0 - raw.baseAddress! } ?? 0, bytes.count)
-                    }
-                    return true
-                }
-                let fields = Fields(raw: raw, names: names, found: found)
-                do throws(Unreadable) {
-                    return .success(try decode(fields, entity: entity))
-                } catch {
-                    return .failure(error)
-                }
+        try EventDecoder.withFields(entry, entity: entity) { (f: EventFields) throws(Unreadable) -> KPIState.Event in
+            switch entity {
+            case .orders:
+                typealias C = Columns.OrderLine
+                let quantity = f.int(C.quantity)
+                return .line(KPIState.Line(
+                    orderID: f.string(C.orderID), lineNumber: Int(f.int(C.lineNumber)), customerID: f.string(C.customerID),
+                    productID: f.string(C.productID), status: f.status, quantity: quantity,
+                    netCents: LineAmounts(quantity: quantity, unitPrice: f.decimal(C.unitPrice), discount: f.decimal(C.discount)).netCents,
+                    orderTime: f.time(C.orderTS), version: f.version(C.updatedAt)))
+            case .customers:
+                typealias C = Columns.Customer
+                return .customer(KPIState.Customer(
+                    id: f.string(C.customerID), version: f.version(C.updatedAt), segment: f.string(C.segment), state: f.text(C.state)))
+            case .products:
+                typealias C = Columns.Product
+                return .product(KPIState.Product(id: f.string(C.productID), version: f.version(C.updatedAt), category: f.string(C.category)))
+            case .suppliers:
+                typealias C = Columns.Supplier
+                return .supplier(KPIState.Supplier(id: f.string(C.supplierID), version: f.version(C.updatedAt)))
+            case .payments:
+                typealias C = Columns.Payment
+                return .payment(KPIState.Payment(
+                    id: f.string(C.paymentID), version: f.version(C.paidAt), method: f.string(C.method), status: f.string(C.status),
+                    amountMicros: f.decimal(C.amount).rescaled(to: 6).units))
+            case .inventory:
+                typealias C = Columns.Movement
+                return .movement(KPIState.Movement(
+                    id: f.string(C.movementID), version: f.version(C.movedAt), productID: f.string(C.productID), quantity: f.int(C.quantity)))
             }
-        }
-        return try result.get()
-    }
-
-    private static func decode(_ f: Fields, entity: Entity) throws(Unreadable) -> KPIState.Event {
-        switch entity {
-        case .orders:
-            let statusText = try f.string(7)
-            guard let status = OrderStatus(rawValue: statusText) else {
-                throw Unreadable(description: "status: '\(statusText)' is not a line status")
-            }
-            let quantity = try f.int(4)
-            let price = try f.decimal(5)
-            let discount = f.bytes(6) == nil ? DecimalValue.zero : try f.decimal(6)
-            return .line(KPIState.Line(
-                orderID: try f.string(0), lineNumber: Int(try f.int(1)), customerID: try f.string(2), productID: try f.string(3),
-                status: status, quantity: quantity,
-                netCents: DecimalValue.lineNetCents(quantity: quantity, unitPrice: price, discount: discount),
-                orderTime: try f.time(8), version: KPIState.Version(time: try f.time(9), eventID: try f.string(10))))
-        case .customers:
-            return .customer(KPIState.Customer(
-                id: try f.string(0), version: KPIState.Version(time: try f.time(3), eventID: try f.string(4)),
-                segment: try f.string(1), state: f.optionalString(2)))
-        case .products:
-            return .product(KPIState.Product(
-                id: try f.string(0), version: KPIState.Version(time: try f.time(2), eventID: try f.string(3)), category: try f.string(1)))
-        case .suppliers:
-            return .supplier(KPIState.Supplier(id: try f.string(0), version: KPIState.Version(time: try f.time(1), eventID: try f.string(2))))
-        case .payments:
-            return .payment(KPIState.Payment(
-                id: try f.string(0), version: KPIState.Version(time: try f.time(4), eventID: try f.string(5)),
-                method: try f.string(1), status: try f.string(2), amountMicros: try f.decimal(3).rescaled(to: 6).units))
-        case .inventory:
-            return .movement(KPIState.Movement(
-                id: try f.string(0), version: KPIState.Version(time: try f.time(3), eventID: try f.string(4)),
-                productID: try f.string(1), quantity: try f.int(2)))
         }
     }
 

@@ -190,12 +190,12 @@ import PostgresClient
 
     @Test func lineNetRoundsHalfAwayFromZero() throws {
         // 3 × 19.99 × 0.9 = 53.973 → 53.97
-        #expect(DecimalValue.lineNetCents(quantity: 3, unitPrice: DecimalValue("19.99")!, discount: DecimalValue("0.1")!) == 5397)
+        #expect(LineAmounts(quantity: 3, unitPrice: DecimalValue("19.99")!, discount: DecimalValue("0.1")!).netCents == 5397)
         // 1 × 0.05 × 0.5 = 0.025 → 0.03 (half away from zero, where binary floating point gives 0.02)
-        #expect(DecimalValue.lineNetCents(quantity: 1, unitPrice: DecimalValue("0.05")!, discount: DecimalValue("0.5")!) == 3)
+        #expect(LineAmounts(quantity: 1, unitPrice: DecimalValue("0.05")!, discount: DecimalValue("0.5")!).netCents == 3)
         // 7 × 1.15 = 8.05 exactly
-        #expect(DecimalValue.lineNetCents(quantity: 7, unitPrice: DecimalValue("1.15")!, discount: .zero) == 805)
-        #expect(DecimalValue.lineGrossCents(quantity: 2, unitPrice: DecimalValue("10.005")!) == 2001)
+        #expect(LineAmounts(quantity: 7, unitPrice: DecimalValue("1.15")!, discount: .zero).netCents == 805)
+        #expect(LineAmounts(quantity: 2, unitPrice: DecimalValue("10.005")!, discount: .zero).grossCents == 2001)
         #expect(DecimalValue.formatCents(-1234) == "-12.34")
         #expect(DecimalValue.formatCents(5) == "0.05")
         #expect(DecimalValue("2.675")!.rescaled(to: 2).description == "2.68")

@@ -63,62 +63,59 @@ public struct LoaderBatch: Sendable {
             for entry in read.entries {
                 entries += 1
                 if let last = positions[read.key] { if entry.id > last { positions[read.key] = entry.id } } else { positions[read.key] = entry.id }
-                let event = EventFields(entry)
-                do {
-                    switch entity {
-                    case .customers:
-                        let c = Customer(
-                            id: try event.required("customer_id"), versionTime: try event.timestamp("updated_at"),
-                            eventID: try event.required("event_id"), firstName: event.optional("first_name"),
-                            lastName: event.optional("last_name"), email: event.optional("email"), city: event.optional("city"),
-                            state: event.optional("state"), country: try event.required("country"),
-                            segment: try event.required("segment"), signupDate: event.optional("signup_date"))
-                        customers[c.id + "\u{1F}" + c.versionTime + "\u{1F}" + c.eventID] = c
-                    case .products:
-                        let p = Product(
-                            id: try event.required("product_id"), versionTime: try event.timestamp("updated_at"),
-                            eventID: try event.required("event_id"), name: try event.required("name"),
-                            category: try event.required("category"), supplierID: event.optional("supplier_id"),
-                            unitPrice: try event.decimal("unit_price"), unitCost: event.optional("unit_cost"))
-                        products[p.id + "\u{1F}" + p.versionTime + "\u{1F}" + p.eventID] = p
-                    case .suppliers:
-                        let s = Supplier(
-                            id: try event.required("supplier_id"), name: try event.required("name"), country: event.optional("country"),
-                            contactEmail: event.optional("contact_email"), contractStart: event.optional("contract_start"),
-                            contractEnd: event.optional("contract_end"), leadTimeDays: event.optional("lead_time_days"),
-                            rating: event.optional("rating"), updatedAt: try event.timestamp("updated_at"),
-                            eventID: try event.required("event_id"))
-                        if Self.newer(s.updatedAt, s.eventID, than: suppliers[s.id].map { ($0.updatedAt, $0.eventID) }) { suppliers[s.id] = s }
-                    case .orders:
-                        let s = Sale(
-                            orderID: try event.required("order_id"), lineNumber: try event.integer("line_number"),
-                            customerID: try event.required("customer_id"), productID: try event.required("product_id"),
-                            quantity: try event.integer("quantity"), unitPrice: try event.decimal("unit_price"),
-                            discount: event.optional("discount") ?? "0", status: try event.required("status"),
-                            orderTS: try event.timestamp("order_ts"), updatedAt: try event.timestamp("updated_at"),
-                            eventID: try event.required("event_id"))
-                        let key = s.orderID + "\u{1F}" + s.lineNumber
-                        if Self.newer(s.updatedAt, s.eventID, than: sales[key].map { ($0.updatedAt, $0.eventID) }) { sales[key] = s }
-                    case .payments:
-                        let p = Payment(
-                            id: try event.required("payment_id"), orderID: try event.required("order_id"),
-                            method: try event.required("method"), processor: event.optional("processor"),
-                            amount: try event.decimal("amount"), currency: try event.required("currency"),
-                            status: try event.required("status"), paidAt: try event.timestamp("paid_at"),
-                            eventID: try event.required("event_id"))
-                        if Self.newer(p.paidAt, p.eventID, than: payments[p.id].map { ($0.paidAt, $0.eventID) }) { payments[p.id] = p }
-                    case .inventory:
-                        let m = Movement(
-                            id: try event.required("movement_id"), productID: try event.required("product_id"),
-                            type: try event.required("movement_type"), quantity: try event.integer("quantity"),
-                            unitCost: event.optional("unit_cost"), movedAt: try event.timestamp("moved_at"),
-                            reference: event.optional("reference"), eventID: try event.required("event_id"))
-                        if Self.newer(m.movedAt, m.eventID, than: movements[m.id].map { ($0.movedAt, $0.eventID) }) { movements[m.id] = m }
+                do throws(EventDecoder.Unreadable) {
+                    try EventDecoder.withFields(entry, entity: entity) { f throws(EventDecoder.Unreadable) in
+                        switch entity {
+                        case .customers:
+                            typealias C = Columns.Customer
+                            let c = Customer(
+                                id: f.string(C.customerID), versionTime: f.string(C.updatedAt), eventID: f.eventID,
+                                firstName: f.text(C.firstName), lastName: f.text(C.lastName), email: f.text(C.email), city: f.text(C.city),
+                                state: f.text(C.state), country: f.string(C.country), segment: f.string(C.segment),
+                                signupDate: f.text(C.signupDate))
+                            customers[c.id + "\u{1F}" + c.versionTime + "\u{1F}" + c.eventID] = c
+                        case .products:
+                            typealias C = Columns.Product
+                            let p = Product(
+                                id: f.string(C.productID), versionTime: f.string(C.updatedAt), eventID: f.eventID, name: f.string(C.name),
+                                category: f.string(C.category), supplierID: f.text(C.supplierID), unitPrice: f.string(C.unitPrice),
+                                unitCost: f.text(C.unitCost))
+                            products[p.id + "\u{1F}" + p.versionTime + "\u{1F}" + p.eventID] = p
+                        case .suppliers:
+                            typealias C = Columns.Supplier
+                            let s = Supplier(
+                                id: f.string(C.supplierID), name: f.string(C.name), country: f.text(C.country),
+                                contactEmail: f.text(C.contactEmail), contractStart: f.text(C.contractStart),
+                                contractEnd: f.text(C.contractEnd), leadTimeDays: f.text(C.leadTimeDays), rating: f.text(C.rating),
+                                updatedAt: f.string(C.updatedAt), eventID: f.eventID)
+                            if Self.newer(s.updatedAt, s.eventID, than: suppliers[s.id].map { ($0.updatedAt, $0.eventID) }) { suppliers[s.id] = s }
+                        case .orders:
+                            typealias C = Columns.OrderLine
+                            let s = Sale(
+                                orderID: f.string(C.orderID), lineNumber: f.string(C.lineNumber), customerID: f.string(C.customerID),
+                                productID: f.string(C.productID), quantity: f.string(C.quantity), unitPrice: f.string(C.unitPrice),
+                                discount: f.text(C.discount) ?? "0", status: f.status.rawValue, orderTS: f.string(C.orderTS),
+                                updatedAt: f.string(C.updatedAt), eventID: f.eventID)
+                            let key = s.orderID + "\u{1F}" + s.lineNumber
+                            if Self.newer(s.updatedAt, s.eventID, than: sales[key].map { ($0.updatedAt, $0.eventID) }) { sales[key] = s }
+                        case .payments:
+                            typealias C = Columns.Payment
+                            let p = Payment(
+                                id: f.string(C.paymentID), orderID: f.string(C.orderID), method: f.string(C.method),
+                                processor: f.text(C.processor), amount: f.string(C.amount), currency: f.string(C.currency),
+                                status: f.string(C.status), paidAt: f.string(C.paidAt), eventID: f.eventID)
+                            if Self.newer(p.paidAt, p.eventID, than: payments[p.id].map { ($0.paidAt, $0.eventID) }) { payments[p.id] = p }
+                        case .inventory:
+                            typealias C = Columns.Movement
+                            let m = Movement(
+                                id: f.string(C.movementID), productID: f.string(C.productID), type: f.string(C.movementType),
+                                quantity: f.string(C.quantity), unitCost: f.text(C.unitCost), movedAt: f.string(C.movedAt),
+                                reference: f.text(C.reference), eventID: f.eventID)
+                            if Self.newer(m.movedAt, m.eventID, than: movements[m.id].map { ($0.movedAt, $0.eventID) }) { movements[m.id] = m }
+                        }
                     }
-                } catch let error as EventFields.Missing {
-                    rejects.append((read.key, entry, error.reason))
                 } catch {
-                    rejects.append((read.key, entry, "\(error)"))
+                    rejects.append((read.key, entry, error.description))
                 }
             }
         }
@@ -151,44 +148,5 @@ public struct LoaderBatch: Sendable {
     static func newer(_ time: String, _ id: String, than other: (String, String)?) -> Bool {
         guard let other else { return true }
         return Version(time: Timestamp(iso8601: other.0)!, eventID: other.1) < Version(time: Timestamp(iso8601: time)!, eventID: id)
-    }
-}
-
-/// Reads an event's fields by name, checking what the loader relies on.
-struct EventFields {
-    struct Missing: Error { var reason: String }
-    let entry: StreamEntry
-
-    init(_ entry: StreamEntry) { self.entry = entry }
-
-    /// The value of field `name` (a scan of the entry's packed fields, comparing bytes).
-    func value(_ name: String) -> String? { entry[name] }
-
-    func optional(_ name: String) -> String? {
-        guard let value = value(name), !value.isEmpty else { return nil }
-        return value
-    }
-
-    func required(_ name: String) throws -> String {
-        guard let value = optional(name) else { throw Missing(reason: "\(name): missing from the event") }
-        return value
-    }
-
-    func timestamp(_ name: String) throws -> String {
-        let value = try required(name)
-        guard Timestamp(iso8601: value) != nil else { throw Missing(reason: "\(name): '\(value)' is not a timestamp") }
-        return value
-    }
-
-    func integer(_ name: String) throws -> String {
-        let value = try required(name)
-        guard Int32(value) != nil else { throw Missing(reason: "\(name): '\(value)' is not an integer") }
-        return value
-    }
-
-    func decimal(_ name: String) throws -> String {
-        let value = try required(name)
-        guard DecimalValue(value) != nil else { throw Missing(reason: "\(name): '\(value)' is not a decimal") }
-        return value
     }
 }
