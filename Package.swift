@@ -176,10 +176,16 @@ let package = Package(
             dependencies: ["Contract", "KPIModel", "StreamRuntime", "WarehouseSink", "RedisWire"],
             swiftSettings: swiftSettings
         ),
+        // What both test targets share: the rule table of Tests/Fixtures/rules.json.
+        .target(
+            name: "TestSupport",
+            path: "Tests/Support",
+            swiftSettings: swiftSettings
+        ),
         // Pure logic, no server needed.
         .testTarget(
             name: "UnitTests",
-            dependencies: ["RedisClient", "PostgresClient", "Contract", "KPIModel", "StreamRuntime", "WarehouseSink", "KPIStore", "DataGenerator", "RedisWire", "ConnectionExecutor", "warehouse", "FuzzChecks",
+            dependencies: ["RedisClient", "PostgresClient", "Contract", "KPIModel", "StreamRuntime", "WarehouseSink", "KPIStore", "DataGenerator", "RedisWire", "ConnectionExecutor", "warehouse", "FuzzChecks", "TestSupport",
                            .product(name: "Yams", package: "Yams"), .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
@@ -188,6 +194,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "RedisClient", "PostgresClient", "Contract", "KPIModel", "StreamRuntime", "WarehouseSink", "KPIStore", "DataGenerator", "RedisWire", "Dashboard",
+                "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],

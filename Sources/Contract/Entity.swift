@@ -165,10 +165,3 @@ public struct EntitySchema: Sendable {
             keyColumns: ["movement_id"], versionColumn: "moved_at", partitionColumn: "product_id"),
     ]
 }
-
-/// The statuses of an order line. Revenue counts placed, shipped and delivered.
-public enum OrderStatus: String, CaseIterable, Sendable {
-    case placed, shipped, delivered, cancelled, returned
-
-    public var countsAsRevenue: Bool { self == .placed || self == .shipped || self == .delivered }
-}

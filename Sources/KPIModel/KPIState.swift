@@ -473,8 +473,7 @@ public struct KPIState: Sendable {
     }
 
     /// The attribution of a line: the customer's and product's versions valid at `time` (the
-    /// latest starting at or before it, else the earliest: the loader's SCD2 rule), and the
-    /// customer's current segment.
+    /// contract's SCD2 rule, `ValidAt`), and the customer's current segment.
     func attribution(customerID: String, productID: String, at time: Timestamp) -> Attribution {
         var result = Attribution.unknown
         if let versions = customers[customerID], let current = versions.last {
@@ -489,9 +488,9 @@ public struct KPIState: Sendable {
         return result
     }
 
+    /// The contract's SCD2 rule (`ValidAt`) over a key's versions, sorted by `Version`.
     private static func valid<T>(_ versions: [T], at time: Timestamp) -> T where T: HasVersion {
-        for version in versions.reversed() where version.version.time <= time { return version }
-        return versions[0]
+        versions[ValidAt.index(in: versions, at: time, version: \.version)!]
     }
 
     /// Adds (sign +1) or takes out (−1) what `line` contributes when counted under `attribution`.

@@ -49,8 +49,9 @@ public struct WarehouseLoader: Sendable {
         public var inferredCustomers = 0, inferredProducts = 0
     }
 
-    /// The newest migration this loader's statements rely on (`lock_natural_keys` came with 3).
-    public static let requiredSchemaVersion = 3
+    /// The newest migration this loader's statements rely on (`lock_natural_keys` came with 3,
+    /// `line_net_amount` and `line_gross_amount` with 4).
+    public static let requiredSchemaVersion = 4
 
     /// Runs the consumer group with this loader as its handler, until a graceful shutdown or (with
     /// `untilDrained`) caught up. Throws `ConsumerStop` on a fatal failure (nothing in hand acked).
@@ -246,9 +247,11 @@ public struct WarehouseLoader: Sendable {
         ON CONFLICT DO NOTHING
         """
 
-    /// Rebuilds the SCD2 rows of the given natural keys from all their versions: consecutive
-    /// versions with the same tracked attributes form one period, whose untracked attributes are
-    /// those of its latest version. The earliest period takes the natural key's own surrogate key.
+    /// Rebuilds the SCD2 rows of the given natural keys from all their versions: of versions at
+    /// one instant only the latest (by event id) counts, as in the contract's `ValidAt`;
+    /// consecutive versions with the same tracked attributes form one period, whose untracked
+    /// attributes are those of its latest version. The earliest period takes the natural key's
+    /// own surrogate key. Periods therefore start at distinct instants, and their keys differ.
     static func rebuild(
         table: String, versions: String, id: String, key: String, prefix: String, tracked: [String], attributes: [String]
     ) -> String {
@@ -258,9 +261,12 @@ public struct WarehouseLoader: Sendable {
         let columns = attributes.joined(separator: ", ")
         let updates = attributes.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
         return """
-            WITH v AS (
+            WITH s AS (
+                SELECT DISTINCT ON (\(id), version_time) * FROM \(versions) WHERE \(id) = ANY($1::text[])
+                ORDER BY \(id), version_time, event_id DESC
+            ), v AS (
                 SELECT *, (lag(\(trackedArray)) OVER w) IS DISTINCT FROM \(trackedArray) AS starts
-                FROM \(versions) WHERE \(id) = ANY($1::text[])
+                FROM s
                 WINDOW w AS (PARTITION BY \(id) ORDER BY version_time, event_id)
             ), r AS (
                 SELECT *, sum(starts::int) OVER (PARTITION BY \(id) ORDER BY version_time, event_id) AS run FROM v
@@ -342,8 +348,8 @@ public struct WarehouseLoader: Sendable {
                                      quantity, unit_price, discount, gross_amount, discount_amount, net_amount, status,
                                      order_ts, updated_at, event_id)
         SELECT t.o, t.l, ck.keys[t.n], pk.keys[t.n], to_char(t.ts AT TIME ZONE 'UTC', 'YYYYMMDD')::int, t.c, t.p,
-               t.q, t.up, t.d, round(t.q * t.up, 2), round(t.q * t.up, 2) - round(t.q * t.up * (1 - t.d), 2),
-               round(t.q * t.up * (1 - t.d), 2), t.s, t.ts, t.u, t.e
+               t.q, t.up, t.d, line_gross_amount(t.q, t.up), line_gross_amount(t.q, t.up) - line_net_amount(t.q, t.up, t.d),
+               line_net_amount(t.q, t.up, t.d), t.s, t.ts, t.u, t.e
         FROM t, ck, pk
         ON CONFLICT (order_id, line_number) DO UPDATE SET
             customer_key = EXCLUDED.customer_key, product_key = EXCLUDED.product_key, date_key = EXCLUDED.date_key,

@@ -8,6 +8,7 @@ public enum EmbeddedSQL {
         ("0001_pipeline_state.sql", text(PackageResources._001_pipeline_state_sql)),
         ("0002_star_schema.sql", text(PackageResources._002_star_schema_sql)),
         ("0003_concurrent_loaders.sql", text(PackageResources._003_concurrent_loaders_sql)),
+        ("0004_rules.sql", text(PackageResources._004_rules_sql)),
     ]
 
     /// The analytics queries of `analytics/`, as (file name, text).

@@ -66,7 +66,7 @@ public struct QualityChecks: Sendable {
         Check(name: "quantity_positive", hard: true, sql: "SELECT count(*) FROM fact_sales WHERE quantity <= 0",
               detail: "sales with a quantity of zero or less"),
         Check(name: "net_amount_formula", hard: true, sql: """
-            SELECT count(*) FROM fact_sales WHERE net_amount <> round(quantity * unit_price * (1 - discount), 2)
+            SELECT count(*) FROM fact_sales WHERE net_amount <> line_net_amount(quantity, unit_price, discount)
             """, detail: "sales whose net amount is not round(quantity x price x (1 - discount), 2)"),
         Check(name: "inferred_members_unresolved", hard: false, sql: """
             SELECT (SELECT count(*) FROM dim_customers WHERE is_inferred) + (SELECT count(*) FROM dim_products WHERE is_inferred)
@@ -77,7 +77,7 @@ public struct QualityChecks: Sendable {
             """, detail: "inferred members whose dimension row has not arrived within a day"),
         Check(name: "payments_match_orders", hard: false, sql: """
             SELECT count(*) FROM (
-                SELECT o.order_id FROM (SELECT order_id, sum(net_amount) FILTER (WHERE status IN ('placed','shipped','delivered')) AS due
+                SELECT o.order_id FROM (SELECT order_id, sum(net_amount) FILTER (WHERE counts_as_revenue(status)) AS due
                                         FROM fact_sales GROUP BY order_id) o
                 LEFT JOIN (SELECT order_id, sum(amount) FILTER (WHERE status = 'captured') AS paid FROM fact_payments GROUP BY order_id) p
                        ON p.order_id = o.order_id

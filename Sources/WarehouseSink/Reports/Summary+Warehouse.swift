@@ -5,7 +5,7 @@ import Contract
 extension Summary {
     /// Computes the summary with SQL over the star schema.
     public static func fromWarehouse(_ db: PostgresConnection) async throws -> Summary {
-        let revenueFilter = "f.status IN ('placed', 'shipped', 'delivered')"
+        let revenueFilter = "counts_as_revenue(f.status)"
         func money(_ rows: PostgresRows) throws -> [String: String] {
             var out: [String: String] = [:]
             for row in rows.rows { out[try row.decode(String.self, at: 0)] = try row.decode(String.self, at: 1) }

@@ -5,7 +5,7 @@ WITH sales AS (
     FROM fact_sales f
     JOIN dim_customers was ON was.customer_key = f.customer_key
     LEFT JOIN dim_customers now ON now.customer_id = f.customer_id AND now.is_current
-    WHERE f.status IN ('placed', 'shipped', 'delivered')
+    WHERE counts_as_revenue(f.status)
 )
 SELECT 'as_was' AS view, coalesce(segment_as_was, 'unknown') AS segment,
        count(DISTINCT customer_id) AS customers, count(DISTINCT order_id) AS orders,

@@ -8,6 +8,6 @@ SELECT to_char(d.date, 'YYYY-MM')                              AS month,
        (sum(f.net_amount) / count(DISTINCT f.order_id))::numeric(16,2) AS average_order_value
 FROM fact_sales f
 JOIN dim_dates d ON d.date_key = f.date_key
-WHERE f.status IN ('placed', 'shipped', 'delivered')
+WHERE counts_as_revenue(f.status)
 GROUP BY 1
 ORDER BY 1;

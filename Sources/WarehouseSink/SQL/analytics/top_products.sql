@@ -5,7 +5,7 @@ SELECT f.product_id, p.name, p.category,
        count(DISTINCT f.order_id)       AS orders
 FROM fact_sales f
 LEFT JOIN dim_products p ON p.product_id = f.product_id AND p.is_current
-WHERE f.status IN ('placed', 'shipped', 'delivered')
+WHERE counts_as_revenue(f.status)
 GROUP BY f.product_id, p.name, p.category
 ORDER BY sum(f.net_amount) DESC, f.product_id
 LIMIT 20;
