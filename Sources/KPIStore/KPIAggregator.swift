@@ -42,13 +42,13 @@ public actor KPIAggregator {
     public var retireEvery: Duration = .seconds(5)
     private var lastRetirement = ContinuousClock.now
     /// Stream keys by origin number, and back.
-    private var originKeys: [String] = []
+    var originKeys: [String] = []
     private var origins: [String: Int32] = [:]
-    private let redis: RedisConnection
+    let redis: RedisConnection
     private let deadLetters: DeadLetterQueue
-    private var state = KPIState()
-    private var writtenTotals: [String: String] = [:]
-    private var needsRebuild = true
+    var state = KPIState()
+    var writtenTotals: [String: String] = [:]
+    var needsRebuild = true
 
     /// `redis` is used for the aggregator's writes only (the runner reads on its own connection,
     /// so a write never waits behind a blocked read). `epoch` comes from the lease
@@ -69,7 +69,7 @@ public actor KPIAggregator {
         lastRetirement = .now - every
     }
 
-    private func origin(_ stream: String) -> Int32 {
+    func origin(_ stream: String) -> Int32 {
         if let origin = origins[stream] { return origin }
         let origin = Int32(originKeys.count)
         originKeys.append(stream)
@@ -213,154 +213,9 @@ public actor KPIAggregator {
         writtenTotals = totals
     }
 
-    /// Per origin, in one fenced script call in its slot: the HDEL of the retired records, the
-    /// HINCRBY of the counters that replace them, the new horizon and watermark, and the HDEL of
-    /// expired minutes.
-    private func appendRetirements(_ retirements: [KPIState.Retirement], to batch: inout RedisCommandBuffer) {
-        for r in retirements {
-            let stream = originKeys[Int(r.origin)]
-            let stateKey = KPIKeys.stateKey(stream: stream), retiredKey = KPIKeys.retiredKey(stream: stream)
-            var commands = RedisCommandBuffer.scriptArguments()
-            var fields = r.lines.map { KPIRecord.lineField(orderID: $0.orderID, lineNumber: $0.lineNumber) }
-            fields += (r.payments + r.movements).map(KPIRecord.keyField)
-            commands.append("HDEL", stateKey, each: fields)
-            for (field, amount) in r.counters.sorted(by: { $0.key < $1.key }) where amount != 0 {
-                commands.append(["HINCRBY", retiredKey, field, String(amount)])
-            }
-            commands.append(["HSET", retiredKey, "wm", String(r.watermark), "horizon", String(r.horizon)])
-            commands.append("HDEL", retiredKey, each: r.expiredFields)
-            batch.evalsha(Self.fencedCommit, keys: [KPIKeys.fenceKey(stream: stream)], arguments: [String(epoch)], commands: commands)
-            retiredRecords += r.records
-        }
-    }
-
     /// Records retired since the start (for the log and tests).
-    public private(set) var retiredRecords = 0
+    public internal(set) var retiredRecords = 0
     public var heldRecords: (lines: Int, payments: Int, movements: Int) { state.heldRecords }
 
-    private func appendChangeRecord(
-        changed: [(String, String)], removed: [String], events: Int, through: [String], to batch: inout RedisCommandBuffer
-    ) {
-        var fields = [
-            "at", Timestamp.now.description,
-            "watermark", state.watermark?.description ?? "",
-            "events", String(events),
-            "through", through.joined(separator: " "),
-        ]
-        for (name, value) in changed.sorted(by: { $0.0 < $1.0 }) where !name.hasPrefix("watermark") && name != "latest_day" {
-            fields.append("kpi:" + name)
-            fields.append(value)
-        }
-        for name in removed.sorted() {
-            fields.append("kpi:" + name)
-            fields.append("")
-        }
-        batch.append(["XADD", keys.changes, "MAXLEN", "~", String(changesLimit), "*"] + fields)
-    }
 
-    /// One atomic step in one slot, fenced: refused (`FENCED …`, nothing written) when the slot's
-    /// fence (KEYS[1]) is above the writer's epoch (ARGV[1]); otherwise the fence is raised to the
-    /// epoch and the commands that follow run, each as its argument count and its arguments. Every
-    /// key the commands name shares KEYS[1]'s hash slot, so the step runs on a Redis Cluster too.
-    /// Writes only after the check, so a refused step writes nothing (and under `maxmemory` the
-    /// first write is refused with OOM before any other, so an OOM step writes nothing either).
-    static let fencedCommit = RedisScript("""
-        local fence = tonumber(redis.call('GET', KEYS[1]) or '0')
-        local epoch = tonumber(ARGV[1])
-        if fence > epoch then
-          return redis.error_reply('FENCED epoch ' .. ARGV[1] .. ' is behind the fence at ' .. fence .. ' in ' .. KEYS[1])
-        end
-        if fence < epoch then redis.call('SET', KEYS[1], ARGV[1]) end
-        local i = 2
-        local n = #ARGV
-        while i <= n do
-          local count = tonumber(ARGV[i])
-          redis.call(unpack(ARGV, i + 1, i + count))
-          i = i + count + 1
-        end
-        return 1
-        """)
-
-    /// Replies of the commit's script calls: an error anywhere throws (a `NOSCRIPT` loads the
-    /// script first, so the retry finds it).
-    static func check(_ replies: [RedisReply]) throws {
-        for reply in replies {
-            switch reply {
-            case .error(let message): throw RedisError(.server, message)
-            case .null: throw RedisError(.server, "a transaction was aborted")
-            case .array(let elements):
-                for element in elements { if case .error(let message) = element { throw RedisError(.server, message) } }
-            default: continue
-            }
-        }
-    }
-
-    /// Raises the fence of every slot this aggregator writes to (`streams`' slots and `{kpi}`) to
-    /// its epoch. Run once the lease is taken and before the state is read: from then on no
-    /// earlier aggregator can commit anything the rebuild would not see.
-    public func raiseFences(streams: [String]) async throws {
-        try await redis.load(Self.fencedCommit)
-        var batch = RedisCommandBuffer()
-        for key in [keys.fence] + streams.map(KPIKeys.fenceKey(stream:)) {
-            batch.evalsha(Self.fencedCommit, keys: [key], arguments: [String(epoch)])
-        }
-        do {
-            try Self.check(try await redis.send(batch))
-        } catch {
-            throw Self.fenced(error)
-        }
-    }
-
-    /// Rebuilds the state from every persisted record and rewrites every KPI key from it.
-    @discardableResult
-    public func rebuild() async throws -> Int {
-        try await redis.load(Self.fencedCommit)
-        var fresh = KPIState()
-        var records = 0
-        for key in try await redis.scanKeys(match: "\(layout.namespace):{*}:kpi") {
-            let origin = origin(String(key.dropLast(":kpi".count)))
-            var cursor = "0"
-            repeat {
-                let reply = try await redis.command("HSCAN", key, cursor, "COUNT", "10000").throwingServerError()
-                guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let items = parts[1].array else {
-                    throw RedisError(.unexpectedReply, "HSCAN \(key)")
-                }
-                cursor = next
-                var index = 1
-                while index < items.count {
-                    if let field = items[index - 1].bytes, let value = items[index].bytes,
-                       let event = KPIRecord.decode(field: field, value: value) {
-                        _ = fresh.apply(event, origin: origin)
-                        records += 1
-                    }
-                    index += 2
-                }
-            } while cursor != "0"
-        }
-        for key in try await redis.scanKeys(match: "\(layout.namespace):{*}:kpi:retired") {
-            let stream = String(key.dropLast(":kpi:retired".count))
-            let reply = try await redis.command("HGETALL", key).throwingServerError()
-            let items = reply.array ?? []
-            var fields: [(String, String)] = []
-            var index = 1
-            while index < items.count {
-                if let field = items[index - 1].string, let value = items[index].string { fields.append((field, value)) }
-                index += 2
-            }
-            fresh.absorb(origin: origin(stream), fields: fields)
-        }
-        _ = fresh.takeDirty()
-        let stale = try await redis.scanKeys(match: "\(keys.dayProductsPrefix)*")
-        var commands = RedisCommandBuffer.scriptArguments()
-        commands.append("DEL", nil, each: [keys.totals, keys.minutes, keys.hours, keys.days, keys.products, keys.onHand] + stale)
-        let totals = KPIView.totals(fresh)
-        KPIView.appendWrites(fresh, dirty: nil, totals: totals, removedTotals: [], keys: keys, to: &commands)
-        var batch = RedisCommandBuffer()
-        batch.evalsha(Self.fencedCommit, keys: [keys.fence], arguments: [String(epoch)], commands: commands)
-        try Self.check(try await redis.send(batch))
-        state = fresh
-        writtenTotals = totals
-        needsRebuild = false
-        return records
-    }
 }
