@@ -125,6 +125,18 @@ public actor RedisConnection {
         return try reply.throwingServerError()
     }
 
+    /// Sends `batch`, whose script calls must be safe to run twice; when the server lacks `script`
+    /// (a `NOSCRIPT` reply: a restart or `SCRIPT FLUSH` since it was loaded), loads it and sends
+    /// the whole batch again.
+    public func send(_ batch: RedisCommandBuffer, reloading script: RedisScript) async throws -> [RedisReply] {
+        let replies = try await send(batch)
+        guard replies.contains(where: { if case .error(let message) = $0 { message.hasPrefix("NOSCRIPT") } else { false } }) else {
+            return replies
+        }
+        try await load(script)
+        return try await send(batch)
+    }
+
     /// Loads `script` into the server's script cache.
     public func load(_ script: RedisScript) async throws {
         let reply = try await command("SCRIPT", "LOAD", script.source)

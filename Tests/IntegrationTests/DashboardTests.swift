@@ -25,7 +25,7 @@ import PostgresClient
         MetricsExporter.bootstrap()
         let redis = try await TestServers.redis()
         let layout = StreamLayout(namespace: TestServers.unique("swd"))
-        _ = try await KPITests.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
+        _ = try await TestServers.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
         let warehouse = try await WarehouseFixture.make()
         try await warehouse.load(layout, redis: redis, batch: 100)
         try await KPITests.aggregate(layout)

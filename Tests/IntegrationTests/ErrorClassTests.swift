@@ -45,9 +45,7 @@ import Dashboard
         let layout = StreamLayout(namespace: TestServers.unique("swfatal"))
         let reference = StreamLayout(namespace: TestServers.unique("swfref"))
         for target in [layout, reference] {
-            var options = Replayer.Options(dataDirectory: SampleExpectations.dataFolder)
-            options.layout = target
-            _ = try await Replayer(options: options).run(redis: redis)
+            _ = try await TestServers.replay(SampleExpectations.dataFolder, into: target, redis: redis)
         }
         let deadBefore = try await redis.xlen(layout.deadLetterKey)   // the sample's own bad rows, from replay
         let serial = try await WarehouseFixture.make()
@@ -100,7 +98,7 @@ import Dashboard
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try DataGenerator(options: DataGenerator.Options(orders: 20_000, seed: 41)).write(to: folder)
         let reference = StreamLayout(namespace: TestServers.unique("swoomr"))
-        _ = try await KPITests.replay(folder, into: reference, redis: shared)
+        _ = try await TestServers.replay(folder, into: reference, redis: shared)
         try await KPITests.aggregate(reference)
         let expected = try await KPISnapshot.read(KPIKeys(layout: reference), on: shared)
 
@@ -108,7 +106,7 @@ import Dashboard
         defer { Task { await server.destroy() } }
         let redis = try await server.connect()
         let layout = StreamLayout(namespace: "sw")
-        _ = try await KPITests.replay(folder, into: layout, redis: redis)
+        _ = try await TestServers.replay(folder, into: layout, redis: redis)
         let logPath = folder + "/kpi.log"
         let process = try TestServers.startWarehouse(
             ["consume", "--group", "kpi", "--namespace", layout.namespace, "--batch", "200", "--block-ms", "100", "--until-drained"],
@@ -224,7 +222,7 @@ extension ErrorClassTests {
         try DataGenerator(options: DataGenerator.Options(orders: 20_000, seed: 9)).write(to: folder)
         let reference = StreamLayout(namespace: TestServers.unique("swngr"))
         let layout = StreamLayout(namespace: TestServers.unique("swng"))
-        for target in [reference, layout] { _ = try await KPITests.replay(folder, into: target, redis: redis) }
+        for target in [reference, layout] { _ = try await TestServers.replay(folder, into: target, redis: redis) }
         let expected = try await WarehouseFixture.make()
         try await expected.load(reference, redis: redis)
 

@@ -27,7 +27,7 @@ import Dashboard
         try DataGenerator(options: DataGenerator.Options(orders: 40_000, seed: 43)).write(to: folder)
         let reference = StreamLayout(namespace: TestServers.unique("swlr"))
         let contested = StreamLayout(namespace: TestServers.unique("swlc"))
-        for layout in [reference, contested] { _ = try await KPITests.replay(folder, into: layout, redis: redis) }
+        for layout in [reference, contested] { _ = try await TestServers.replay(folder, into: layout, redis: redis) }
         try await KPITests.aggregate(reference)
         let expected = try await KPISnapshot.read(KPIKeys(layout: reference), on: redis)
 

@@ -13,12 +13,6 @@ import Dashboard
 
 /// The `kpi` group on a real Redis (and PostgreSQL, for reconciliation).
 @Suite struct KPITests {
-    static func replay(_ folder: String, into layout: StreamLayout, redis: RedisConnection) async throws -> Int {
-        var options = Replayer.Options(dataDirectory: folder)
-        options.layout = layout
-        return try await Replayer(options: options).run(redis: redis).events
-    }
-
     /// Runs the aggregator in this process until the group is drained.
     @discardableResult
     static func aggregate(_ layout: StreamLayout, batch: Int = 1000) async throws -> ConsumerGroupRunner.Stats {
@@ -49,7 +43,7 @@ import Dashboard
     @Test func theSampleGivesTheExpectedKPIsAndReconcilesWithTheWarehouse() async throws {
         let redis = try await TestServers.redis()
         let layout = StreamLayout(namespace: TestServers.unique("swk"))
-        _ = try await Self.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
+        _ = try await TestServers.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
         let warehouse = try await WarehouseFixture.make()
         try await warehouse.load(layout, redis: redis, batch: 50)
 
@@ -100,13 +94,13 @@ import Dashboard
         let redis = try await TestServers.redis()
         let layout = StreamLayout(namespace: TestServers.unique("swk"))
         let keys = KPIKeys(layout: layout)
-        _ = try await Self.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
+        _ = try await TestServers.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
         let first = try await Self.aggregate(layout, batch: 7)
         #expect(first.entries == 417 && first.deadLettered == 0)
         let before = try await KPISnapshot.read(keys, on: redis)
         #expect(before.summary == (try Self.expectedSummary))
 
-        _ = try await Self.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
+        _ = try await TestServers.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
         _ = try await redis.command("DEL", keys.totals, keys.hours)
         let second = try await Self.aggregate(layout)
         #expect(second.entries == 417)
@@ -124,7 +118,7 @@ import Dashboard
         let redis = try await TestServers.redis()
         let layout = StreamLayout(namespace: TestServers.unique("swk"))
         let keys = KPIKeys(layout: layout)
-        _ = try await Self.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
+        _ = try await TestServers.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
         let warehouse = try await WarehouseFixture.make()
         try await warehouse.load(layout, redis: redis, batch: 50)
         let retained = ["consume", "--group", "kpi", "--namespace", layout.namespace, "--batch", "20", "--block-ms", "100",
@@ -195,7 +189,7 @@ import Dashboard
     func tailShowsAChangeWithinASecondOfAnOrder() async throws {
         let redis = try await TestServers.redis()
         let layout = StreamLayout(namespace: TestServers.unique("swk"))
-        _ = try await Self.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
+        _ = try await TestServers.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
         let consumer = try TestServers.startWarehouse(["consume", "--group", "kpi", "--namespace", layout.namespace, "--block-ms", "1000"])
         defer { if consumer.isRunning { kill(consumer.processIdentifier, SIGKILL) } }
         let keys = KPIKeys(layout: layout)
@@ -242,7 +236,7 @@ import Dashboard
         let reference = StreamLayout(namespace: TestServers.unique("swkr"))
         let crashed = StreamLayout(namespace: TestServers.unique("swkc"))
         for layout in [reference, crashed] {
-            #expect(try await KPITests.replay(folder, into: layout, redis: redis) >= 195_000)
+            #expect(try await TestServers.replay(folder, into: layout, redis: redis) >= 195_000)
         }
         try await KPITests.aggregate(reference)
         let expected = try await KPISnapshot.read(KPIKeys(layout: reference), on: redis)

@@ -56,9 +56,7 @@ struct WarehouseFixture {
     @Test func theSampleLoadsToTheExpectedAnswers() async throws {
         let redis = try await TestServers.redis()
         let layout = StreamLayout(namespace: TestServers.unique("swl"))
-        var options = Replayer.Options(dataDirectory: SampleExpectations.dataFolder)
-        options.layout = layout
-        _ = try await Replayer(options: options).run(redis: redis)
+        _ = try await TestServers.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
         let warehouse = try await WarehouseFixture.make()
         let stats = try await warehouse.load(layout, redis: redis, batch: 50)
         #expect(stats.entries == 417)
@@ -103,7 +101,7 @@ struct WarehouseFixture {
 
         // Loading the same streams again (a replay) changes nothing.
         let before = try await warehouse.checksums()
-        _ = try await Replayer(options: options).run(redis: redis)
+        _ = try await TestServers.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
         try await warehouse.load(layout, redis: redis)
         #expect(try await warehouse.checksums() == before)
     }
@@ -112,9 +110,7 @@ struct WarehouseFixture {
     @Test func arrivalOrderAndRepeatsDoNotMatter() async throws {
         let redis = try await TestServers.redis()
         let source = StreamLayout(namespace: TestServers.unique("swo"))
-        var options = Replayer.Options(dataDirectory: SampleExpectations.dataFolder)
-        options.layout = source
-        _ = try await Replayer(options: options).run(redis: redis)
+        _ = try await TestServers.replay(SampleExpectations.dataFolder, into: source, redis: redis)
         var events: [(Entity, [String])] = []
         for entity in Entity.allCases {
             for entry in try await redis.xrange(source.streamKey(entity, partition: 0), count: 10_000) {
@@ -309,9 +305,7 @@ struct WarehouseFixture {
     @Test func correctedRejectsAreRedrivenAndLoad() async throws {
         let redis = try await TestServers.redis()
         let layout = StreamLayout(namespace: TestServers.unique("swrd"))
-        var options = Replayer.Options(dataDirectory: SampleExpectations.dataFolder)
-        options.layout = layout
-        _ = try await Replayer(options: options).run(redis: redis)
+        _ = try await TestServers.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
         let queue = DeadLetterQueue(layout: layout)
         let dead = try await queue.list(on: redis, count: 100)
         let quantityZero = try #require(dead.first { $0["raw"]?.hasPrefix("O9001,") == true })
@@ -347,9 +341,7 @@ extension LoaderCrashTests {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try DataGenerator(options: DataGenerator.Options(orders: 30_000, seed: 23)).write(to: folder)
         let layout = StreamLayout(namespace: TestServers.unique("swterm"))
-        var options = Replayer.Options(dataDirectory: folder)
-        options.layout = layout
-        _ = try await Replayer(options: options).run(redis: redis)
+        _ = try await TestServers.replay(folder, into: layout, redis: redis)
         let warehouse = try await WarehouseFixture.make()
         let logPath = folder + "/consume.log"
         let process = try TestServers.startWarehouse(
@@ -383,9 +375,7 @@ extension LoaderCrashTests {
         let reference = StreamLayout(namespace: TestServers.unique("swor"))
         let outage = StreamLayout(namespace: TestServers.unique("swoo"))
         for layout in [reference, outage] {
-            var options = Replayer.Options(dataDirectory: folder)
-            options.layout = layout
-            _ = try await Replayer(options: options).run(redis: redis)
+            _ = try await TestServers.replay(folder, into: layout, redis: redis)
         }
         let uninterrupted = try await WarehouseFixture.make()
         try await uninterrupted.load(reference, redis: redis)

@@ -117,7 +117,7 @@ actor ReferenceRun {
         try DataGenerator(options: DataGenerator.Options(orders: 64_000, seed: 41)).write(to: folder)
         let redis = try await TestServers.redis()
         let layout = StreamLayout(namespace: TestServers.unique("swfref"))
-        let events = try await KPITests.replay(folder, into: layout, redis: redis)
+        let events = try await TestServers.replay(folder, into: layout, redis: redis)
         #expect(events >= 195_000)
         let warehouse = try await WarehouseFixture.make()
         try await warehouse.load(layout, redis: redis, batch: 2000)

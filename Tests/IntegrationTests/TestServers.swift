@@ -56,6 +56,14 @@ enum TestServers {
         return candidate
     }
 
+    /// Replays the CSV files of `folder` into `layout`'s streams; returns the events published.
+    @discardableResult
+    static func replay(_ folder: String, into layout: StreamLayout, redis: RedisConnection) async throws -> Int {
+        var options = Replayer.Options(dataDirectory: folder)
+        options.layout = layout
+        return try await Replayer(options: options).run(redis: redis).events
+    }
+
     static var packageRoot: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }

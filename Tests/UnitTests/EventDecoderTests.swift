@@ -9,6 +9,10 @@ import RedisWire
 /// the loader and the KPI aggregator accept and refuse exactly the same entries, each refusal
 /// naming the column.
 struct EventDecoderTests {
+    @Test func entityIndexIsItsPositionInAllCases() {
+        for (position, entity) in Entity.allCases.enumerated() { #expect(entity.index == position, "\(entity)") }
+    }
+
     @Test func columnEnumsFollowTheSchema() {
         #expect(Columns.Customer.allCases.count == Entity.customers.schema.columns.count)
         #expect(Columns.Supplier.allCases.count == Entity.suppliers.schema.columns.count)

@@ -43,8 +43,8 @@ public enum EventDecoder {
     ) throws(Unreadable) -> R {
         let plan = plans[entity.index]
         let result: Result<R, Unreadable> = entry.packed.withUnsafeBytes { raw in
-            withUnsafeTemporaryAllocation(of: (offset: Int, count: Int).self, capacity: plan.names.count) { found in
-                found.initialize(repeating: (-1, 0))
+            withUnsafeTemporaryAllocation(of: (offset: Int, count: Int, time: Int64).self, capacity: plan.names.count) { found in
+                found.initialize(repeating: (-1, 0, 0))
                 var slot = -1
                 StreamEntry.forEachPacked(raw) { index, bytes in
                     if index % 2 == 0 {
@@ -56,7 +56,7 @@ public enum EventDecoder {
                             }
                         }
                     } else if slot >= 0 {
-                        found[slot] = (bytes.baseAddress.map { $0 - raw.baseAddress! } ?? 0, bytes.count)
+                        found[slot] = (bytes.baseAddress.map { $0 - raw.baseAddress! } ?? 0, bytes.count, 0)
                     }
                     return true
                 }
@@ -79,7 +79,8 @@ public enum EventDecoder {
 public struct EventFields {
     let raw: UnsafeRawBufferPointer
     let plan: EventDecoder.Plan
-    let found: UnsafeMutableBufferPointer<(offset: Int, count: Int)>
+    /// Where each name's value is in `raw`; for a timestamp column, its instant once checked.
+    let found: UnsafeMutableBufferPointer<(offset: Int, count: Int, time: Int64)>
 
     typealias Unreadable = EventDecoder.Unreadable
 
@@ -95,8 +96,13 @@ public struct EventFields {
             } else {
                 empty.withUnsafeBufferPointer { RowValidator.pack($0, column, allowed: plan.allowed[index], into: &scratch) }
             }
-            if case .failure(let reason) = outcome {
+            switch outcome {
+            case .failure(let reason):
                 throw Unreadable(description: "\(column.name): \(bytes(index) == nil ? "missing from the event" : reason.message)")
+            case .success(let time?):
+                found[index].time = time.microseconds   // parsed once: `time(_:)` reads it
+            case .success(nil):
+                break
             }
             if case .integer = column.kind, let value = bytes(index), let number = RowValidator.parseInteger(trimmed(value)),
                Int32(exactly: number) == nil {
@@ -107,7 +113,7 @@ public struct EventFields {
     }
 
     func bytes(_ index: Int) -> UnsafeBufferPointer<UInt8>? {
-        let (offset, count) = found[index]
+        let (offset, count, _) = found[index]
         guard offset >= 0, count > 0 else { return nil }
         return UnsafeBufferPointer(rebasing: raw.bindMemory(to: UInt8.self)[offset..<(offset + count)])
     }
@@ -125,7 +131,7 @@ public struct EventFields {
     public func text<Column: EventColumn>(_ column: Column) -> String? {
         let index = column.rawValue
         guard let value = bytes(index) else { return nil }
-        if case .text = plan.columns[index].kind { return String(decoding: value, as: UTF8.self) }
+        if isCanonical(value, plan.columns[index].kind) { return String(decoding: value, as: UTF8.self) }
         var packed: [UInt8] = []
         guard case .success = RowValidator.pack(value, plan.columns[index], allowed: plan.allowed[index], into: &packed) else {
             return String(decoding: value, as: UTF8.self)   // not reached: check() refused such entries
@@ -134,6 +140,20 @@ public struct EventFields {
         var start = 0
         while start < packed.count, packed[start] & 0x80 != 0 { start += 1 }
         return String(decoding: packed[(start + 1)...], as: UTF8.self)
+    }
+
+    /// True when `value` is already what `RowValidator.pack` would write for its kind (what
+    /// replay and produce always write), so it needs no second pass.
+    private func isCanonical(_ value: UnsafeBufferPointer<UInt8>, _ kind: ColumnKind) -> Bool {
+        switch kind {
+        case .text: !value.allSatisfy { $0 == 32 || $0 == 9 }
+        case .date: value.count == 10
+        case .integer: RowValidator.isCanonicalInteger(value)
+        case .decimal: RowValidator.isCanonicalDecimal(value)
+        case .timestamp: Timestamp.isCanonicalShape(value)
+        case .oneOf: !value.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") || $0 == 32 || $0 == 9 }
+        case .currency: value.count == 3 && value.allSatisfy { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }
+        }
     }
 
     /// The value of a column the contract requires (present once checked).
@@ -157,7 +177,7 @@ public struct EventFields {
 
     /// A timestamp column's value (the epoch when the entry has none: only optional columns).
     public func time<Column: EventColumn>(_ column: Column) -> Timestamp {
-        bytes(column.rawValue).flatMap { Timestamp.parse(trimmed($0)) } ?? Timestamp(microseconds: 0)
+        Timestamp(microseconds: bytes(column.rawValue) == nil ? 0 : found[column.rawValue].time)
     }
 
     /// The event id.

@@ -126,13 +126,8 @@ public struct DeadLetterQueue: Sendable {
                     Self.appendOnce, keys: [layout.deadLetterKey, layout.deadLetterSeenKey],
                     arguments: [Self.fingerprint(for: rejection), String(policy.cap)] + Self.fields(for: rejection, entity: entity, policy: policy))
             }
-            var replies = try await redis.send(batch)
-            if replies.contains(where: { if case .error(let message) = $0 { message.hasPrefix("NOSCRIPT") } else { false } }) {
-                // The script cache was flushed (a restart, SCRIPT FLUSH) after the load above. The
-                // script is idempotent, so sending the whole chunk again is safe.
-                try await redis.load(Self.appendOnce)
-                replies = try await redis.send(batch)
-            }
+            // The script is idempotent, so a chunk sent again after a flushed script cache is safe.
+            let replies = try await redis.send(batch, reloading: Self.appendOnce)
             var dropped = 0
             for reply in replies where try self.added(reply, dropped: &dropped) { added += 1 }
             reportDropped(dropped)
@@ -176,11 +171,7 @@ public struct DeadLetterQueue: Sendable {
             batch.evalsha(Self.appendOnce, keys: [layout.deadLetterKey, layout.deadLetterSeenKey],
                           arguments: [hasher.finalize().description, String(policy.cap)] + fields)
         }
-        var replies = try await redis.send(batch)
-        if replies.contains(where: { if case .error(let message) = $0 { message.hasPrefix("NOSCRIPT") } else { false } }) {
-            try await redis.load(Self.appendOnce)
-            replies = try await redis.send(batch)
-        }
+        let replies = try await redis.send(batch, reloading: Self.appendOnce)
         var dropped = 0
         for reply in replies { _ = try added(reply, dropped: &dropped) }
         reportDropped(dropped)
