@@ -165,8 +165,11 @@ enum SampleExpectations {
         #expect(report.events > 100)
         let expected = Double(last.microseconds - first.microseconds) / 1e6 / 3600
         #expect(expected > 2.5)
-        #expect(abs(report.publishSeconds - expected) <= expected * 0.05,
-                "published over \(report.publishSeconds) s; event time says \(expected) s")
+        // Never ahead of event time (the pacer's promise); behind it only by what a busy machine
+        // costs: the schedule is absolute, so a starved moment delays the events due then, not all
+        // that follow (the test suite runs beside this on two cores; 0.19 s late was seen once).
+        #expect(report.publishSeconds >= expected * 0.98, "published over \(report.publishSeconds) s; event time says \(expected) s")
+        #expect(report.publishSeconds <= expected + 0.6, "published over \(report.publishSeconds) s; event time says \(expected) s")
     }
 
     @Test func cliReportsJSONAndRefusesUnusableInput() async throws {
