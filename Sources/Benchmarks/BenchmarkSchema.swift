@@ -1,12 +1,5 @@
 public import PostgresClient
-import Contract
-import StreamRuntime
 import WarehouseSink
-import KPIStore
-import Dashboard
-import DataGenerator
-import RedisWire
-import RedisClient
 
 /// A PostgreSQL schema of a benchmark's own: dropped if it is there, created, migrated.
 public enum BenchmarkSchema {

@@ -1,13 +1,7 @@
 import Foundation
+public import StreamRuntime
 import PostgresClient
 import RedisClient
-import Contract
-import KPIModel
-public import StreamRuntime
-import WarehouseSink
-import KPIStore
-import Dashboard
-import DataGenerator
 import RedisWire
 
 /// `warehouse bench clients`: the raw speed of the two client libraries against the real servers,

@@ -1,19 +1,19 @@
 import Foundation
 import Hummingbird
 import Logging
-import PostgresClient
-import RedisClient
 #if canImport(Glibc)
 import Glibc
 #endif
-import Contract
-import KPIModel
 public import StreamRuntime
-import WarehouseSink
-import KPIStore
+import Contract
 import Dashboard
 import DataGenerator
+import KPIModel
+import KPIStore
+import PostgresClient
+import RedisClient
 import RedisWire
+import WarehouseSink
 
 /// `warehouse bench dashboard`: `/api/kpis` under `connections` concurrent keep-alive clients
 /// for `seconds`, against a dashboard serving a loaded warehouse; and, for comparison, the same

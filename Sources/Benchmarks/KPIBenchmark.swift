@@ -1,18 +1,14 @@
 import Foundation
-import RedisClient
 import ServiceLifecycle
 #if canImport(Glibc)
 import Glibc
 #endif
-import Contract
-import KPIModel
 public import StreamRuntime
-import WarehouseSink
-import KPIStore
-import Dashboard
+import Contract
 import DataGenerator
+import KPIStore
+import RedisClient
 import RedisWire
-import PostgresClient
 
 /// `warehouse bench kpi`: the aggregator's events/s over a pre-filled stream of generated events;
 /// the restart rebuild time over the state that leaves; freshness (XADD to KPI readable, under a

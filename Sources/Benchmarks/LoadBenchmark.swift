@@ -1,16 +1,13 @@
 import Foundation
-import PostgresClient
-import RedisClient
 #if canImport(Glibc)
 import Glibc
 #endif
-import Contract
-import KPIModel
 public import StreamRuntime
-import WarehouseSink
-import KPIStore
-import Dashboard
+import Contract
 import DataGenerator
+import PostgresClient
+import RedisClient
+import WarehouseSink
 import RedisWire
 
 /// `warehouse bench load`: loader events/s from a pre-filled stream of generated events into an

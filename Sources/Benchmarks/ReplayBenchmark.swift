@@ -1,17 +1,12 @@
 import Foundation
-import RedisClient
 #if canImport(Glibc)
 import Glibc
 #endif
-import Contract
-import KPIModel
 public import StreamRuntime
-import WarehouseSink
-import KPIStore
-import Dashboard
 public import DataGenerator
+import Contract
+import RedisClient
 import RedisWire
-import PostgresClient
 
 /// `warehouse bench replay`: parse+validate rows/s on one core, replay events/s (CSV → XADD at
 /// `--speed max`) and peak RSS, on a generated data set.

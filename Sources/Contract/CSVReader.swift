@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import RedisWire
 
 /// A malformed CSV record (an unterminated quote) or an unreadable file.
 public struct CSVError: Error, Sendable, CustomStringConvertible {

@@ -1,4 +1,3 @@
-import RedisWire
 /// An exact decimal number: `units × 10^-scale`. Money and rates are never binary floating point.
 ///
 /// Parsed from plain decimal text (`-12.50`, `0.1`, `7`); up to 18 significant digits and 9

@@ -1,4 +1,3 @@
-import RedisWire
 /// The six entities of the input contract, one CSV file and one stream family each.
 public enum Entity: String, CaseIterable, Sendable, Codable, Comparable {
     case customers, suppliers, products, orders, payments, inventory

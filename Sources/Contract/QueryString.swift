@@ -1,4 +1,3 @@
-import RedisWire
 /// A URL query string's parameters (`top=5&low_stock=10`, percent-encoded, `+` for a space), and
 /// the dashboard API's rule for an integer option. Pure, and fuzzed (`scripts/fuzz.sh query`).
 public enum QueryString {

@@ -1,4 +1,3 @@
-import RedisWire
 /// Maps a file's header onto an entity's schema and validates each record against it.
 public struct RowValidator: Sendable {
     public let schema: EntitySchema

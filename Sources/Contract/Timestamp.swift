@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import RedisWire
 
 /// An instant, in microseconds since the Unix epoch (UTC).
 public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible {

@@ -1,11 +1,9 @@
 import Foundation
-import PostgresClient
 public import RedisClient
 public import Contract
-import KPIModel
+import PostgresClient
 import StreamRuntime
 import WarehouseSink
-import KPIStore
 import RedisWire
 
 /// The analytics API's answers from PostgreSQL, cached in Redis (cache-aside).

@@ -2,14 +2,13 @@ import Foundation
 import HTTPTypes
 public import Hummingbird
 public import Logging
+import Contract
+import KPIStore
 import PostgresClient
 import RedisClient
-import Contract
-import KPIModel
+import RedisWire
 import StreamRuntime
 import WarehouseSink
-import KPIStore
-import RedisWire
 
 /// What the routes share: the Redis pool, the live feed, the analytics cache.
 public struct DashboardContext: Sendable {

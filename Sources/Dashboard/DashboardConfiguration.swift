@@ -1,11 +1,5 @@
 public import Contract
-import KPIModel
 public import StreamRuntime
-import WarehouseSink
-import KPIStore
-import RedisWire
-import RedisClient
-import PostgresClient
 
 /// What `warehouse dashboard` serves and where, with its defaults.
 public struct DashboardConfiguration: Sendable {

@@ -1,11 +1,3 @@
-import Contract
-import KPIModel
-import StreamRuntime
-import WarehouseSink
-import KPIStore
-import RedisWire
-import RedisClient
-import PostgresClient
 /// The dashboard's one page: HTML, CSS and a small script of its own that draws every chart as
 /// SVG. No CDN, no external asset: it works offline. It renders what `/events` pushes (`kpis` on
 /// every KPI change, `health` every two seconds) and asks `/api/analytics/monthly-revenue` (from

@@ -1,14 +1,12 @@
 import Foundation
 public import NIOCore
-import PostgresClient
-import RedisClient
 public import ServiceLifecycle
 import Synchronization
-import Contract
-import KPIModel
 public import StreamRuntime
-import WarehouseSink
+import Contract
 import KPIStore
+import PostgresClient
+import RedisClient
 import RedisWire
 
 /// The latest KPI snapshot as `/api/kpis` serves it, and when the change stream last confirmed

@@ -4,14 +4,6 @@ public import ServiceLifecycle
 public import Logging
 import Metrics
 public import Prometheus
-import Contract
-import KPIModel
-import StreamRuntime
-import WarehouseSink
-import KPIStore
-import RedisWire
-import RedisClient
-import PostgresClient
 
 /// The process's metrics in Prometheus's text format: swift-metrics bootstrapped once with
 /// swift-prometheus, served at `/metrics` by the dashboard and, for any long-running command,

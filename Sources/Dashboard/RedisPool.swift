@@ -1,12 +1,6 @@
 import Foundation
 public import RedisClient
 import Synchronization
-import Contract
-import KPIModel
-import StreamRuntime
-import KPIStore
-import RedisWire
-import PostgresClient
 
 /// A few Redis connections handed out in turn: each connection runs one command at a time on its
 /// own thread, so concurrent API requests spread over several.

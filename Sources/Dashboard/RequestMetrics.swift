@@ -2,14 +2,6 @@ import Dispatch
 import Hummingbird
 import Metrics
 import Synchronization
-import Contract
-import KPIModel
-import StreamRuntime
-import WarehouseSink
-import KPIStore
-import RedisWire
-import RedisClient
-import PostgresClient
 
 /// Per route and status: `warehouse_http_requests_total` and the handler time
 /// `warehouse_http_request_duration_seconds`. Lighter than Hummingbird's `MetricsMiddleware`

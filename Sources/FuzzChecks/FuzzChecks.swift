@@ -1,6 +1,6 @@
-import RedisWire
 import Contract
 import KPIModel
+import RedisWire
 import StreamRuntime
 import WarehouseSink
 

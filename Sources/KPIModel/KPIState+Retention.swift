@@ -1,5 +1,4 @@
 import Contract
-import RedisWire
 /// State retention: what keeps the aggregator's state (and so Redis's memory) bounded under a
 /// live load that never stops.
 ///

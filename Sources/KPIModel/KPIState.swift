@@ -1,5 +1,4 @@
 public import Contract
-import RedisWire
 /// The KPI aggregator's state and rules, as a pure value: events in, figures out. Nothing here
 /// touches Redis, so every rule (progressions, cancels, returns, stale and repeated versions,
 /// late dimensions, segment changes) is unit-tested on its own.

@@ -1,8 +1,6 @@
 import Foundation
-import RedisClient
 import Contract
 import KPIModel
-import StreamRuntime
 import RedisWire
 
 /// How a batch's effects are written: retirements and the change record appended to the

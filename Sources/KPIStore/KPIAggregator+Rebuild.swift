@@ -1,8 +1,7 @@
 import Foundation
-import RedisClient
 import Contract
 import KPIModel
-import StreamRuntime
+import RedisClient
 import RedisWire
 
 /// Taking over: the fences raised to this aggregator's epoch, then the state rebuilt from the

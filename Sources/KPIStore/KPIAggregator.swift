@@ -1,11 +1,9 @@
 import Foundation
 public import RedisClient
 public import Contract
+public import RedisWire
 import KPIModel
 import StreamRuntime
-import WarehouseSink
-public import RedisWire
-import PostgresClient
 
 /// The `kpi` consumer group: keeps the KPIs in Redis from every entity stream.
 ///

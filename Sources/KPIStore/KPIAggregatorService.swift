@@ -1,14 +1,11 @@
 import Foundation
 import Logging
-import RedisClient
 public import ServiceLifecycle
 import Synchronization
 public import Contract
-import KPIModel
 public import StreamRuntime
-import WarehouseSink
+import RedisClient
 import RedisWire
-import PostgresClient
 
 /// The `kpi` group as a Service: waits for the lease's epoch (`KPILeaseKeeper`), raises the
 /// fences, rebuilds the state from Redis and runs the consumer-group runner with the aggregator

@@ -2,12 +2,8 @@ import Foundation
 public import RedisClient
 public import ServiceLifecycle
 import Synchronization
-import Contract
-import KPIModel
-import StreamRuntime
-import WarehouseSink
 import RedisWire
-import PostgresClient
+import StreamRuntime
 
 /// The lease that lets one KPI aggregator run per namespace: SET NX PX, renewed at a third of its
 /// TTL; a crashed holder's lease expires after the TTL. Each take draws a new fencing epoch (INCR

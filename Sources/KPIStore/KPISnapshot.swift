@@ -1,10 +1,7 @@
 public import RedisClient
-import Contract
 public import KPIModel
-import StreamRuntime
-import WarehouseSink
+import Contract
 import RedisWire
-import PostgresClient
 
 /// Every KPI at one instant, read in one round trip (one script over the `{kpi}` slot, so the
 /// figures are consistent with each other): what `warehouse kpis` prints and `reconcile` compares.

@@ -1,10 +1,6 @@
-import RedisClient
 public import Contract
 public import KPIModel
-import StreamRuntime
-import WarehouseSink
 import RedisWire
-import PostgresClient
 
 /// Where the KPIs live in Redis and how they are written. Every key shares the hash tag `{kpi}`
 /// (one slot), so a batch's figures change in one atomic script call and `warehouse kpis` reads a

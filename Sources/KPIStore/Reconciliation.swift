@@ -5,7 +5,6 @@ public import Contract
 public import KPIModel
 import StreamRuntime
 import WarehouseSink
-import RedisWire
 
 /// `warehouse reconcile`: the summary computed from PostgreSQL against the same figures read from
 /// Redis, KPI by KPI (every leaf of the summary: money compared as the exact decimal strings,

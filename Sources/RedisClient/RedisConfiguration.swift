@@ -1,6 +1,6 @@
-import ConnectionExecutor
 import Foundation
 public import RedisWire
+import ConnectionExecutor
 
 /// Where and how to connect to Redis.
 public struct RedisConfiguration: Sendable, Equatable {

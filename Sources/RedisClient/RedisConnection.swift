@@ -1,9 +1,9 @@
 import CHiredis
-import ConnectionExecutor
 #if canImport(Glibc)
 import Glibc
 #endif
 public import RedisWire
+import ConnectionExecutor
 
 /// Owns a hiredis context and frees it when dropped. Never leaves its connection's thread.
 final class RedisContextBox {

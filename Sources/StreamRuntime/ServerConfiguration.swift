@@ -1,9 +1,5 @@
-import ConnectionExecutor
 import Foundation
-import Contract
-import RedisWire
-import RedisClient
-import PostgresClient
+import ConnectionExecutor
 
 /// Where the pipeline's servers are. One place maps the environment and flags onto it.
 public struct ServerConfiguration: Sendable, Equatable {

@@ -1,16 +1,6 @@
 import ArgumentParser
-import Dashboard
 import Foundation
-import Contract
-import KPIModel
-import StreamRuntime
-import WarehouseSink
-import KPIStore
-import DataGenerator
 import Benchmarks
-import RedisWire
-import RedisClient
-import PostgresClient
 
 extension Warehouse {
     /// `warehouse bench …`: benchmarks that print figures (build with -c release first).

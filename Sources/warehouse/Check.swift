@@ -1,16 +1,8 @@
 import ArgumentParser
 import Foundation
 import PostgresClient
-import Contract
-import KPIModel
-import StreamRuntime
 import WarehouseSink
-import KPIStore
-import Dashboard
-import DataGenerator
-import Benchmarks
-import RedisWire
-import RedisClient
+import StreamRuntime
 
 extension Warehouse {
     /// `warehouse check`: data-quality checks over the star schema.

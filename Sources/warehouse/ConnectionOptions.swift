@@ -1,14 +1,5 @@
 import ArgumentParser
-import Contract
 import StreamRuntime
-import WarehouseSink
-import KPIStore
-import Dashboard
-import DataGenerator
-import Benchmarks
-import RedisWire
-import RedisClient
-import PostgresClient
 
 /// The server options every subcommand that talks to Redis or PostgreSQL shares.
 struct ConnectionOptions: ParsableArguments {

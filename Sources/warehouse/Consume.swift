@@ -1,15 +1,9 @@
 import ArgumentParser
 import Foundation
-import PostgresClient
-import RedisClient
 import Contract
-import KPIModel
+import KPIStore
 import StreamRuntime
 import WarehouseSink
-import KPIStore
-import Dashboard
-import DataGenerator
-import Benchmarks
 import RedisWire
 
 extension Warehouse {

@@ -1,18 +1,8 @@
 import ArgumentParser
-import Dashboard
 import Foundation
 import Hummingbird
 import Logging
-import Contract
-import KPIModel
-import StreamRuntime
-import WarehouseSink
-import KPIStore
-import DataGenerator
-import Benchmarks
-import RedisWire
-import RedisClient
-import PostgresClient
+import Dashboard
 
 extension Warehouse {
     /// `warehouse dashboard`: the live dashboard, its JSON API, server-sent events and /metrics.

@@ -1,16 +1,7 @@
 import ArgumentParser
 import Foundation
-import RedisClient
-import Contract
-import KPIModel
-import StreamRuntime
-import WarehouseSink
-import KPIStore
-import Dashboard
-import DataGenerator
-import Benchmarks
 import RedisWire
-import PostgresClient
+import StreamRuntime
 
 extension Warehouse {
     /// `warehouse dlq …`: the dead-letter stream.

@@ -1,16 +1,7 @@
 import ArgumentParser
 import Foundation
 import Contract
-import KPIModel
-import StreamRuntime
-import WarehouseSink
-import KPIStore
-import Dashboard
 import DataGenerator
-import Benchmarks
-import RedisWire
-import RedisClient
-import PostgresClient
 
 extension Warehouse {
     /// `warehouse generate`: a deterministic data set of any size in the input contract.

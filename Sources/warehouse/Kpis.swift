@@ -1,16 +1,10 @@
 import ArgumentParser
 import Foundation
-import RedisClient
 import Contract
+import KPIStore
+import RedisClient
 import KPIModel
 import StreamRuntime
-import WarehouseSink
-import KPIStore
-import Dashboard
-import DataGenerator
-import Benchmarks
-import RedisWire
-import PostgresClient
 
 extension Warehouse {
     /// `warehouse kpis`: every KPI from Redis in one round trip.

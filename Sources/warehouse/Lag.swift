@@ -1,17 +1,9 @@
 import ArgumentParser
 import Foundation
-import RedisClient
 import ServiceLifecycle
 import Contract
-import KPIModel
+import RedisClient
 import StreamRuntime
-import WarehouseSink
-import KPIStore
-import Dashboard
-import DataGenerator
-import Benchmarks
-import RedisWire
-import PostgresClient
 
 extension Warehouse {
     /// `warehouse lag`: how far behind each consumer group is, with Burrow-style health rules.

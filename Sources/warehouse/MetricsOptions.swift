@@ -1,16 +1,8 @@
 import ArgumentParser
-import Dashboard
 import Foundation
 import ServiceLifecycle
-import Contract
-import KPIModel
+import Dashboard
 import StreamRuntime
-import WarehouseSink
-import KPIStore
-import DataGenerator
-import Benchmarks
-import RedisWire
-import RedisClient
 
 /// `--metrics-port`: a long-running command serves its Prometheus metrics while it runs.
 struct MetricsOptions: ParsableArguments {

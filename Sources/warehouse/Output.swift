@@ -1,15 +1,4 @@
 import Foundation
-import Contract
-import KPIModel
-import StreamRuntime
-import WarehouseSink
-import KPIStore
-import Dashboard
-import DataGenerator
-import Benchmarks
-import RedisWire
-import RedisClient
-import PostgresClient
 
 /// A failure the CLI reports as one line on stderr, exiting 1.
 struct CLIError: Error, CustomStringConvertible {

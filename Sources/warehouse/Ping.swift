@@ -2,15 +2,9 @@ import ArgumentParser
 import Foundation
 import PostgresClient
 import RedisClient
-import Contract
-import KPIModel
-import StreamRuntime
 import WarehouseSink
-import KPIStore
-import Dashboard
-import DataGenerator
-import Benchmarks
 import RedisWire
+import StreamRuntime
 
 extension Warehouse {
     /// `warehouse ping`: says whether both servers answer, with their versions and round-trip times.

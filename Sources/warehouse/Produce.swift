@@ -1,17 +1,12 @@
 import ArgumentParser
 import Foundation
-import PostgresClient
-import RedisClient
 import ServiceLifecycle
 import Contract
-import KPIModel
+import DataGenerator
+import PostgresClient
+import RedisClient
 import StreamRuntime
 import WarehouseSink
-import KPIStore
-import Dashboard
-import DataGenerator
-import Benchmarks
-import RedisWire
 
 extension Warehouse {
     /// `warehouse produce`: new events, through the same validation as replay.

@@ -2,17 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
-import Contract
-import KPIModel
 import StreamRuntime
-import WarehouseSink
-import KPIStore
-import Dashboard
-import DataGenerator
-import Benchmarks
-import RedisWire
-import RedisClient
-import PostgresClient
 
 /// Shows replay progress: a redrawn bar with rows/s and ETA on a terminal, a log line every five
 /// seconds otherwise (stderr either way, so stdout stays machine-readable).

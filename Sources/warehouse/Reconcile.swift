@@ -1,16 +1,9 @@
 import ArgumentParser
 import Foundation
+import KPIStore
 import PostgresClient
 import RedisClient
-import Contract
-import KPIModel
 import StreamRuntime
-import WarehouseSink
-import KPIStore
-import Dashboard
-import DataGenerator
-import Benchmarks
-import RedisWire
 
 extension Warehouse {
     /// `warehouse reconcile`: Redis's KPIs against the same figures computed by SQL.

@@ -1,18 +1,10 @@
 import ArgumentParser
 import Foundation
-import RedisClient
 import ServiceLifecycle
 import Synchronization
 import Contract
-import KPIModel
+import RedisClient
 import StreamRuntime
-import WarehouseSink
-import KPIStore
-import Dashboard
-import DataGenerator
-import Benchmarks
-import RedisWire
-import PostgresClient
 
 extension Warehouse {
     /// `warehouse replay`: historical CSV data as events, in event-time order, at any speed.

@@ -1,16 +1,9 @@
 import ArgumentParser
 import Foundation
-import PostgresClient
-import Contract
 import KPIModel
-import StreamRuntime
+import PostgresClient
 import WarehouseSink
-import KPIStore
-import Dashboard
-import DataGenerator
-import Benchmarks
-import RedisWire
-import RedisClient
+import StreamRuntime
 
 extension Warehouse {
     /// `warehouse report NAME`: analytics computed by SQL over the star schema.

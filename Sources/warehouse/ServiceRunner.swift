@@ -1,15 +1,6 @@
 import Logging
 import ServiceLifecycle
 import UnixSignals
-import Contract
-import StreamRuntime
-import WarehouseSink
-import KPIStore
-import Dashboard
-import Benchmarks
-import RedisWire
-import RedisClient
-import PostgresClient
 
 /// The composition root of a long-running command: every part is a Service in one ServiceGroup,
 /// started in order and, on SIGINT or SIGTERM (or when the main work ends), shut down gracefully

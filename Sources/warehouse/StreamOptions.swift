@@ -1,16 +1,6 @@
 import ArgumentParser
 import Foundation
 import Contract
-import KPIModel
-import StreamRuntime
-import WarehouseSink
-import KPIStore
-import Dashboard
-import DataGenerator
-import Benchmarks
-import RedisWire
-import RedisClient
-import PostgresClient
 
 /// How events are laid out in Redis: shared by every command that reads or writes streams.
 struct StreamOptions: ParsableArguments {

@@ -1,16 +1,9 @@
 import ArgumentParser
 import Foundation
 import RedisClient
-import Contract
-import KPIModel
 import StreamRuntime
-import WarehouseSink
-import KPIStore
-import Dashboard
-import DataGenerator
-import Benchmarks
+import Contract
 import RedisWire
-import PostgresClient
 
 extension Warehouse {
     /// `warehouse streams`: the entity streams of the namespace.

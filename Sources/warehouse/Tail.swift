@@ -1,17 +1,11 @@
 import ArgumentParser
 import Foundation
-import RedisClient
 import ServiceLifecycle
 import Contract
-import KPIModel
-import StreamRuntime
-import WarehouseSink
 import KPIStore
-import Dashboard
-import DataGenerator
-import Benchmarks
+import RedisClient
 import RedisWire
-import PostgresClient
+import StreamRuntime
 
 extension Warehouse {
     /// `warehouse tail`: the KPI change stream, live.

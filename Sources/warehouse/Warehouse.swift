@@ -2,16 +2,6 @@ import ArgumentParser
 #if canImport(Glibc)
 import Glibc
 #endif
-import Contract
-import KPIModel
-import StreamRuntime
-import WarehouseSink
-import KPIStore
-import Dashboard
-import Benchmarks
-import RedisWire
-import RedisClient
-import PostgresClient
 
 /// The `warehouse` command: one executable, one subcommand per job.
 @main

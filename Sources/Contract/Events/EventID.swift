@@ -1,4 +1,3 @@
-import RedisWire
 /// A 128-bit event id: xxHash64 of the entity and the row's canonical content under two seeds.
 /// An exact duplicate row gets the same id; ids order ties between versions deterministically.
 public struct EventID: Hashable, Comparable, Sendable, CustomStringConvertible {

@@ -1,4 +1,3 @@
-import RedisWire
 /// Where events live in Redis: one stream per entity and partition, named with a Redis Cluster
 /// hash tag per partition (`sw:{orders:0}`), so that a partition's stream and any state kept for it
 /// (`sw:{orders:0}:…`) share one hash slot.

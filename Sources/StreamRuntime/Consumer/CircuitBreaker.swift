@@ -1,7 +1,3 @@
-import Contract
-import RedisWire
-import RedisClient
-import PostgresClient
 /// The state of a consumer's dependency, as a circuit breaker sees it: closed (working), open
 /// (failing: calls wait for a cool-down before the next probe) or half-open (probing after the
 /// cool-down). Pure: the runner feeds it outcomes and asks how long to wait.

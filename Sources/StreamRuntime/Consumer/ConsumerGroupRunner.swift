@@ -1,8 +1,6 @@
 import Foundation
-import PostgresClient
 public import RedisClient
 import ServiceLifecycle
-import Contract
 public import RedisWire
 
 /// The consumer-group runtime every group shares: reads batches with XREADGROUP, hands them to a

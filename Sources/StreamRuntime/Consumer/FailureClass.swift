@@ -1,6 +1,4 @@
 public import PostgresClient
-import RedisClient
-import Contract
 public import RedisWire
 
 /// What a consumer does about a failure: the one decision every error comes down to.

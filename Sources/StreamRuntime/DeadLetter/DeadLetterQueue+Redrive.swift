@@ -1,8 +1,7 @@
 import Foundation
 public import RedisClient
-import Contract
 public import RedisWire
-import PostgresClient
+import Contract
 
 extension DeadLetterQueue {
     /// What redriving one entry did.

@@ -3,7 +3,6 @@ import Synchronization
 public import RedisClient
 public import Contract
 public import RedisWire
-import PostgresClient
 
 /// The dead-letter stream: rows and events that could not be used, each with where it came from,
 /// why, and the raw record, so an operator can see them and redrive them.

@@ -1,7 +1,5 @@
 public import RedisClient
-import Contract
 import RedisWire
-import PostgresClient
 
 /// Slows a publisher down while the slowest consumer group is too far behind, instead of letting
 /// the streams (and Redis's memory) grow without bound: above `limit` entries of lag it waits,

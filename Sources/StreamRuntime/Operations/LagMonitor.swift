@@ -1,8 +1,6 @@
 public import Foundation
 public import RedisClient
-import Contract
 public import RedisWire
-import PostgresClient
 
 /// `warehouse lag`: per stream partition × consumer group, how far behind the group is (in entries
 /// and in seconds), who is consuming, how fast, and a status by Burrow-style rules evaluated over a

@@ -1,10 +1,7 @@
 import Foundation
 import Metrics
-import RedisClient
 public import ServiceLifecycle
-import Contract
-import RedisWire
-import PostgresClient
+import RedisClient
 
 /// The pipeline's metrics, through swift-metrics (the process bootstraps a backend; the
 /// `Dashboard` target's `MetricsExporter` bootstraps Prometheus). Without a bootstrap every call

@@ -2,7 +2,6 @@ public import RedisClient
 public import ServiceLifecycle
 import Contract
 import RedisWire
-import PostgresClient
 
 /// Retention: trims each stream (XTRIM MINID) to the oldest entry some consumer group still needs —
 /// its oldest pending entry, or the first one after its last delivered — so nothing not yet

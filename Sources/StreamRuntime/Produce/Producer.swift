@@ -2,7 +2,6 @@ import Foundation
 public import RedisClient
 public import Contract
 import RedisWire
-import PostgresClient
 
 /// Publishes new events through the same validation as replay: each record is checked against the
 /// entity's contract, the good ones are XADDed (pipelined) to their stream partition, the bad ones

@@ -4,9 +4,6 @@ import Synchronization
 import Glibc
 #endif
 public import Contract
-import RedisWire
-import RedisClient
-import PostgresClient
 
 /// Lines of bounded length from a descriptor, read a chunk at a time (JSON lines on stdin). A
 /// line longer than `maxLineBytes` is skipped to its end and reported by number, so one runaway

@@ -4,9 +4,6 @@ import Foundation
 import Glibc
 #endif
 public import Contract
-import RedisWire
-import RedisClient
-import PostgresClient
 
 /// Orders records on one timeline by (event time, event id), in bounded memory: each record (a
 /// small header and an opaque payload, for replay the event's encoded XADD) is packed into an

@@ -1,7 +1,4 @@
 public import Contract
-import RedisWire
-import RedisClient
-import PostgresClient
 /// Maps event time onto wall time for `replay --speed N`: the first event sets the origin, and an
 /// event at event time `t` is due at `origin.wall + (t − origin.event) / N`. `--speed max` never waits.
 public struct Pacer: Sendable {

@@ -1,8 +1,5 @@
 import Foundation
 import Contract
-import RedisWire
-import RedisClient
-import PostgresClient
 
 /// A named replay scenario (`replay/NAME.scenario`): `key = value` lines, `#` comments.
 ///

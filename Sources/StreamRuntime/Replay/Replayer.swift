@@ -3,7 +3,6 @@ public import RedisClient
 import ServiceLifecycle
 public import Contract
 import RedisWire
-import PostgresClient
 
 /// `warehouse replay`: reads the six contract files, puts every good row on one timeline by event
 /// time (spilling to disk past a memory budget), and publishes each to its entity stream in

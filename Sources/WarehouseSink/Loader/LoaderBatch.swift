@@ -1,9 +1,5 @@
-import RedisClient
 public import Contract
-import KPIModel
-import StreamRuntime
 public import RedisWire
-import PostgresClient
 
 /// One batch of events for the loader, typed and reduced: per natural key only the latest version
 /// (by version time, then event id) of each fact, every distinct version of each SCD2 dimension.

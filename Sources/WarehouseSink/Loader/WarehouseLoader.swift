@@ -2,7 +2,6 @@ import Foundation
 public import PostgresClient
 public import RedisClient
 public import Contract
-import KPIModel
 public import StreamRuntime
 import RedisWire
 

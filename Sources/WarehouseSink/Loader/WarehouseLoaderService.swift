@@ -1,11 +1,10 @@
 import Foundation
-import PostgresClient
-import RedisClient
 public import ServiceLifecycle
 import Synchronization
 public import Contract
 public import StreamRuntime
-import RedisWire
+import PostgresClient
+import RedisClient
 
 /// The `warehouse` group as a Service: `workers` consumers in this process, each with its own
 /// Redis and PostgreSQL connections, running until a graceful shutdown (each finishes its batch

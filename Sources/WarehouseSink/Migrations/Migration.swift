@@ -1,10 +1,6 @@
 import Foundation
-import RedisClient
-import Contract
-import KPIModel
-import StreamRuntime
 import RedisWire
-import PostgresClient
+import StreamRuntime
 
 /// One numbered SQL file (`Sources/WarehouseSink/SQL`, embedded in the binary): `0001_pipeline_state.sql`
 /// is version 1, named `pipeline_state`.

@@ -1,9 +1,4 @@
 public import PostgresClient
-import Contract
-import KPIModel
-import StreamRuntime
-import RedisWire
-import RedisClient
 
 /// Applies numbered migrations in order, each once, each in its own transaction, recording them
 /// in `schema_migrations`. Safe to run twice and from several processes at once: a session-level

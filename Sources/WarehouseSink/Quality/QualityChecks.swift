@@ -1,9 +1,4 @@
 public import PostgresClient
-import Contract
-import KPIModel
-import StreamRuntime
-import RedisWire
-import RedisClient
 
 /// `warehouse check`: data-quality checks over the star schema. A hard check that fails makes the
 /// command exit non-zero; a soft one warns (business data can legitimately break it).

@@ -1,10 +1,6 @@
 import Foundation
 public import PostgresClient
-import Contract
-import KPIModel
 import StreamRuntime
-import RedisWire
-import RedisClient
 
 /// The analytics queries (`Sources/WarehouseSink/SQL/analytics`, embedded in the binary; each
 /// runnable with psql), run by `warehouse report NAME` and the dashboard's analytics API.

@@ -1,6 +1,4 @@
 public import Contract
-import KPIModel
-import StreamRuntime
 /// The keys of the analytics cache (`{cache}` slot): the generation the warehouse loader
 /// increments after each commit, one entry per report, and the hit and miss counts.
 public struct CacheKeys: Sendable {
