@@ -37,7 +37,7 @@ extension Warehouse {
                     let name = migrations.first { $0.version == version }?.name ?? "?"
                     print("applied \(String(format: "%04d", version)) \(name)")
                 }
-                print("migrations: \(report.applied.count) applied, \(report.alreadyApplied.count) already applied (\(sqlDir ?? ProcessInfo.processInfo.environment["WAREHOUSE_SQL_DIR"] ?? "built in"))")
+                print("migrations: \(report.applied.count) applied, \(report.alreadyApplied.count) already applied (\(Migration.overrideFolder(sqlDir) ?? "built in"))")
             }
         }
     }

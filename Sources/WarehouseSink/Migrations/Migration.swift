@@ -38,13 +38,17 @@ public struct Migration: Sendable, Equatable {
         })
     }
 
-    /// The migrations to apply: those of `folder` when one is given (`--sql-dir`, else
-    /// `$WAREHOUSE_SQL_DIR`), else the embedded ones.
-    public static func resolve(folder: String?, environment: [String: String]? = nil) throws -> [Migration] {
+    /// The SQL folder that overrides the built-in SQL: `sqlDir` (`--sql-dir`), else a non-empty
+    /// `$WAREHOUSE_SQL_DIR`; nil for the built-in SQL. Migrations and reports both follow it.
+    public static func overrideFolder(_ sqlDir: String?, environment: [String: String]? = nil) -> String? {
         let environment = environment ?? ProcessInfo.processInfo.environment
-        if let folder = folder ?? environment[ServerConfiguration.Variable.sqlDirectory.rawValue].flatMap({ $0.isEmpty ? nil : $0 }) {
-            return try load(from: folder)
-        }
+        return sqlDir ?? environment[ServerConfiguration.Variable.sqlDirectory.rawValue].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// The migrations to apply: those of the override folder when there is one
+    /// (`overrideFolder`), else the embedded ones.
+    public static func resolve(folder: String?, environment: [String: String]? = nil) throws -> [Migration] {
+        if let folder = overrideFolder(folder, environment: environment) { return try load(from: folder) }
         return try embedded()
     }
 

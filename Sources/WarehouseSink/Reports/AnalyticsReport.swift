@@ -34,11 +34,7 @@ public struct AnalyticsReport: Sendable {
 
     /// The analytics folder of `sqlDir`, else of `$WAREHOUSE_SQL_DIR`; nil for the built-in queries.
     public static func overrideFolder(_ sqlDir: String?, environment: [String: String]? = nil) -> String? {
-        let environment = environment ?? ProcessInfo.processInfo.environment
-        guard let root = sqlDir ?? environment[ServerConfiguration.Variable.sqlDirectory.rawValue].flatMap({ $0.isEmpty ? nil : $0 }) else {
-            return nil
-        }
-        return (root as NSString).appendingPathComponent("analytics")
+        Migration.overrideFolder(sqlDir, environment: environment).map { ($0 as NSString).appendingPathComponent("analytics") }
     }
 
     public func run(on db: PostgresConnection) async throws -> PostgresRows {
