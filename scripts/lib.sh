@@ -107,6 +107,85 @@ sw_stop_redis() {
   fi
 }
 
+# sw_start_redis_cluster DIR PORT… : a Redis Cluster of the given nodes (6: 3 primaries and 3
+# replicas) on 127.0.0.1, each with its files in DIR/PORT, AOF on (fsync every second), a node
+# timeout of 5 s (a shorter one fails over by mistake on a loaded machine) and an explicit bus port
+# (PORT + 10000 overflows above 55535; SW_CLUSTER_BUS_PORTS may list them, else free ones).
+sw_start_redis_cluster() {
+  local dir=$1; shift
+  local ports=("$@") bus=() nodes=() i
+  if [ -n "${SW_CLUSTER_BUS_PORTS:-}" ]; then read -r -a bus <<<"$SW_CLUSTER_BUS_PORTS"; fi
+  for i in "${!ports[@]}"; do
+    local port=${ports[$i]} busport=${bus[$i]:-}
+    if [ -z "$busport" ]; then
+      busport=$(sw_free_port)
+      while printf '%s\n' "${ports[@]}" "${bus[@]}" | grep -qx "$busport"; do busport=$(sw_free_port); done
+      bus[$i]=$busport
+    fi
+    sw_start_cluster_node "$dir" "$port" "$busport"
+    nodes+=("127.0.0.1:$port")
+  done
+  for port in "${ports[@]}"; do
+    for i in $(seq 1 100); do
+      [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ] && break
+      sleep 0.1
+    done
+  done
+  # A restarted cluster knows itself from nodes.conf; only a new one is created.
+  if ! redis-cli -h 127.0.0.1 -p "${ports[0]}" cluster info 2>/dev/null | grep -q "cluster_known_nodes:${#ports[@]}"; then
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 \
+      || sw_die "redis-cli --cluster create failed; see $dir/create.log"
+  fi
+  for i in $(seq 1 300); do
+    local ok=0
+    for port in "${ports[@]}"; do
+      redis-cli -h 127.0.0.1 -p "$port" cluster info 2>/dev/null | grep -q "cluster_state:ok" && ok=$((ok + 1))
+    done
+    # cluster_state:ok comes before the replicas' first sync; a replica that never synced would
+    # not be promoted when its primary fails.
+    for port in "${ports[@]}"; do
+      redis-cli -h 127.0.0.1 -p "$port" info replication 2>/dev/null | grep -q "role:master\|master_link_status:up" || ok=-1
+    done
+    [ "$ok" -eq "${#ports[@]}" ] && return 0
+    sleep 0.1
+  done
+  sw_die "the Redis Cluster on ports ${ports[*]} did not reach cluster_state:ok with its replicas in sync; see $dir/*/redis.log"
+}
+
+# sw_start_cluster_node DIR PORT BUSPORT: one node of a cluster under DIR (its files in DIR/PORT);
+# a node started again finds its cluster in its nodes.conf.
+sw_start_cluster_node() {
+  local dir=$1 port=$2 busport=$3
+  mkdir -p "$dir/$port"
+  redis-server --bind 127.0.0.1 --port "$port" --protected-mode yes --dir "$dir/$port" \
+    --daemonize yes --pidfile "$dir/$port/redis.pid" --logfile "$dir/$port/redis.log" \
+    --save "" --appendonly yes --appendfsync everysec \
+    --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 5000 --cluster-port "$busport" >/dev/null \
+    || sw_die "redis-server (cluster node $port) did not start; see $dir/$port/redis.log"
+  echo "$busport" >"$dir/$port/busport"
+}
+
+# sw_restart_cluster_node DIR PORT: starts a stopped (or killed) node again, on its bus port.
+sw_restart_cluster_node() {
+  local dir=$1 port=$2
+  sw_start_cluster_node "$dir" "$port" "$(cat "$dir/$port/busport")"
+  local i
+  for i in $(seq 1 100); do
+    [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ] && return 0
+    sleep 0.1
+  done
+  sw_die "cluster node $port did not answer; see $dir/$port/redis.log"
+}
+
+# sw_stop_redis_cluster DIR: stops every node started under DIR.
+sw_stop_redis_cluster() {
+  local dir=$1 node
+  for node in "$dir"/*/; do
+    [ -f "$node/redis.pid" ] || continue
+    sw_stop_redis "$node" "$(basename "$node")"
+  done
+}
+
 # sw_start_postgres DIR PORT [fast]: a private PostgreSQL cluster in DIR on 127.0.0.1:PORT with a
 # database and a role both called `warehouse` (trust authentication, loopback only). `fast`
 # turns durability off, for throwaway test servers.

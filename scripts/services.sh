@@ -8,6 +8,10 @@
 #   scripts/services.sh status   say whether each one answers
 #   scripts/services.sh env      print the REDIS_URL and DATABASE_URL to export
 #
+# With --cluster (after the verb), Redis is a 6-node Redis Cluster instead (3 primaries, 3
+# replicas, AOF on) on SW_CLUSTER_PORT … +5 (default 17000), with bus ports SW_CLUSTER_PORT + 100 …;
+# REDIS_URL then names all six nodes (any one is enough: the client finds the rest).
+#
 # Ports: SW_REDIS_PORT (default 16379) and SW_PG_PORT (default 15432), chosen so as not to clash
 # with a system Redis or PostgreSQL. The defaults of the `warehouse` program point here.
 set -euo pipefail
@@ -33,6 +37,14 @@ state=${SW_STATE_DIR:-$(default_state)}
 redis_port=${SW_REDIS_PORT:-16379}
 pg_port=${SW_PG_PORT:-15432}
 redis_url="redis://127.0.0.1:$redis_port/0"
+cluster=no
+[ "${2:-}" = "--cluster" ] && cluster=yes
+cluster_port=${SW_CLUSTER_PORT:-17000}
+cluster_ports=() cluster_bus=()
+for i in 0 1 2 3 4 5; do cluster_ports+=($((cluster_port + i))); cluster_bus+=($((cluster_port + 100 + i))); done
+if [ "$cluster" = yes ]; then
+  redis_url="redis://$(printf '127.0.0.1:%s,' "${cluster_ports[@]}" | sed 's/,$//')/0"
+fi
 database_url="postgresql://warehouse@127.0.0.1:$pg_port/warehouse"
 
 print_env() {
@@ -44,7 +56,10 @@ case "${1:-}" in
   up)
     sw_install_missing
     mkdir -p "$state"
-    if sw_redis_running "$redis_port"; then
+    if [ "$cluster" = yes ]; then
+      sw_log "starting a 6-node Redis Cluster on 127.0.0.1:${cluster_ports[0]}-${cluster_ports[5]} ($state/redis-cluster)"
+      SW_CLUSTER_BUS_PORTS="${cluster_bus[*]}" sw_start_redis_cluster "$state/redis-cluster" "${cluster_ports[@]}"
+    elif sw_redis_running "$redis_port"; then
       sw_log "Redis already answers on 127.0.0.1:$redis_port"
     else
       sw_log "starting Redis on 127.0.0.1:$redis_port ($state/redis)"
@@ -60,13 +75,17 @@ case "${1:-}" in
     ;;
   down)
     sw_log "stopping Redis and PostgreSQL"
+    [ -d "$state/redis-cluster" ] && sw_stop_redis_cluster "$state/redis-cluster"
     if sw_redis_running "$redis_port"; then redis-cli -h 127.0.0.1 -p "$redis_port" shutdown >/dev/null 2>&1 || true; fi
     sw_stop_redis "$state/redis" "$redis_port"
     sw_stop_postgres "$state/postgres" fast
     ;;
   status)
     rc=0
-    if sw_redis_running "$redis_port"; then echo "redis      up    $redis_url"; else echo "redis      down  $redis_url"; rc=1; fi
+    if [ "$cluster" = yes ]; then
+      if redis-cli -h 127.0.0.1 -p "$cluster_port" cluster info 2>/dev/null | grep -q cluster_state:ok; then
+        echo "redis      up    $redis_url (cluster)"; else echo "redis      down  $redis_url (cluster)"; rc=1; fi
+    elif sw_redis_running "$redis_port"; then echo "redis      up    $redis_url"; else echo "redis      down  $redis_url"; rc=1; fi
     if sw_postgres_running "$pg_port"; then echo "postgresql up    $database_url"; else echo "postgresql down  $database_url"; rc=1; fi
     exit $rc
     ;;
@@ -74,7 +93,7 @@ case "${1:-}" in
     print_env
     ;;
   *)
-    echo "usage: scripts/services.sh up|down|status|env" >&2
+    echo "usage: scripts/services.sh up|down|status|env [--cluster]" >&2
     exit 2
     ;;
 esac

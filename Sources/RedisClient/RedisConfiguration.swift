@@ -17,6 +17,23 @@ public struct RedisConfiguration: Sendable, Equatable {
     public var socketTimeout: Duration
     /// The longest pause between reconnection attempts (exponential with jitter up to this). Default 2 s.
     public var maximumReconnectDelay: Duration
+    /// More nodes to try, after `host:port`, when connecting (`redis://h1:p1,h2:p2/`): any one
+    /// node of a Redis Cluster is enough to find the others, several let a client start while one
+    /// of them is down.
+    public var moreSeeds: [Seed] = []
+    /// How often a cluster client reads the slot map again even when nothing told it to (a MOVED
+    /// reply or a lost node refresh it at once). Default 10 s.
+    public var topologyRefresh: Duration = .seconds(10)
+
+    /// One node address to connect to.
+    public struct Seed: Sendable, Equatable {
+        public var host: String
+        public var port: Int
+        public init(host: String, port: Int) { self.host = host; self.port = port }
+    }
+
+    /// Every node to try, in order: `host:port` first.
+    public var seeds: [Seed] { [Seed(host: host, port: port)] + moreSeeds }
 
     public init(
         host: String = "127.0.0.1",
@@ -38,8 +55,31 @@ public struct RedisConfiguration: Sendable, Equatable {
         self.maximumReconnectDelay = maximumReconnectDelay
     }
 
-    /// Parses `redis://[[user]:password@]host[:port][/db]`.
+    /// Parses `redis://[[user]:password@]host[:port][,host[:port]…][/db]`: one node, or several
+    /// seed nodes of one deployment separated by commas (a Redis Cluster is found from any of them).
     public init(url: String) throws(RedisError) {
+        // URLComponents reads one host: the seeds after the first are taken out first.
+        var url = url
+        var more: [Seed] = []
+        if let schemeEnd = url.range(of: "://") {
+            let authorityEnd = url[schemeEnd.upperBound...].firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? url.endIndex
+            let authority = url[schemeEnd.upperBound..<authorityEnd]
+            let hostStart = authority.lastIndex(of: "@").map { authority.index(after: $0) } ?? authority.startIndex
+            let hosts = authority[hostStart...].split(separator: ",", omittingEmptySubsequences: false)
+            if hosts.count > 1 {
+                for item in hosts.dropFirst() {
+                    let text = String(item)
+                    if let parsed = ClusterRouting.split(address: text), (1...65535).contains(parsed.port), !parsed.host.isEmpty {
+                        more.append(Seed(host: parsed.host, port: parsed.port))
+                    } else if !text.isEmpty, !text.contains(":") || (text.hasPrefix("[") && text.hasSuffix("]")) {
+                        more.append(Seed(host: text.hasPrefix("[") ? String(text.dropFirst().dropLast()) : text, port: 6379))
+                    } else {
+                        throw RedisError(.configuration, "bad seed node \"\(text)\" in \(Self.redacted(url)); use host:port")
+                    }
+                }
+                url.replaceSubrange(hostStart..<authorityEnd, with: hosts[0])
+            }
+        }
         guard let components = URLComponents(string: url) else {
             throw RedisError(.configuration, "not a URL: \(Self.redacted(url))")
         }
@@ -63,6 +103,10 @@ public struct RedisConfiguration: Sendable, Equatable {
             }
             self.database = database
         }
+        moreSeeds = more
+        if !more.isEmpty && database != 0 {
+            throw RedisError(.configuration, "several seed nodes name a Redis Cluster, which has only database 0: \(Self.redacted(url))")
+        }
     }
 
     /// The URL with the password replaced by `***`, for logs and messages.
@@ -73,8 +117,8 @@ public struct RedisConfiguration: Sendable, Equatable {
             if password != nil { text += ":***" }
             text += "@"
         }
-        text += host.contains(":") ? "[\(host)]" : host
-        text += ":\(port)/\(database)"
+        text += seeds.map { ClusterRouting.address(host: $0.host, port: $0.port) }.joined(separator: ",")
+        text += "/\(database)"
         return text
     }
 

@@ -253,21 +253,32 @@ extension RedisConnection {
         }
     }
 
-    /// Every key matching `pattern` (SCAN … MATCH [TYPE]), each once, sorted.
+    /// Every key matching `pattern` (SCAN … MATCH [TYPE]), each once, sorted; on a cluster, of
+    /// every primary.
     public func scanKeys(match pattern: String, type: String? = nil) async throws -> [String] {
+        var keys: Set<String> = []
+        for node in try await primaryAddresses() {
+            keys.formUnion(try await scanKeys(match: pattern, type: type, node: node))
+        }
+        return keys.sorted()
+    }
+
+    private func scanKeys(match pattern: String, type: String?, node: String) async throws -> Set<String> {
         var keys: Set<String> = []
         var cursor = "0"
         repeat {
             var arguments = ["SCAN", cursor, "MATCH", pattern, "COUNT", "1000"]
             if let type { arguments += ["TYPE", type] }
-            let reply = try await command(arguments).throwingServerError()
+            var batch = RedisCommandBuffer()
+            batch.append(arguments)
+            let reply = try await send(batch, toNode: node)[0].throwingServerError()
             guard let parts = reply.array, parts.count == 2, let next = parts[0].string else {
                 throw RedisError(.unexpectedReply, "SCAN: \(reply)")
             }
             for key in parts[1].array ?? [] { if let key = key.string { keys.insert(key) } }
             cursor = next
         } while cursor != "0"
-        return keys.sorted()
+        return keys
     }
 
     /// `XRANGE key start end [COUNT n]` (`-` and `+` for the ends; `(id` for exclusive).

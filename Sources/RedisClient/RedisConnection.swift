@@ -26,6 +26,8 @@ public actor RedisConnection {
     public nonisolated let configuration: RedisConfiguration
     private nonisolated let thread: ConnectionThread
     private var box: RedisContextBox?
+    /// Set when the server is a node of a Redis Cluster: its map and a connection per node.
+    var cluster: ClusterState?
     private var backoff: ReconnectBackoff
     /// How many times the connection was (re)established; 1 after `init`.
     public private(set) var connects = 0
@@ -138,10 +140,15 @@ public actor RedisConnection {
     }
 
     /// Loads `script` into the server's script cache.
+    /// On a cluster, into every primary's (a script may run in any slot).
     public func load(_ script: RedisScript) async throws {
-        let reply = try await command("SCRIPT", "LOAD", script.source)
-        guard reply.string == script.sha1 else {
-            throw RedisError(.unexpectedReply, "SCRIPT LOAD returned \(reply), expected \(script.sha1)")
+        var batch = RedisCommandBuffer()
+        batch.append("SCRIPT", "LOAD", script.source)
+        for (node, replies) in try await sendToEachPrimary(batch) {
+            let reply = try replies[0].throwingServerError()
+            guard reply.string == script.sha1 else {
+                throw RedisError(.unexpectedReply, "SCRIPT LOAD on \(node) returned \(reply), expected \(script.sha1)")
+            }
         }
     }
 
@@ -150,6 +157,17 @@ public actor RedisConnection {
     /// Reconnects if needed, waiting out the backoff after a failed attempt.
     func ensureConnected() async throws {
         if box != nil { return }
+        if let cluster {
+            if cluster.stale || ContinuousClock.now - cluster.refreshedAt >= configuration.topologyRefresh {
+                do {
+                    try refreshTopology()
+                } catch {
+                    backoff.recordFailure()
+                    throw error
+                }
+            }
+            return
+        }
         let wait = backoff.wait
         if wait > .zero {
             try await Task.sleep(for: wait)
@@ -165,43 +183,81 @@ public actor RedisConnection {
 
     private func connectNow() throws {
         box = nil
+        cluster = nil
+        var failures: [String] = []
+        for seed in configuration.seeds {
+            let candidate: RedisContextBox
+            do {
+                candidate = try openContext(host: seed.host, port: seed.port, selectDatabase: true)
+            } catch let error as RedisError where error.code == .connection || error.code == .timeout {
+                failures.append(error.message)
+                continue
+            }
+            // Cluster mode is detected, not configured: a node of a cluster answers CLUSTER SLOTS
+            // with its map, a standalone server with an error.
+            let reply = try exchangeWith(candidate.context, "CLUSTER", "SLOTS")
+            if case .array = reply, let state = ClusterState(slots: reply, askedHost: seed.host) {
+                let address = ClusterRouting.address(host: seed.host, port: seed.port)
+                if state.primaries.contains(address) { state.nodes[address] = candidate }
+                cluster = state
+            } else {
+                box = candidate
+            }
+            backoff.reset()
+            connects += 1
+            return
+        }
+        throw RedisError(.connection, failures.count == 1 ? failures[0] : "no seed node answered: " + failures.joined(separator: "; "))
+    }
+
+    /// Connects to one node and runs the handshake (AUTH, and SELECT when asked).
+    func openContext(host: String, port: Int, selectDatabase: Bool) throws -> RedisContextBox {
         let config = configuration
-        guard let context = redisConnectWithTimeout(config.host, Int32(config.port), timeval(config.connectTimeout)) else {
+        guard let context = redisConnectWithTimeout(host, Int32(port), timeval(config.connectTimeout)) else {
             throw RedisError(.connection, "cannot allocate a hiredis context")
         }
         let candidate = RedisContextBox(context)
         if context.pointee.err != 0 {
-            throw RedisError(.connection, "cannot connect to \(config.host):\(config.port): \(errorText(context))")
+            throw RedisError(.connection, "cannot connect to \(ClusterRouting.address(host: host, port: port)): \(errorText(context))")
         }
         redisSetTimeout(context, timeval(config.socketTimeout))
         redisEnableKeepAlive(context)
         // Keep the read buffer between replies (hiredis frees it past 16 KiB when empty, and
         // large stream reads would reallocate it every time).
         context.pointee.reader?.pointee.maxbuf = 0
-        box = candidate
-        var handshake = RedisCommandBuffer()
+        var handshake: [[String]] = []
         if let password = config.password {
-            if let username = config.username {
-                handshake.append("AUTH", username, password)
-            } else {
-                handshake.append("AUTH", password)
+            handshake.append(config.username.map { ["AUTH", $0, password] } ?? ["AUTH", password])
+        }
+        if selectDatabase && config.database != 0 {
+            handshake.append(["SELECT", String(config.database)])
+        }
+        for command in handshake {
+            if case .error(let message) = try exchangeWith(context, command) {
+                // The server's words first, so its error prefix (WRONGPASS, NOAUTH) still says what happened.
+                throw RedisError(.server, "\(message) (handshake with \(config.redactedURL))")
             }
         }
-        if config.database != 0 {
-            handshake.append("SELECT", String(config.database))
+        return candidate
+    }
+
+    /// One command on a context not yet in use (connecting, reading the slot map).
+    private func exchangeWith(_ context: UnsafeMutablePointer<redisContext>, _ arguments: String...) throws -> RedisReply {
+        try exchangeWith(context, arguments)
+    }
+
+    private func exchangeWith(_ context: UnsafeMutablePointer<redisContext>, _ arguments: [String]) throws -> RedisReply {
+        var batch = RedisCommandBuffer()
+        batch.append(arguments)
+        let appended = batch.bytes.withUnsafeBufferPointer { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
         }
-        if !handshake.isEmpty {
-            let replies = try roundTrip(handshake) { RedisReply(converting: $0) }
-            for reply in replies {
-                if case .error(let message) = reply {
-                    box = nil
-                    // The server's words first, so its error prefix (WRONGPASS, NOAUTH) still says what happened.
-                    throw RedisError(.server, "\(message) (handshake with \(config.redactedURL))")
-                }
-            }
+        var raw: UnsafeMutableRawPointer?
+        guard appended == REDIS_OK, redisGetReply(context, &raw) == REDIS_OK, let raw else {
+            throw RedisError(.connection, "\(arguments[0]) failed: \(errorText(context))")
         }
-        backoff.reset()
-        connects += 1
+        defer { freeReplyObject(raw) }
+        return RedisReply(converting: raw.assumingMemoryBound(to: redisReply.self))
     }
 
     /// Writes `batch` and decodes one reply per command with `decode`.
@@ -215,17 +271,18 @@ public actor RedisConnection {
         decode: (UnsafeMutablePointer<redisReply>) throws -> T
     ) throws -> [T] {
         precondition(batch.isComplete, "a command in the batch is missing arguments")
+        if batch.isEmpty { return [] }
+        if let cluster { return try clusterRoundTrip(batch, cluster, blockingFor: block, decode: decode) }
         guard let context = box?.context else {
             throw RedisError(.connection, "not connected to \(configuration.redactedURL)")
         }
-        if batch.isEmpty { return [] }
         return try exchange(batch, on: context, blockingFor: block) {
             try readReplies(batch.count, on: context, decode: decode)
         }
     }
 
     /// Reads `count` replies and decodes each with `decode`.
-    private func readReplies<T>(
+    func readReplies<T>(
         _ count: Int, on context: UnsafeMutablePointer<redisContext>, decode: (UnsafeMutablePointer<redisReply>) throws -> T
     ) throws -> [T] {
         var results: [T] = []
@@ -262,15 +319,19 @@ public actor RedisConnection {
     /// Writes one XREAD/XREADGROUP and decodes its reply through `FlatReply` (no reply tree).
     func streamRoundTrip(_ batch: RedisCommandBuffer, blockingFor block: Duration? = nil) throws -> [StreamRead] {
         precondition(batch.isComplete && batch.count == 1, "one stream read at a time")
+        if let cluster { return try clusterStreamRoundTrip(batch, cluster, blockingFor: block) }
         guard let context = box?.context, let reader = context.pointee.reader else {
             throw RedisError(.connection, "not connected to \(configuration.redactedURL)")
         }
-        return try exchange(batch, on: context, blockingFor: block) { try readStreamReply(on: context, reader: reader) }
+        return try exchange(batch, on: context, blockingFor: block) {
+            try readStreamReply(on: context, reader: reader) { dropConnection($0) }
+        }
     }
 
     /// Reads one stream-read reply into `flat` through the flat object functions.
-    private func readStreamReply(
-        on context: UnsafeMutablePointer<redisContext>, reader: UnsafeMutablePointer<redisReader>
+    func readStreamReply(
+        on context: UnsafeMutablePointer<redisContext>, reader: UnsafeMutablePointer<redisReader>,
+        failing fail: (UnsafeMutablePointer<redisContext>) -> RedisError
     ) throws -> [StreamRead] {
         let flat = self.flat
         flat.reset()
@@ -289,7 +350,7 @@ public actor RedisConnection {
         // Restored before anything can free the context (and the reader with it).
         reader.pointee.fn = saved.0
         reader.pointee.privdata = saved.1
-        guard status == REDIS_OK, raw != nil else { throw dropConnection(context) }
+        guard status == REDIS_OK, raw != nil else { throw fail(context) }
         return try flat.streamReads()
     }
 
@@ -314,6 +375,14 @@ public actor RedisConnection {
     }
 
     private func dropConnection(_ context: UnsafeMutablePointer<redisContext>) -> RedisError {
+        let error = connectionError(context, node: ClusterRouting.address(host: configuration.host, port: configuration.port))
+        box = nil
+        backoff.reset()
+        return error
+    }
+
+    /// The error a failed hiredis call on `context` (a connection to `node`) stands for.
+    func connectionError(_ context: UnsafeMutablePointer<redisContext>, node: String) -> RedisError {
         let code: RedisError.Code
         let err = context.pointee.err
         if err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ETIMEDOUT) {
@@ -324,12 +393,10 @@ public actor RedisConnection {
             code = .connection
         }
         let text = errorText(context)
-        box = nil
-        backoff.reset()
-        return RedisError(code, "\(configuration.host):\(configuration.port): \(text.isEmpty ? "connection lost" : text)")
+        return RedisError(code, "\(node): \(text.isEmpty ? "connection lost" : text)")
     }
 
-    private func errorText(_ context: UnsafeMutablePointer<redisContext>) -> String {
+    func errorText(_ context: UnsafeMutablePointer<redisContext>) -> String {
         withUnsafeBytes(of: context.pointee.errstr) { raw in
             let bytes = raw.bindMemory(to: UInt8.self)
             let length = bytes.firstIndex(of: 0) ?? bytes.count
