@@ -113,7 +113,7 @@ public struct DashboardBenchmark: Sendable {
         replay.layout = layout
         let events = try await Replayer(options: replay).run(redis: redis).events
         progress("replayed \(events) events; loading the warehouse and the KPIs")
-        let streams = Entity.allCases.flatMap { layout.streamKeys($0) }
+        let streams = layout.allStreams
         var options = ConsumerGroupRunner.Options(group: "warehouse", consumer: "bench", streams: streams)
         options.batchSize = 2000
         options.block = .milliseconds(100)

@@ -96,7 +96,7 @@ public struct KPIBenchmark: Sendable {
         progress("pre-filled the streams with \(published.events) events")
 
         // 1. Throughput from the pre-filled streams.
-        let streams = Entity.allCases.flatMap { layout.streamKeys($0) }
+        let streams = layout.allStreams
         var options = ConsumerGroupRunner.Options(group: "kpi", consumer: "aggregator", streams: streams)
         options.batchSize = batch
         options.block = .milliseconds(100)

@@ -72,7 +72,7 @@ public struct LoadBenchmark: Sendable {
         replay.layout = layout
         let published = try await Replayer(options: replay).run(redis: redis)
         progress("pre-filled the streams with \(published.events) events")
-        let streams = Entity.allCases.flatMap { layout.streamKeys($0) }
+        let streams = layout.allStreams
         let schema = "sw_bench_load_\(tag)"
 
         var measured: [Int: [Double]] = [:]
@@ -94,7 +94,8 @@ public struct LoadBenchmark: Sendable {
 
         try await PostgresConnection(configuration.databaseURL).executeScript("DROP SCHEMA \(schema) CASCADE")
         for stream in streams { _ = try await redis.command("DEL", stream) }
-        _ = try await redis.command("DEL", layout.deadLetterKey, layout.deadLetterSeenKey, layout.replayCheckpointKey)
+        _ = try await redis.command("DEL", layout.deadLetterKey, layout.deadLetterSeenKey)
+        for partition in 0..<layout.partitions { _ = try await redis.command("DEL", layout.replayCheckpointKey(partition: partition)) }
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }

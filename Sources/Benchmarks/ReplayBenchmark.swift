@@ -103,7 +103,8 @@ public struct ReplayBenchmark: Sendable {
         let report = try await Replayer(options: options).run(redis: redis)
         progress("replay: \(report.events) events in \(String(format: "%.2f", report.seconds)) s")
         for entity in Entity.allCases { _ = try await redis.command("DEL", layout.streamKey(entity, partition: 0)) }
-        _ = try await redis.command("DEL", layout.deadLetterKey, layout.deadLetterSeenKey, layout.replayCheckpointKey)
+        _ = try await redis.command("DEL", layout.deadLetterKey, layout.deadLetterSeenKey)
+        for partition in 0..<layout.partitions { _ = try await redis.command("DEL", layout.replayCheckpointKey(partition: partition)) }
 
         let appendOnly = try await redis.command("CONFIG", "GET", "appendonly").array?.last?.string == "yes"
         var usage = rusage()

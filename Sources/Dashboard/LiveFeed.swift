@@ -105,7 +105,7 @@ public actor LiveFeed: Service {
         self.configuration = configuration
         self.pool = pool
         self.keys = KPIKeys(layout: configuration.layout)
-        self.streams = Entity.allCases.flatMap { configuration.layout.streamKeys($0) }
+        self.streams = configuration.layout.allStreams
     }
 
     public func run() async throws {

@@ -39,7 +39,7 @@ public struct SyntheticProducer: Sendable {
         } else {
             log("synthetic: \(load.catalog.customers.count) customers and \(load.catalog.products.count) products from the warehouse")
         }
-        let backPressure = maxLag > 0 ? BackPressure(limit: maxLag, streams: Entity.allCases.flatMap { layout.streamKeys($0) }) : nil
+        let backPressure = maxLag > 0 ? BackPressure(limit: maxLag, streams: layout.allStreams) : nil
         let clock = ContinuousClock()
         let started = clock.now
         let end = started + duration

@@ -29,7 +29,7 @@ extension KPIAggregator {
         try await redis.load(Self.fencedCommit)
         var fresh = KPIState()
         var records = 0
-        for key in try await redis.scanKeys(match: "\(layout.namespace):{*}:kpi") {
+        for key in try await redis.scanKeys(match: "\(layout.namespace):{p*}:*:kpi") {
             let origin = origin(String(key.dropLast(":kpi".count)))
             var cursor = "0"
             repeat {
@@ -49,7 +49,7 @@ extension KPIAggregator {
                 }
             } while cursor != "0"
         }
-        for key in try await redis.scanKeys(match: "\(layout.namespace):{*}:kpi:retired") {
+        for key in try await redis.scanKeys(match: "\(layout.namespace):{p*}:*:kpi:retired") {
             let stream = String(key.dropLast(":kpi:retired".count))
             let reply = try await redis.command("HGETALL", key).throwingServerError()
             let items = reply.array ?? []

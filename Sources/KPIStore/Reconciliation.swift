@@ -71,7 +71,7 @@ public struct Reconciliation: Sendable, Codable, Equatable {
         layout: StreamLayout, redis: RedisConnection, postgres: PostgresConnection, wait: Duration = .zero,
         groups: [String] = ["warehouse", "kpi"]
     ) async throws -> Reconciliation {
-        let streams = Entity.allCases.flatMap { layout.streamKeys($0) }
+        let streams = layout.allStreams
         let deadline = ContinuousClock.now + wait
         var states: [GroupState] = []
         while true {

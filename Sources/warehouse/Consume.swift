@@ -5,6 +5,7 @@ import KPIStore
 import StreamRuntime
 import WarehouseSink
 import RedisWire
+import RedisClient
 
 extension Warehouse {
     /// `warehouse consume --group warehouse|kpi`: loads the star schema, or keeps the KPIs in Redis.
@@ -49,8 +50,8 @@ extension Warehouse {
         @Option(help: "Consumers in this process, each with its own connections.")
         var workers = 1
 
-        @Option(help: "Stream partitions per entity.")
-        var partitions = 1
+        @Option(help: "Stream partitions per entity, recorded for the namespace by the first command that writes or consumes (default: the record, else 1; given, it must match the record).")
+        var partitions: Int?
 
         @Option(help: "Reclaim entries pending this long (ms) from consumers presumed dead.")
         var minIdleMs = 60_000
@@ -101,16 +102,19 @@ extension Warehouse {
             guard retireEveryMs >= 0 else { throw ValidationError("--retire-every-ms must not be negative") }
             guard leaseMs >= 100 else { throw ValidationError("--lease-ms must be at least 100") }
             guard trimEveryMs >= 0, retentionS >= 0 else { throw ValidationError("--trim-every-ms and --retention-s must not be negative") }
-            guard batch > 0, blockMs >= 0, workers >= 1, partitions >= 1, minIdleMs > 0, deliveryLimit >= 1 else {
+            guard batch > 0, blockMs >= 0, workers >= 1, (partitions ?? 1) >= 1, minIdleMs > 0, deliveryLimit >= 1 else {
                 throw ValidationError("--batch, --workers, --partitions, --min-idle-ms and --delivery-limit must be positive")
             }
         }
 
         func run() async throws {
             let servers = connection.servers
-            let layout = streams.layout(partitions: partitions)
+            let streams = self.streams, partitions = self.partitions
+            let layout = try await ConsumerGroupRunner.retryingTransient("reading the namespace's layout", log: logLine) {
+                try await streams.layout(partitions: partitions, record: true, command: "consume", on: try await RedisConnection(url: servers.redisURL))
+            }
             let name = consumer ?? (group == "kpi" ? "aggregator" : "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)")
-            let streamKeys = Entity.allCases.flatMap { layout.streamKeys($0) }
+            let streamKeys = layout.allStreams
             var options = ConsumerGroupRunner.Options(group: group, consumer: name, streams: streamKeys)
             options.batchSize = batch
             options.block = .milliseconds(blockMs)

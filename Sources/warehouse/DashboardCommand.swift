@@ -1,3 +1,6 @@
+import RedisClient
+import StreamRuntime
+import Contract
 import ArgumentParser
 import Foundation
 import Hummingbird
@@ -27,8 +30,8 @@ extension Warehouse {
         @Option(help: "The port (0: any free port, printed at start).")
         var port = 5000
 
-        @Option(help: "Stream partitions per entity.")
-        var partitions = 1
+        @Option(help: "Stream partitions per entity (default: as recorded for the namespace, else 1; given, it must match the record).")
+        var partitions: Int?
 
         @Option(help: "Live pages (server-sent event streams) served at once; more are answered 503 with Retry-After.")
         var maxLiveClients = 256
@@ -38,7 +41,7 @@ extension Warehouse {
 
         func validate() throws {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be a port number") }
-            guard partitions >= 1, cacheTtlS >= 1 else { throw ValidationError("--partitions and --cache-ttl-s must be positive") }
+            guard (partitions ?? 1) >= 1, cacheTtlS >= 1 else { throw ValidationError("--partitions and --cache-ttl-s must be positive") }
         }
 
         func run() async throws {
@@ -46,7 +49,16 @@ extension Warehouse {
             configuration.host = host
             configuration.port = port
             configuration.servers = connection.servers
-            configuration.layout = streams.layout(partitions: partitions)
+            configuration.layout = streams.layout(partitions: partitions ?? 1)
+            // The recorded layout, when Redis answers now; the dashboard starts without it otherwise.
+            do {
+                let redis = try await RedisConnection(url: connection.servers.redisURL)
+                configuration.layout = try await streams.layout(partitions: partitions, record: false, command: "dashboard", on: redis)
+            } catch let error as LayoutError {
+                throw error
+            } catch {
+                FileHandle.standardError.write(Data("dashboard: cannot read the namespace's layout yet (\(error)); using \(configuration.layout.partitions) partition(s)\n".utf8))
+            }
             configuration.analyticsCacheTTL = .seconds(cacheTtlS)
             configuration.maxLiveClients = maxLiveClients
             var logger = Logger(label: "dashboard")

@@ -101,7 +101,7 @@ extension Warehouse.DeadLetters {
         @Argument(help: "Entry ids (from dlq list).") var ids: [String] = []
         @Flag(help: "Every entry of the dead-letter stream.") var all = false
         @Option(name: .customLong("set"), help: "field=value: a correction applied before publishing (repeatable).") var corrections: [String] = []
-        @Option(help: "Stream partitions per entity (for replay rejects).") var partitions = 1
+        @Option(help: "Stream partitions per entity, for replay rejects (default: as recorded for the namespace).") var partitions: Int?
 
         func validate() throws {
             guard all != !ids.isEmpty else { throw ValidationError("name entry ids or pass --all (not both)") }
@@ -111,7 +111,7 @@ extension Warehouse.DeadLetters {
 
         func run() async throws {
             let redis = try await connectRedis(connection)
-            let queue = DeadLetterQueue(layout: streams.layout(partitions: partitions))
+            let queue = DeadLetterQueue(layout: try await streams.layout(partitions: partitions, record: true, command: "dlq redrive", on: redis))
             var entries: [StreamEntry] = []
             if all {
                 var start = "-"

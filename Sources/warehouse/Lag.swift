@@ -21,8 +21,8 @@ extension Warehouse {
         @OptionGroup var connection: ConnectionOptions
         @OptionGroup var streams: StreamOptions
 
-        @Option(help: "Stream partitions per entity.")
-        var partitions = 1
+        @Option(help: "Stream partitions per entity (default: as recorded for the namespace, else 1; given, it must match the record).")
+        var partitions: Int?
 
         @Option(help: "Only this group.")
         var group: String?
@@ -43,15 +43,15 @@ extension Warehouse {
         var json = false
 
         func validate() throws {
-            guard windowMs > 0, stoppedAfter > 0, warnGrowth >= 0, partitions >= 1 else {
+            guard windowMs > 0, stoppedAfter > 0, warnGrowth >= 0, (partitions ?? 1) >= 1 else {
                 throw ValidationError("--window-ms, --stopped-after and --partitions must be positive, --warn-growth not negative")
             }
         }
 
         func run() async throws {
             let redis = try await RedisConnection(url: connection.servers.redisURL)
-            let layout = streams.layout(partitions: partitions)
-            let keys = Entity.allCases.flatMap { layout.streamKeys($0) }
+            let layout = try await streams.layout(partitions: partitions, record: false, command: "lag", on: redis)
+            let keys = layout.allStreams
             var thresholds = LagMonitor.Thresholds()
             thresholds.stoppedAfter = .milliseconds(Int(stoppedAfter * 1000))
             thresholds.warnGrowth = warnGrowth

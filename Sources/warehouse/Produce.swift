@@ -28,13 +28,16 @@ struct ProduceOptions: ParsableArguments {
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var streams: StreamOptions
 
-    @Option(help: "Stream partitions per entity.")
-    var partitions = 1
+    @Option(help: "Stream partitions per entity (default: as recorded for the namespace, else 1; given, it must match the record).")
+    var partitions: Int?
 
     @Flag(help: "Print one JSON object: {published: [{line, stream, id, event_id}], rejected: [{line, column, reason}]}.")
     var json = false
 
-    var layout: StreamLayout { streams.layout(partitions: partitions) }
+    /// The namespace's recorded layout (recorded now if this is the first command to write).
+    func layout(on redis: RedisConnection) async throws -> StreamLayout {
+        try await streams.layout(partitions: partitions, record: true, command: "produce", on: redis)
+    }
 
     /// Prints what was published and what was rejected; exit 1 when anything was rejected
     /// (unless `exitOnRejects` is false: a streaming caller reporting one chunk of many).
@@ -97,7 +100,7 @@ extension Warehouse.Produce {
                 throw exitUnusable("unknown entity \(self.entity): one of \(Entity.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             let redis = try await RedisConnection(url: options.connection.servers.redisURL)
-            let producer = Producer(layout: options.layout)
+            let producer = Producer(layout: try await options.layout(on: redis))
             // Read as it comes and published a chunk at a time (a live pipe's record goes at once);
             // without --json each event is printed as it is published.
             var outcome = Producer.Outcome()
@@ -217,7 +220,7 @@ extension Warehouse.Produce {
                 return (index + 1, header.map { values[$0] ?? "" })
             }
             let redis = try await RedisConnection(url: options.connection.servers.redisURL)
-            let outcome = try await Producer(layout: options.layout).publish(records, entity: .orders, header: header, input: "produce order", on: redis)
+            let outcome = try await Producer(layout: try await options.layout(on: redis)).publish(records, entity: .orders, header: header, input: "produce order", on: redis)
             if !options.json && !outcome.published.isEmpty { print("order \(order)") }
             try options.report(outcome)
         }
@@ -259,7 +262,7 @@ extension Warehouse.Produce {
                 return (index + 1, header.map { values[$0] ?? "" })
             }
             let redis = try await RedisConnection(url: options.connection.servers.redisURL)
-            try options.report(try await Producer(layout: options.layout).publish(records, entity: .orders, header: header, input: "produce status", on: redis))
+            try options.report(try await Producer(layout: try await options.layout(on: redis)).publish(records, entity: .orders, header: header, input: "produce status", on: redis))
         }
     }
 }
@@ -276,7 +279,7 @@ struct EntityRecord {
         let schema = entity.schema
         values[schema.versionColumn] = values[schema.versionColumn] ?? Timestamp.now.description
         let redis = try await RedisConnection(url: options.connection.servers.redisURL)
-        let outcome = try await Producer(layout: options.layout).publish(
+        let outcome = try await Producer(layout: try await options.layout(on: redis)).publish(
             objects: [(1, values)], entity: entity, input: "produce \(entity.eventType)", on: redis)
         try options.report(outcome)
     }
@@ -387,7 +390,7 @@ extension Warehouse.Produce {
         func generate() async throws {
             let servers = options.connection.servers
             let redis = try await RedisConnection(url: servers.redisURL)
-            let runner = SyntheticProducer(layout: options.layout, rate: rate, duration: Self.length(duration)!, maxLag: maxLag)
+            let runner = SyntheticProducer(layout: try await options.layout(on: redis), rate: rate, duration: Self.length(duration)!, maxLag: maxLag)
             var load = SyntheticLoad(catalog: await Self.catalog(servers.databaseURL), seed: seed,
                                      prefix: "S\(seed)" + String(Timestamp.now.milliseconds, radix: 36))
             let totals = try await runner.run(&load, on: redis, log: logLine)

@@ -19,8 +19,8 @@ extension Warehouse {
         @OptionGroup var connection: ConnectionOptions
         @OptionGroup var streams: StreamOptions
 
-        @Option(help: "Stream partitions per entity.")
-        var partitions = 1
+        @Option(help: "Stream partitions per entity (default: as recorded for the namespace, else 1; given, it must match the record).")
+        var partitions: Int?
 
         @Option(help: "Seconds to wait for both groups to have no lag and nothing pending before comparing.")
         var wait: Double = 0
@@ -33,7 +33,7 @@ extension Warehouse {
             let redis = try await RedisConnection(url: servers.redisURL)
             let postgres = try await PostgresConnection(servers.databaseURL)
             let result = try await Reconciliation.run(
-                layout: streams.layout(partitions: partitions), redis: redis, postgres: postgres, wait: .milliseconds(Int(wait * 1000)))
+                layout: try await streams.layout(partitions: partitions, record: false, command: "reconcile", on: redis), redis: redis, postgres: postgres, wait: .milliseconds(Int(wait * 1000)))
             if json {
                 try printEncodedJSON(result)
             } else {

@@ -77,7 +77,8 @@ extension Warehouse {
         func run() async throws {
             let scenario = try scenario.map { try ReplayScenario.load($0, searchFolder: locateFolder("replay")) }
             var options = Replayer.Options(dataDirectory: data ?? scenario?.data ?? locateFolder("data"))
-            options.layout = streams.layout(partitions: partitions ?? scenario?.partitions ?? 1)
+            let requestedPartitions = partitions ?? scenario?.partitions
+            options.layout = streams.layout(partitions: requestedPartitions ?? 1)
             options.speed = (speed ?? scenario?.speed).flatMap { Pacer.parseSpeed($0) ?? nil }
             options.from = (from ?? scenario?.from).flatMap { Timestamp(iso8601: $0) }
             options.to = (to ?? scenario?.to).flatMap { Timestamp(iso8601: $0) }
@@ -101,6 +102,11 @@ extension Warehouse {
                     redis = try await RedisConnection(url: url)
                 } catch {
                     throw CLIError("cannot connect to Redis at \(connection.servers.redactedRedisURL): \(error)")
+                }
+                do {
+                    options.layout = try await streams.layout(partitions: requestedPartitions, record: true, command: "replay", on: redis!)
+                } catch let error as LayoutError {
+                    throw CLIError(error.description)
                 }
             }
             let renderer = ProgressRenderer(enabled: !json)

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Contract
+import RedisClient
+import StreamRuntime
 
 /// How events are laid out in Redis: shared by every command that reads or writes streams.
 struct StreamOptions: ParsableArguments {
@@ -17,6 +19,13 @@ struct StreamOptions: ParsableArguments {
 
     @Option(help: "Columns never copied into the dead-letter stream, comma-separated (their values show as ***; default $WAREHOUSE_DEAD_LETTER_MASK).")
     var deadLetterMask: String?
+
+    /// The layout recorded for the namespace (`LayoutRegistry`): `partitions` is the command's
+    /// `--partitions` (nil when not given), checked against the record; `record` writes the record
+    /// when there is none (the commands that write or consume).
+    func layout(partitions: Int?, record: Bool, command: String, on redis: RedisConnection) async throws -> StreamLayout {
+        try await LayoutRegistry.resolve(layout(), requested: partitions, record: record, by: command, on: redis)
+    }
 
     func layout(partitions: Int = 1) -> StreamLayout {
         var layout = StreamLayout(namespace: resolvedNamespace, partitions: partitions)

@@ -16,7 +16,7 @@ import Dashboard
     /// Runs the aggregator in this process until the group is drained.
     @discardableResult
     static func aggregate(_ layout: StreamLayout, batch: Int = 1000) async throws -> ConsumerGroupRunner.Stats {
-        var options = ConsumerGroupRunner.Options(group: "kpi", consumer: "aggregator", streams: Entity.allCases.flatMap { layout.streamKeys($0) })
+        var options = ConsumerGroupRunner.Options(group: "kpi", consumer: "aggregator", streams: layout.allStreams)
         options.batchSize = batch
         options.block = .milliseconds(50)
         options.untilDrained = true

@@ -32,7 +32,7 @@ struct WarehouseFixture {
     @discardableResult
     func load(_ layout: StreamLayout, redis: RedisConnection, batch: Int = 1000) async throws -> ConsumerGroupRunner.Stats {
         var options = ConsumerGroupRunner.Options(
-            group: "warehouse", consumer: "test", streams: Entity.allCases.flatMap { layout.streamKeys($0) })
+            group: "warehouse", consumer: "test", streams: layout.allStreams)
         options.batchSize = batch
         options.block = .milliseconds(50)
         options.untilDrained = true

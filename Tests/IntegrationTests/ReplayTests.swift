@@ -129,8 +129,8 @@ enum SampleExpectations {
         options.batchSize = 50
         let full = try await Replayer(options: options).run(redis: redis)
         // Pretend the run died after 150 events.
-        _ = try await redis.command("HSET", layout.replayCheckpointKey, "position", "150")
-        _ = try await redis.command("HDEL", layout.replayCheckpointKey, "finished")
+        _ = try await redis.command("HSET", layout.replayCheckpointKey(partition: 0), "position", "150")
+        _ = try await redis.command("HDEL", layout.replayCheckpointKey(partition: 0), "finished")
         options.resume = true
         let resumed = try await Replayer(options: options).run(redis: redis)
         #expect(resumed.resumedFrom == 150)

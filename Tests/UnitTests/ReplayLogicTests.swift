@@ -136,10 +136,21 @@ import PostgresClient
 
     @Test func streamKeysCarryAHashTagPerPartition() {
         let layout = StreamLayout(namespace: "sw", partitions: 4)
-        #expect(layout.streamKey(.orders, partition: 3) == "sw:{orders:3}")
-        #expect(layout.parse(streamKey: "sw:{orders:3}")! == (Entity.orders, 3))
-        #expect(layout.parse(streamKey: "sw:{dlq}") == nil)
-        #expect(layout.parse(streamKey: "other:{orders:3}") == nil)
+        #expect(layout.streamKey(.orders, partition: 3) == "sw:{p3}:orders")
+        #expect(layout.parse(streamKey: "sw:{p3}:orders")! == (Entity.orders, 3))
+        #expect(layout.parse(streamKey: "sw:{p12}:inventory")! == (Entity.inventory, 12))
+        for other in ["sw:{dlq}", "other:{p3}:orders", "sw:{p3}:orders:kpi", "sw:{p3}:nope", "sw:{px}:orders", "sw:{orders:3}",
+                      "sw:{p3}orders", "sw:{p-1}:orders"] {
+            #expect(layout.parse(streamKey: other) == nil, "\(other)")
+        }
+        // A partition's streams, its KPI state and its replay checkpoint share one hash slot;
+        // partitions spread over slots.
+        let slot = HashSlot.of(layout.streamKey(.orders, partition: 3))
+        #expect(layout.partitionStreams(3).allSatisfy { HashSlot.of($0) == slot })
+        #expect(HashSlot.of(layout.replayCheckpointKey(partition: 3)) == slot)
+        #expect(HashSlot.of(layout.streamKey(.orders, partition: 3) + ":kpi") == slot)
+        #expect(Set((0..<4).map { HashSlot.of(layout.streamKey(.orders, partition: $0)) }).count == 4)
+        #expect(layout.allStreams.count == 24 && Set(layout.allStreams).count == 24)
         let partitions = Set((0..<200).map { layout.partition(for: "O\($0)") })
         #expect(partitions == [0, 1, 2, 3])
         #expect(layout.partition(for: "O17") == layout.partition(for: "O17"))

@@ -95,9 +95,67 @@ public struct ConsumerGroupRunner: Sendable {
     /// handler's. Throws `ConsumerStop` on a fatal failure.
     public func run(
         redis: RedisConnection, prepare: (@Sendable () async throws -> Void)? = nil, idle: (@Sendable () async throws -> Void)? = nil,
+        handler: @escaping Handler
+    ) async throws -> Stats {
+        // On a Redis Cluster one XREADGROUP may name only keys of one hash slot: the streams are
+        // read per slot (one partition's streams share one), each slot by a session of its own on
+        // a connection of its own, so every read can block on its node without holding the others
+        // up. The handler is called by one session at a time.
+        let units = try await Self.retryingTransient("connecting", log: log) { try await readUnits(on: redis) }
+        guard units.count > 1 else { return try await runUnit(options, redis: redis, prepare: prepare, idle: idle, handler: handler) }
+        let gate = HandlerGate()
+        let gatedHandler: Handler = { (reads: [StreamRead]) async throws -> Rejects in
+            try await gate.serialized { () async throws -> Rejects in try await handler(reads) }
+        }
+        var gatedIdle: (@Sendable () async throws -> Void)?
+        if let idle {
+            gatedIdle = { () async throws -> Void in try await gate.serialized { () async throws -> Void in try await idle() } }
+        }
+        var prepareOnce: (@Sendable () async throws -> Void)?
+        if let prepare {
+            let once = PrepareOnce(prepare)
+            prepareOnce = { try await once.run() }
+        }
+        let unitIdle = gatedIdle, unitPrepare = prepareOnce
+        let log = self.log
+        return try await withThrowingTaskGroup(of: Stats.self) { group in
+            for (index, streams) in units.enumerated() {
+                var unit = options
+                unit.streams = streams
+                group.addTask {
+                    let connection = index == 0 ? redis : try await Self.retryingTransient("connecting", log: log) {
+                        try await RedisConnection(configuration: redis.configuration)
+                    }
+                    return try await self.runUnit(unit, redis: connection, prepare: unitPrepare, idle: unitIdle, handler: gatedHandler)
+                }
+            }
+            var total = Stats()
+            for try await stats in group { total = total + stats }
+            return total
+        }
+    }
+
+    /// The streams each session reads together: all of them on a single Redis; per hash slot (in
+    /// their order) on a cluster.
+    func readUnits(on redis: RedisConnection) async throws -> [[String]] {
+        guard try await redis.isCluster else { return [options.streams] }
+        var order: [Int] = []
+        var bySlot: [Int: [String]] = [:]
+        for stream in options.streams {
+            let slot = HashSlot.of(stream)
+            if bySlot[slot] == nil { order.append(slot) }
+            bySlot[slot, default: []].append(stream)
+        }
+        return order.map { bySlot[$0]! }
+    }
+
+    /// Runs one session over `unit.streams`.
+    private func runUnit(
+        _ unit: Options, redis: RedisConnection, prepare: (@Sendable () async throws -> Void)?, idle: (@Sendable () async throws -> Void)?,
         handler: Handler
     ) async throws -> Stats {
-        let session = Session(runner: self, redis: redis)
+        let runner = ConsumerGroupRunner(options: unit, deadLetters: deadLetters, log: log)
+        let session = Session(runner: runner, redis: redis)
         PipelineMetrics.circuit(group: options.group, state: .closed)
         do {
             try await session.run(prepare: prepare, idle: idle, handler: handler)
@@ -464,6 +522,43 @@ extension ConsumerGroupRunner {
             } catch {
                 runner.log("\(options.group): could not give back the deliveries of the entries in hand (\(error))")
             }
+        }
+    }
+}
+
+/// Lets one caller at a time through (the handler of a runner whose sessions read concurrently).
+actor HandlerGate {
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    func serialized<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        if busy {
+            await withCheckedContinuation { waiting.append($0) }
+        } else {
+            busy = true
+        }
+        defer {
+            if waiting.isEmpty { busy = false } else { waiting.removeFirst().resume() }
+        }
+        return try await body()
+    }
+}
+
+/// Runs a deployment check once for all of a runner's sessions (the others wait for it; after a
+/// failure the next caller runs it again).
+actor PrepareOnce {
+    private let body: @Sendable () async throws -> Void
+    private var task: Task<Void, any Error>?
+    init(_ body: @escaping @Sendable () async throws -> Void) { self.body = body }
+
+    func run() async throws {
+        let task = self.task ?? Task { [body] in try await body() }
+        self.task = task
+        do {
+            try await task.value
+        } catch {
+            if self.task == task { self.task = nil }
+            throw error
         }
     }
 }

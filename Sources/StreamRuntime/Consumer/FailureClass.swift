@@ -99,6 +99,7 @@ public enum FailureClass: String, Sendable, Equatable, CaseIterable {
     /// What an operator should do about a fatal failure, in one sentence.
     public static func advice(for error: any Error) -> String {
         if let error = error as? ConsumerStop { return error.advice }
+        if let error = error as? LayoutError { return error.advice }
         if let error = error as? PostgresError {
             let state = error.sqlState ?? ""
             switch state.prefix(2) {
@@ -121,7 +122,8 @@ public enum FailureClass: String, Sendable, Equatable, CaseIterable {
             case "NOPERM": return "grant the Redis user in REDIS_URL the commands and keys the consumer needs (ACL SETUSER)"
             case "WRONGTYPE": return "a key the pipeline owns holds another type: another application shares this namespace; use --namespace or a separate database"
             case "NOGROUP": return "a stream or its consumer group was deleted while the consumer ran: restart it to create the group again (it re-reads from the start)"
-            case "MOVED", "ASK", "CROSSSLOT": return "REDIS_URL points at a Redis Cluster node; this version needs a single Redis (or a cluster-aware deployment)"
+            case "CROSSSLOT": return "a command touched keys of several hash slots on a Redis Cluster, which is a bug: report it with this message"
+            case "MOVED", "ASK": return "the cluster kept redirecting (a resharding that does not settle?): check CLUSTER INFO and restart the consumer"
             default: break
             }
             if error.code == .configuration { return "fix REDIS_URL (or --redis-url)" }

@@ -143,17 +143,22 @@ public struct Replayer: Sendable {
         // 2. Merge into one timeline; skip exact duplicates, the window's outside and what a
         //    previous run already published; publish the rest in paced, pipelined batches.
         let fingerprint = try fingerprint(paths)
-        var resumeFrom = 0
+        // One checkpoint per partition, in the partition's slot: a partition resumes after its own.
+        var resumeFrom = [Int](repeating: 0, count: layout.partitions)
         if options.resume, let redis, !options.dryRun {
-            let checkpoint = try await redis.command("HGETALL", layout.replayCheckpointKey).array?.compactMap(\.string) ?? []
-            let map = Dictionary(uniqueKeysWithValues: stride(from: 0, to: checkpoint.count - 1, by: 2).map { (checkpoint[$0], checkpoint[$0 + 1]) })
-            if map["fingerprint"] == fingerprint, let position = map["position"].flatMap(Int.init) {
-                resumeFrom = position
-            } else if !map.isEmpty {
+            var reads = RedisCommandBuffer()
+            for partition in 0..<layout.partitions { reads.append("HGETALL", layout.replayCheckpointKey(partition: partition)) }
+            let maps = try await redis.send(reads).map { reply in
+                let fields = (try reply.throwingServerError().array ?? []).compactMap(\.string)
+                return Dictionary(stride(from: 0, to: fields.count - 1, by: 2).map { (fields[$0], fields[$0 + 1]) }) { $1 }
+            }
+            if maps.contains(where: { !$0.isEmpty && $0["fingerprint"] != fingerprint }) {
                 report.warnings.append("the checkpoint belongs to another input or options: replaying from the start")
+            } else {
+                resumeFrom = maps.map { $0["position"].flatMap(Int.init) ?? 0 }
             }
         }
-        report.resumedFrom = resumeFrom
+        report.resumedFrom = resumeFrom.min() ?? 0
 
         let rows = try MergedRows(try sorters.map { try $0.finish() })
         let total = sorters.reduce(0) { $0 + $1.count }
@@ -167,13 +172,24 @@ public struct Replayer: Sendable {
         /// The timeline position up to which every record is in a batch already sent or being
         /// built: what the checkpoint may say (a record waiting on the pacer, or held in the
         /// shuffle window, is not).
-        var covered = resumeFrom
+        var covered = resumeFrom.min() ?? 0
+        /// Each partition's checkpoint: the position up to which its records are published (never
+        /// behind where it resumed), written after the partition's entries in the same slot.
+        func appendCheckpoints(finished: Bool?, to batch: inout RedisCommandBuffer) {
+            let now = Timestamp.now.description
+            for partition in 0..<layout.partitions {
+                var fields = ["HSET", layout.replayCheckpointKey(partition: partition), "fingerprint", fingerprint,
+                              "position", String(max(covered, resumeFrom[partition])), "updated_at", now]
+                if let finished { fields += ["finished", finished ? "1" : "0"] }
+                batch.append(fields)
+            }
+        }
         var previous: (Timestamp, EventID)?
         var window: [(SortedRecord, [UInt8])] = []
         var publishStart: ContinuousClock.Instant?
         var lastReport = clock.now
         var consumed = 0
-        let backPressure = options.maxLag.map { BackPressure(limit: $0, streams: Entity.allCases.flatMap { layout.streamKeys($0) }) }
+        let backPressure = options.maxLag.map { BackPressure(limit: $0, streams: layout.allStreams) }
         var lastLagCheck = clock.now
         /// Waits while the slowest group is past the lag limit.
         func throttle() async throws {
@@ -192,8 +208,7 @@ public struct Replayer: Sendable {
             inFlight = nil
             guard batchEvents > 0 else { return }
             if !options.dryRun, let redis {
-                batch.append("HSET", layout.replayCheckpointKey, "fingerprint", fingerprint, "position", String(covered),
-                             "updated_at", Timestamp.now.description)
+                appendCheckpoints(finished: nil, to: &batch)
                 let sending = batch
                 inFlight = Task {
                     if let error = try await redis.sendReturningErrors(sending).first {
@@ -270,7 +285,7 @@ public struct Replayer: Sendable {
             if let from = options.from, header.time < from { report.outsideWindow += 1; continue }
             if let to = options.to, header.time >= to { report.outsideWindow += 1; continue }
             position += 1
-            if position <= resumeFrom { continue }
+            if position <= resumeFrom[header.partition] { continue }
             do {
                 if options.shuffleWindow > 1 {
                     window.append((header, rows.withPayload { Array($0) }))
@@ -298,8 +313,9 @@ public struct Replayer: Sendable {
         try await flush()
         if let inFlight { try await inFlight.value }
         if !options.dryRun, let redis {
-            _ = try await redis.command("HSET", layout.replayCheckpointKey, "fingerprint", fingerprint, "position", String(covered),
-                                        "finished", report.interrupted ? "0" : "1", "updated_at", Timestamp.now.description)
+            var last = RedisCommandBuffer()
+            appendCheckpoints(finished: !report.interrupted, to: &last)
+            for reply in try await redis.send(last) { _ = try reply.throwingServerError() }
         }
         if let publishStart { report.publishSeconds = (clock.now - publishStart).seconds }
         report.seconds = (clock.now - started).seconds
