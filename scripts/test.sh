@@ -45,7 +45,7 @@ export WAREHOUSE_BIN="${WAREHOUSE_BIN:-$SW_ROOT/.build/debug/warehouse}"
 # paused and restarted, private servers filled up) load both cores for minutes; they run on their
 # own after the rest, so the timing tests (the cooperative pool, replay pacing) are not measured on
 # a machine they are saturating.
-heavy="LoaderCrashTests|KPICrashTests|ConcurrentLoadTests|ErrorClassTests|KPILeaseTests|ServerCrashTests"
+heavy="LoaderCrashTests|KPICrashTests|ConcurrentLoadTests|ErrorClassTests|KPILeaseTests|ServerCrashTests|RedisClusterTests|ClusterPipelineTests"
 set +e
 if [ $# -gt 0 ]; then
   sw_log "running tests: $*"
