@@ -315,7 +315,7 @@ public struct KPIState: Sendable {
     var retiredMinutes: [Int32: Set<Int64>] = [:]
     /// Every minute bucket created (some since emptied), smallest first: expiring the minutes
     /// behind the horizon costs O(log n) each, never a scan.
-    private var minuteQueue = MinHeap()
+    var minuteQueue = MinHeap()
 
     public init() {}
 

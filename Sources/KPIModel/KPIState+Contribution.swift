@@ -1,0 +1,246 @@
+import Contract
+
+/// A partition's share of the figures, as flat fields that merge by addition, and the merged,
+/// figure-only state they add up to.
+///
+/// With the KPIs scaled out by partition, each aggregator's state holds the facts (order lines,
+/// payments, movements) of the partitions it owns, and every dimension version of every
+/// partition. Every figure the view shows is a sum over facts, and each fact lives in exactly one
+/// partition, so the whole is the field-by-field sum of the partitions' contributions; the few
+/// exceptions (the dimension counts and the watermark, which every partition sees whole) merge by
+/// maximum. Derived figures (AOV, rates, the 5m/1h/24h windows, the latest day) are never
+/// contributed: the merged state computes them from the merged primitives, as a single state
+/// would (`KPIView.totals`).
+///
+/// Fields: `tot` (revenue, lines, units, orders), `m:`/`h:`/`d:` + bucket (the same four),
+/// `mo:` month, `cat:` category, `sgw:`/`sgi:` segment as was / as is, `stw:` state as was,
+/// `pm:`/`ps:` payments by method / status, `p:` product, `dp:` day `:` product, `oh:` product
+/// on hand (each amount and count), `ls:` lines by status (count), `ohT` total on hand, `c`
+/// (orders, order lines, payments, movements), and by maximum `x:customers`, `x:products`,
+/// `x:suppliers`, `x:wm` (the watermark in microseconds).
+extension KPIState {
+    public typealias Contribution = [String: [Int64]]
+
+    /// True for the fields merged by maximum rather than by sum.
+    public static func mergesByMaximum(_ field: String) -> Bool { field.hasPrefix("x:") }
+
+    /// The fields whose number does not grow with the history (not buckets, products, day
+    /// products or stock per product): cheap to compute whole at every commit.
+    public func smallContribution() -> Contribution {
+        var out: Contribution = [:]
+        out.reserveCapacity(64 + months.count)
+        out["tot"] = [totals.revenueCents, totals.lines, totals.units, totals.orders]
+        for (month, money) in months { out["mo:\(month)"] = [money.amount, money.count] }
+        for (name, money) in byCategory { out["cat:" + name] = [money.amount, money.count] }
+        for (name, money) in bySegmentWas { out["sgw:" + name] = [money.amount, money.count] }
+        for (name, money) in bySegmentIs { out["sgi:" + name] = [money.amount, money.count] }
+        for (name, money) in byStateWas { out["stw:" + name] = [money.amount, money.count] }
+        for (status, count) in linesByStatus { out["ls:" + status.rawValue] = [count] }
+        for (name, money) in paymentsByMethod { out["pm:" + name] = [money.amount, money.count] }
+        for (name, money) in paymentsByStatus { out["ps:" + name] = [money.amount, money.count] }
+        out["ohT"] = [totalOnHand]
+        out["c"] = [counts.orders, counts.orderLines, counts.payments, counts.movements]
+        out["x:customers"] = [counts.customers]
+        out["x:products"] = [counts.products]
+        out["x:suppliers"] = [counts.suppliers]
+        if let watermark { out["x:wm"] = [watermark.microseconds] }
+        return out
+    }
+
+    /// The large fields that `dirty` names, with their values now (nil: gone).
+    public func largeContribution(_ dirty: Dirty) -> [String: [Int64]?] {
+        var out: [String: [Int64]?] = [:]
+        out.reserveCapacity(dirty.buckets.count + dirty.products.count + dirty.dayProducts.count + dirty.onHand.count)
+        // `updateValue`, not subscript assignment: assigning a nil `[Int64]?` through the
+        // subscript would remove the key instead of recording the removal.
+        for bucket in dirty.buckets {
+            let figures: Figures? = switch bucket.granularity {
+            case .minute: minutes[bucket.index]
+            case .hour: hours[bucket.index]
+            case .day: days[bucket.index]
+            }
+            out.updateValue(figures.map { [$0.revenueCents, $0.lines, $0.units, $0.orders] }, forKey: Self.bucketField(bucket.granularity, bucket.index))
+        }
+        for minute in dirty.expiredMinutes { out.updateValue(nil, forKey: Self.bucketField(.minute, minute)) }
+        for product in dirty.products { out.updateValue(byProduct[product].map { [$0.amount, $0.count] }, forKey: "p:" + product) }
+        for item in dirty.dayProducts {
+            out.updateValue(byDayProduct[item.day]?[item.productID].map { [$0.amount, $0.count] }, forKey: "dp:\(item.day):\(item.productID)")
+        }
+        for product in dirty.onHand { out.updateValue(onHand[product].map { [$0.amount, $0.count] }, forKey: "oh:" + product) }
+        return out
+    }
+
+    /// Every field.
+    public func fullContribution() -> Contribution {
+        var out = smallContribution()
+        for (index, f) in minutes { out[Self.bucketField(.minute, index)] = [f.revenueCents, f.lines, f.units, f.orders] }
+        for (index, f) in hours { out[Self.bucketField(.hour, index)] = [f.revenueCents, f.lines, f.units, f.orders] }
+        for (index, f) in days { out[Self.bucketField(.day, index)] = [f.revenueCents, f.lines, f.units, f.orders] }
+        for (product, money) in byProduct { out["p:" + product] = [money.amount, money.count] }
+        for (day, products) in byDayProduct {
+            for (product, money) in products { out["dp:\(day):\(product)"] = [money.amount, money.count] }
+        }
+        for (product, money) in onHand { out["oh:" + product] = [money.amount, money.count] }
+        return out
+    }
+
+    static func bucketField(_ granularity: Granularity, _ index: Int64) -> String {
+        switch granularity {
+        case .minute: "m:\(index)"
+        case .hour: "h:\(index)"
+        case .day: "d:\(index)"
+        }
+    }
+
+    /// Sets one field of a merged, figure-only state (nil or all zeros: gone) and marks what the
+    /// view must rewrite (`takeDirty`). Fields it does not know are ignored.
+    public mutating func setContribution(_ field: String, _ value: [Int64]?) {
+        func at(_ index: Int) -> Int64 { value.map { index < $0.count ? $0[index] : 0 } ?? 0 }
+        func money() -> Money? {
+            let m = Money(amount: at(0), count: at(1))
+            return m.count == 0 && m.amount == 0 ? nil : m
+        }
+        func figures() -> Figures? {
+            let f = Figures(revenueCents: at(0), lines: at(1), units: at(2), orders: at(3))
+            return f.isEmpty ? nil : f
+        }
+        guard let colon = field.firstIndex(of: ":") else {
+            switch field {
+            case "tot": totals = figures() ?? Figures()
+            case "ohT": totalOnHand = at(0)
+            case "c":
+                counts.orders = at(0); counts.orderLines = at(1); counts.payments = at(2); counts.movements = at(3)
+            default: break
+            }
+            return
+        }
+        let kind = field[..<colon], name = String(field[field.index(after: colon)...])
+        switch kind {
+        case "m":
+            guard let index = Int64(name) else { return }
+            if index < minuteHorizon { return }   // behind the merged watermark's retention
+            if minutes[index] == nil, figures() != nil { minuteQueue.push(index) }
+            minutes[index] = figures()
+            dirty.buckets.insert(Bucket(granularity: .minute, index: index))
+        case "h":
+            guard let index = Int64(name) else { return }
+            hours[index] = figures()
+            dirty.buckets.insert(Bucket(granularity: .hour, index: index))
+        case "d":
+            guard let index = Int64(name) else { return }
+            days[index] = figures()
+            dirty.buckets.insert(Bucket(granularity: .day, index: index))
+        case "mo": if let index = Int64(name) { months[index] = money() }
+        case "cat": byCategory[name] = money()
+        case "sgw": bySegmentWas[name] = money()
+        case "sgi": bySegmentIs[name] = money()
+        case "stw": byStateWas[name] = money()
+        case "pm": paymentsByMethod[name] = money()
+        case "ps": paymentsByStatus[name] = money()
+        case "ls": if let status = OrderStatus(rawValue: name) { linesByStatus[status] = at(0) }
+        case "p":
+            byProduct[name] = money()
+            dirty.products.insert(name)
+        case "dp":
+            guard let split = name.firstIndex(of: ":"), let day = Int64(name[..<split]) else { return }
+            let product = String(name[name.index(after: split)...])
+            byDayProduct[day, default: [:]][product] = money()
+            if byDayProduct[day]?.isEmpty == true { byDayProduct[day] = nil }
+            dirty.dayProducts.insert(DayProduct(day: day, productID: product))
+        case "oh":
+            onHand[name] = money()
+            dirty.onHand.insert(name)
+        case "x":
+            switch name {
+            case "customers": counts.customers = at(0)
+            case "products": counts.products = at(0)
+            case "suppliers": counts.suppliers = at(0)
+            case "wm": if value != nil { advanceWatermark(Timestamp(microseconds: at(0))) }
+            default: break
+            }
+        default: break
+        }
+    }
+
+    /// A contribution value as text (`1 2 3`), and back.
+    public static func encode(_ value: [Int64]) -> String { value.map(String.init).joined(separator: " ") }
+    public static func decode(_ text: Substring) -> [Int64]? {
+        var out: [Int64] = []
+        for part in text.split(separator: " ") {
+            guard let number = Int64(part) else { return nil }
+            out.append(number)
+        }
+        return out
+    }
+}
+
+/// A partition owner's side: what changed in its contribution since the last commit.
+public struct ContributionTracker: Sendable {
+    /// The small fields as last sent.
+    private var sent: KPIState.Contribution = [:]
+
+    public init() {}
+
+    /// The fields that changed (nil: removed), given the state and what it marked dirty since the
+    /// last call. Call once per commit; `reset` after a rebuild (everything is sent again).
+    public mutating func delta(_ state: KPIState, dirty: KPIState.Dirty) -> [String: [Int64]?] {
+        var out = state.largeContribution(dirty)
+        let small = state.smallContribution()
+        for (field, value) in small where sent[field] != value { out[field] = value }
+        for field in sent.keys where small[field] == nil { out.updateValue(nil, forKey: field) }
+        sent = small
+        return out
+    }
+
+    /// After a rebuild: the whole contribution, which replaces what was there.
+    public mutating func reset(_ state: KPIState) -> KPIState.Contribution {
+        sent = state.smallContribution()
+        return state.fullContribution()
+    }
+}
+
+/// The merge stage's side: every partition's contribution as last heard, their sum, and the
+/// figure-only state that sum makes (what the global view is written from).
+public struct ContributionMerge: Sendable {
+    private var partitions: [Int: KPIState.Contribution] = [:]
+    private var sums: KPIState.Contribution = [:]
+    /// The merged figures (no records): `KPIView` writes the global view from it.
+    public private(set) var state = KPIState()
+
+    public init() {}
+
+    /// Applies a partition's changed fields.
+    public mutating func apply(partition: Int, _ changes: [String: [Int64]?]) {
+        for (field, value) in changes { set(partition, field, value) }
+    }
+
+    /// Replaces a partition's whole contribution (after its owner rebuilt it).
+    public mutating func replace(partition: Int, with fields: KPIState.Contribution) {
+        let old = partitions[partition] ?? [:]
+        for field in old.keys where fields[field] == nil { set(partition, field, nil) }
+        for (field, value) in fields { set(partition, field, value) }
+    }
+
+    /// What `state` marked for rewriting since the last call.
+    public mutating func takeDirty() -> KPIState.Dirty { state.takeDirty() }
+
+    private mutating func set(_ partition: Int, _ field: String, _ value: [Int64]?) {
+        let old = partitions[partition]?[field]
+        if old == value { return }
+        partitions[partition, default: [:]][field] = value
+        let merged: [Int64]?
+        if KPIState.mergesByMaximum(field) {
+            merged = partitions.values.compactMap { $0[field] }.max { ($0.first ?? 0) < ($1.first ?? 0) }
+        } else {
+            var sum = sums[field] ?? []
+            let width = max(sum.count, old?.count ?? 0, value?.count ?? 0)
+            while sum.count < width { sum.append(0) }
+            for index in 0..<width {
+                sum[index] += (value.map { index < $0.count ? $0[index] : 0 } ?? 0) - (old.map { index < $0.count ? $0[index] : 0 } ?? 0)
+            }
+            merged = sum.allSatisfy { $0 == 0 } ? nil : sum
+        }
+        sums[field] = merged
+        state.setContribution(field, merged)
+    }
+}
