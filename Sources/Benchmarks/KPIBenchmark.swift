@@ -97,7 +97,7 @@ public struct KPIBenchmark: Sendable {
 
         // 1. Throughput from the pre-filled streams.
         let streams = layout.allStreams
-        var options = ConsumerGroupRunner.Options(group: "kpi", consumer: "aggregator", streams: streams)
+        var options = ConsumerGroupRunner.Options(group: "kpi", consumer: "bench-aggregator", streams: streams)
         options.batchSize = batch
         options.block = .milliseconds(100)
         options.untilDrained = true
@@ -109,10 +109,10 @@ public struct KPIBenchmark: Sendable {
 
         // 2. What a restart costs: rebuilding the state from the persisted records.
         let writer = try await RedisConnection(url: configuration.redisURL)
-        let lease = KPILease(keys: KPIKeys(layout: layout), owner: "bench", ttl: .seconds(60))
+        let lease = KPILease(keys: KPIKeys(layout: layout), partition: 0, owner: "bench", ttl: .seconds(60))
         let epoch = try await lease.acquire(on: writer, log: { _ in }) ?? 0
-        let probe = KPIAggregator(layout: layout, redis: writer, epoch: epoch)
-        try await probe.raiseFences(streams: streams)
+        let probe = KPIAggregator(layout: layout, partition: 0, redis: writer, epoch: epoch)
+        try await probe.takeOver(consumer: "bench")
         start = clock.now
         try await probe.rebuild()
         let rebuild = (clock.now - start).seconds
@@ -148,7 +148,7 @@ public struct KPIBenchmark: Sendable {
     /// producer sent the event.
     private func measureFreshness(layout: StreamLayout, streams: [String], progress: @Sendable (String) -> Void) async throws -> Freshness {
         let url = configuration.redisURL
-        var options = ConsumerGroupRunner.Options(group: "kpi", consumer: "aggregator", streams: streams)
+        var options = ConsumerGroupRunner.Options(group: "kpi", consumer: "bench-aggregator", streams: streams)
         options.batchSize = batch
         options.block = .seconds(1)
         let (readiness, ready) = AsyncStream<Void>.makeStream()

@@ -6,14 +6,15 @@ import RedisWire
 /// How a batch's effects are written: retirements and the change record appended to the
 /// batch's commands, every write inside a fenced script call (`fencedCommit`).
 extension KPIAggregator {
-    /// Per origin, in one fenced script call in its slot: the HDEL of the retired records, the
-    /// HINCRBY of the counters that replace them, the new horizon and watermark, and the HDEL of
-    /// expired minutes.
-    func appendRetirements(_ retirements: [KPIState.Retirement], to batch: inout RedisCommandBuffer) {
+    /// Per origin (one of this partition's streams): the HDEL of the retired records, the HINCRBY
+    /// of the counters that replace them, the new horizon and watermark, and the HDEL of expired
+    /// minutes, inside the batch's fenced commit. Dimensions of other partitions are never retired
+    /// here.
+    func appendRetirements(_ retirements: [KPIState.Retirement], to commands: inout RedisCommandBuffer) {
         for r in retirements {
             let stream = originKeys[Int(r.origin)]
+            guard layout.parse(streamKey: stream)?.partition == partition else { continue }
             let stateKey = KPIKeys.stateKey(stream: stream), retiredKey = KPIKeys.retiredKey(stream: stream)
-            var commands = RedisCommandBuffer.scriptArguments()
             var fields = r.lines.map { KPIRecord.lineField(orderID: $0.orderID, lineNumber: $0.lineNumber) }
             fields += (r.payments + r.movements).map(KPIRecord.keyField)
             commands.append("HDEL", stateKey, each: fields)
@@ -22,29 +23,26 @@ extension KPIAggregator {
             }
             commands.append(["HSET", retiredKey, "wm", String(r.watermark), "horizon", String(r.horizon)])
             commands.append("HDEL", retiredKey, each: r.expiredFields)
-            batch.evalsha(Self.fencedCommit, keys: [KPIKeys.fenceKey(stream: stream)], arguments: [String(epoch)], commands: commands)
             retiredRecords += r.records
         }
     }
 
-    func appendChangeRecord(
-        changed: [(String, String)], removed: [String], events: Int, through: [String], to batch: inout RedisCommandBuffer
-    ) {
-        var fields = [
-            "at", Timestamp.now.description,
-            "watermark", state.watermark?.description ?? "",
-            "events", String(events),
-            "through", through.joined(separator: " "),
-        ]
-        for (name, value) in changed.sorted(by: { $0.0 < $1.0 }) where !name.hasPrefix("watermark") && name != "latest_day" {
-            fields.append("kpi:" + name)
-            fields.append(value)
+    /// The contribution's changed fields: HSET / HDEL of the `part` hash, and one `deltas` entry
+    /// listing them (a removed field with an empty value) with the stream positions the commit
+    /// covers (`~through`), for the merge stage.
+    func appendDelta(_ delta: [String: [Int64]?], through: [String], events: Int, to commands: inout RedisCommandBuffer) {
+        guard !delta.isEmpty || !through.isEmpty else { return }
+        let part = keys.contribution(partition: partition)
+        var sets: [(String, String)] = [], removed: [String] = []
+        for (field, value) in delta {
+            if let value { sets.append((field, KPIState.encode(value))) } else { removed.append(field) }
         }
-        for name in removed.sorted() {
-            fields.append("kpi:" + name)
-            fields.append("")
-        }
-        batch.append(["XADD", keys.changes, "MAXLEN", "~", String(changesLimit), "*"] + fields)
+        KPIView.appendHSET(part, sets, to: &commands)
+        commands.append("HDEL", part, each: removed)
+        var entry = ["XADD", keys.deltas(partition: partition), "MAXLEN", "~", String(deltasLimit), "*", "~through", through.joined(separator: " "), "~events", String(events)]
+        for (field, value) in sets { entry.append(field); entry.append(value) }
+        for field in removed { entry.append(field); entry.append("") }
+        commands.append(entry)
     }
 
     /// One atomic step in one slot, fenced: refused (`FENCED …`, nothing written) when the slot's

@@ -4,54 +4,74 @@ import KPIModel
 import RedisClient
 import RedisWire
 
-/// Taking over: the fences raised to this aggregator's epoch, then the state rebuilt from the
-/// persisted records and every KPI key rewritten from it.
+/// Taking over a partition: its fence raised to this aggregator's epoch, what other consumers
+/// left pending claimed, then the state rebuilt from the persisted records and the partition's
+/// whole contribution written again.
 extension KPIAggregator {
-    /// Raises the fence of every slot this aggregator writes to (`streams`' slots and `{kpi}`) to
-    /// its epoch. Run once the lease is taken and before the state is read: from then on no
-    /// earlier aggregator can commit anything the rebuild would not see.
-    public func raiseFences(streams: [String]) async throws {
+    /// Raises the partition's fence to this aggregator's epoch, then claims every entry of the
+    /// partition's streams pending for another consumer of the group (a previous owner that
+    /// stopped or crashed: its fence now refuses anything it would commit), so they are processed
+    /// at once rather than after the reclaim idle time. Run once the lease is taken and before the
+    /// state is read.
+    public func takeOver(consumer: String) async throws {
         try await redis.load(Self.fencedCommit)
         var batch = RedisCommandBuffer()
-        for key in [keys.fence] + streams.map(KPIKeys.fenceKey(stream:)) {
-            batch.evalsha(Self.fencedCommit, keys: [key], arguments: [String(epoch)])
-        }
+        batch.evalsha(Self.fencedCommit, keys: [keys.fence(partition: partition)], arguments: [String(epoch)],
+                      commands: RedisCommandBuffer.scriptArguments())
         do {
             try Self.check(try await redis.send(batch))
         } catch {
             throw Self.fenced(error)
         }
+        for stream in streams {
+            var start = StreamID.zero
+            repeat {
+                let claimed: AutoClaimResult
+                do {
+                    claimed = try await redis.xautoclaim(stream, group: group, consumer: consumer, minIdle: .zero, start: start, count: 1000)
+                } catch let error as RedisError where error.serverErrorPrefix == "NOGROUP" {
+                    break   // the runner creates the group next
+                }
+                start = claimed.next
+            } while start != .zero
+        }
     }
 
-    /// Rebuilds the state from every persisted record and rewrites every KPI key from it.
+    /// Rebuilds the state and writes the partition's whole contribution again (a `reset` delta
+    /// tells the merge stage to read it whole). What it reads, in this order (so nothing falls in
+    /// between): every dimension stream of every partition as it stands (entries read by the
+    /// dimension feed from now on wait until this is done), then the dimension records every
+    /// partition's owner persisted (an entry trimmed from its stream since was persisted before),
+    /// then this partition's own records and retired counters.
     @discardableResult
     public func rebuild() async throws -> Int {
         try await redis.load(Self.fencedCommit)
         var fresh = KPIState()
         var records = 0
-        for key in try await redis.scanKeys(match: "\(layout.namespace):{p*}:*:kpi") {
-            let origin = origin(String(key.dropLast(":kpi".count)))
-            var cursor = "0"
-            repeat {
-                let reply = try await redis.command("HSCAN", key, cursor, "COUNT", "10000").throwingServerError()
-                guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let items = parts[1].array else {
-                    throw RedisError(.unexpectedReply, "HSCAN \(key)")
-                }
-                cursor = next
-                var index = 1
-                while index < items.count {
-                    if let field = items[index - 1].bytes, let value = items[index].bytes,
-                       let event = KPIRecord.decode(field: field, value: value) {
-                        _ = fresh.apply(event, origin: origin)
-                        records += 1
+        let foreign = origin(Self.foreignDimensions)
+        let dimensions: [Entity] = [.customers, .products, .suppliers]
+        for q in 0..<layout.partitions {
+            for entity in dimensions {
+                let stream = layout.streamKey(entity, partition: q)
+                var start = "-"
+                while true {
+                    let entries = try await redis.xrange(stream, start: start, count: 2000)
+                    for entry in entries {
+                        if let event = try? KPIRecord.event(entry, entity: entity) { _ = fresh.apply(event, origin: foreign) }
                     }
-                    index += 2
+                    guard entries.count == 2000, let last = entries.last else { break }
+                    start = "(" + last.id.description
                 }
-            } while cursor != "0"
+            }
         }
-        for key in try await redis.scanKeys(match: "\(layout.namespace):{p*}:*:kpi:retired") {
-            let stream = String(key.dropLast(":kpi:retired".count))
-            let reply = try await redis.command("HGETALL", key).throwingServerError()
+        for q in 0..<layout.partitions where q != partition {
+            for entity in dimensions {
+                records += try await applyRecords(of: layout.streamKey(entity, partition: q), origin: foreign, to: &fresh)
+            }
+        }
+        for stream in streams {
+            records += try await applyRecords(of: stream, origin: origin(stream), to: &fresh)
+            let reply = try await redis.command("HGETALL", KPIKeys.retiredKey(stream: stream)).throwingServerError()
             let items = reply.array ?? []
             var fields: [(String, String)] = []
             var index = 1
@@ -59,20 +79,45 @@ extension KPIAggregator {
                 if let field = items[index - 1].string, let value = items[index].string { fields.append((field, value)) }
                 index += 2
             }
-            fresh.absorb(origin: origin(stream), fields: fields)
+            if !fields.isEmpty { fresh.absorb(origin: origin(stream), fields: fields) }
         }
         _ = fresh.takeDirty()
-        let stale = try await redis.scanKeys(match: "\(keys.dayProductsPrefix)*")
+        var contribution = tracker.reset(fresh)
+        let part = keys.contribution(partition: partition)
         var commands = RedisCommandBuffer.scriptArguments()
-        commands.append("DEL", nil, each: [keys.totals, keys.minutes, keys.hours, keys.days, keys.products, keys.onHand] + stale)
-        let totals = KPIView.totals(fresh)
-        KPIView.appendWrites(fresh, dirty: nil, totals: totals, removedTotals: [], keys: keys, to: &commands)
+        commands.append("DEL", part)
+        KPIView.appendHSET(part, contribution.map { ($0.key, KPIState.encode($0.value)) }, to: &commands)
+        commands.append(["XADD", keys.deltas(partition: partition), "MAXLEN", "~", String(deltasLimit), "*", "~reset", String(epoch)])
+        contribution.removeAll()
         var batch = RedisCommandBuffer()
-        batch.evalsha(Self.fencedCommit, keys: [keys.fence], arguments: [String(epoch)], commands: commands)
-        try Self.check(try await redis.send(batch))
+        batch.evalsha(Self.fencedCommit, keys: [keys.fence(partition: partition)], arguments: [String(epoch)], commands: commands)
+        try Self.check(try await redis.send(batch, reloading: Self.fencedCommit))
         state = fresh
-        writtenTotals = totals
         needsRebuild = false
+        return records
+    }
+
+    /// Applies every record of a stream's state hash (`stream:kpi`) to `state`.
+    private func applyRecords(of stream: String, origin: Int32, to state: inout KPIState) async throws -> Int {
+        let key = KPIKeys.stateKey(stream: stream)
+        var records = 0
+        var cursor = "0"
+        repeat {
+            let reply = try await redis.command("HSCAN", key, cursor, "COUNT", "10000").throwingServerError()
+            guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let items = parts[1].array else {
+                throw RedisError(.unexpectedReply, "HSCAN \(key)")
+            }
+            cursor = next
+            var index = 1
+            while index < items.count {
+                if let field = items[index - 1].bytes, let value = items[index].bytes,
+                   let event = KPIRecord.decode(field: field, value: value) {
+                    _ = state.apply(event, origin: origin)
+                    records += 1
+                }
+                index += 2
+            }
+        } while cursor != "0"
         return records
     }
 }

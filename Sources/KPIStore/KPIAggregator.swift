@@ -5,33 +5,34 @@ public import RedisWire
 import KPIModel
 import StreamRuntime
 
-/// The `kpi` consumer group: keeps the KPIs in Redis from every entity stream.
+/// The owner of one partition's KPIs (the `kpi` group scaled out by partition).
 ///
-/// Per batch, for each stream it read: the records of the state changes its entries caused are
-/// written to the stream's state hash (`sw:{orders:0}:kpi`, same slot as the stream) and the
-/// entries are acknowledged, in one atomic script call, so a batch's effects and its
-/// acknowledgement commit together or not at all. The figures are then written as absolute values
-/// (never increments) to the `{kpi}` keys in a second script call with the batch's change record;
-/// both go in one round trip. Figures derive from the committed state alone, so writing them twice
-/// is harmless, and after a crash the aggregator rebuilds them from the persisted records (applying
-/// them again gives the same state whatever their order) and rewrites every KPI key: a crash, a
-/// redelivery or a replay never applies anything twice.
+/// Its state holds the partition's facts (order lines, payments, movements) and every dimension
+/// version (customers, products, suppliers) of every partition: the partition's own arrive with
+/// its group reads, the others' from the process's dimension feed (`StreamTail`, XREAD). Per
+/// batch it commits, in one fenced script call in the partition's slot: the records of the state
+/// changes (`sw:{p3}:orders:kpi`, …), the XACK of the batch's entries, the changed fields of the
+/// partition's contribution to the figures (`sw:{p3}:kpi:part`) and an entry that lists them
+/// (`sw:{p3}:kpi:deltas`), which the merge stage follows (`KPIMerger`). So a batch's effects, its
+/// acknowledgement and what the global view learns of it commit together or not at all.
 ///
-/// One aggregator runs per namespace (its state is in memory): a lease (`{kpi}:lease`) keeps a
-/// second one waiting, and the lease is *fenced*. Each take of the lease draws a new epoch
-/// (`{kpi}:epoch`); the new holder first raises the fence of every slot it writes to that epoch,
-/// then rebuilds; every commit is a script that refuses to write (`FENCED`) when the slot's fence
-/// is above the writer's epoch. So an aggregator that was paused past its lease (a stop signal, a
-/// long pause, a partition) can never commit after its successor read the state: its first commit
-/// is refused and it stops, whatever its lease keeper has or has not noticed yet.
+/// After a crash or a takeover the state is rebuilt from the persisted records (the partition's
+/// own, and the dimension records of every partition, plus what the dimension streams hold) and
+/// the whole contribution is written again (a `reset` delta): nothing is applied twice.
+///
+/// A lease per partition keeps one owner at a time, and the lease is *fenced*: each take draws a
+/// new epoch, the new owner raises the partition's fence to it before it reads anything, and every
+/// commit is a script that refuses to write (`FENCED`) when the fence is above the writer's epoch.
+/// An owner paused past its lease can never commit after its successor read the state.
 public actor KPIAggregator {
     public let layout: StreamLayout
+    public let partition: Int
     public let keys: KPIKeys
     public let group: String
-    /// The fencing epoch this aggregator writes with (from its lease).
+    /// The fencing epoch this aggregator writes with (from its partition's lease).
     public let epoch: Int
-    /// Change records kept in the `changes` stream (approximately).
-    public var changesLimit = 10_000
+    /// Delta entries kept in the partition's `deltas` stream (approximately).
+    public var deltasLimit = 10_000
     /// Retire what has been quiet this long (per stream, in event time) into counters, so the
     /// state stays bounded under a load that never stops (`KPIState+Retention.swift`); nil keeps
     /// every record (exact for any lateness, but the state grows with the history).
@@ -45,21 +46,33 @@ public actor KPIAggregator {
     let redis: RedisConnection
     private let deadLetters: DeadLetterQueue
     var state = KPIState()
-    var writtenTotals: [String: String] = [:]
+    var tracker = ContributionTracker()
     var needsRebuild = true
+    /// Operations one at a time (a batch, dimensions from the feed, a settle): each leaves the
+    /// state and what is in flight consistent before the next starts.
+    private let gate = HandlerGate()
 
-    /// `redis` is used for the aggregator's writes only (the runner reads on its own connection,
-    /// so a write never waits behind a blocked read). `epoch` comes from the lease
-    /// (`KPILease.acquire`); an aggregator that holds none can use 0 only on a namespace no
-    /// aggregator with a lease ever wrote to (a benchmark's probe).
-    public init(layout: StreamLayout, group: String = "kpi", redis: RedisConnection, epoch: Int) {
+    /// `redis` is used for the aggregator's writes only (the runner reads on its own connections,
+    /// so a write never waits behind a blocked read). `epoch` comes from the partition's lease.
+    public init(layout: StreamLayout, partition: Int, group: String = "kpi", redis: RedisConnection, epoch: Int) {
         self.layout = layout
+        self.partition = partition
         self.keys = KPIKeys(layout: layout)
         self.group = group
         self.redis = redis
         self.epoch = epoch
         self.deadLetters = DeadLetterQueue(layout: layout)
+        // Dimension versions of other partitions are applied under one origin of their own, which
+        // is never retired (only facts are).
+        self.originKeys = [Self.foreignDimensions]
+        self.origins = [Self.foreignDimensions: 0]
     }
+
+    /// The origin of dimension events that come from other partitions' streams (never persisted here).
+    static let foreignDimensions = "(dimensions of other partitions)"
+
+    /// This partition's streams.
+    public var streams: [String] { layout.partitionStreams(partition) }
 
     public func setStateRetention(_ retention: Duration?, every: Duration = .seconds(5)) {
         stateRetention = retention
@@ -82,29 +95,42 @@ public actor KPIAggregator {
     /// are still pending for this consumer; the runner considers them handled).
     private var unconfirmed: [StreamRead] = []
     private var lastBatchBytes = 64 * 1024
+    /// Dimension batches from the feed that arrived while the state was being rebuilt.
+    private var queuedDimensions: [[StreamRead]] = []
+    private var rebuilding = false
 
-    /// Applies a batch: state changes and XACK per stream, then the figures and a change record.
-    /// Returns once the commit is sent; `settle()` waits for the last one. After any failure the
-    /// state is rebuilt from what committed before anything else is applied, so the caller retries
-    /// a failed call with the same entries and nothing is lost or doubled.
+    /// Applies a batch of this partition's entries: state changes, records, XACK and the
+    /// contribution's changes in one fenced commit. Returns once the commit is sent; `settle()`
+    /// waits for the last one. After any failure the state is rebuilt from what committed before
+    /// anything else is applied, so the caller retries a failed call with the same entries and
+    /// nothing is lost or doubled.
     public func apply(_ reads: [StreamRead]) async throws {
-        do {
-            try await rebuildIfNeeded()
-            try await applyBatch(reads)
-        } catch {
-            // The state in memory may be ahead of what committed: rebuild it from Redis first.
-            needsRebuild = true
-            throw Self.fenced(error)
+        try await gate.serialized { try await self.guarded { try await self.applyBatch(reads, own: true) } }
+    }
+
+    /// Applies dimension entries read from any partition's streams by the process's feed (no
+    /// records, no XACK: their own partition's owner persists and acknowledges them), committing
+    /// the contribution's changes (a late customer moves lines between segments).
+    public func applyDimensions(_ reads: [StreamRead]) async throws {
+        if rebuilding {
+            queuedDimensions.append(reads)
+            return
         }
+        try await gate.serialized { try await self.guarded { try await self.applyBatch(reads, own: false) } }
     }
 
     /// Waits until everything applied so far is committed (rebuilding and committing again what a
     /// failed commit left out); throws what still fails.
     public func settle() async throws {
+        try await gate.serialized { try await self.guarded { try await self.flush() } }
+    }
+
+    private func guarded(_ body: () async throws -> Void) async throws {
         do {
             try await rebuildIfNeeded()
-            try await flush()
+            try await body()
         } catch {
+            // The state in memory may be ahead of what committed: rebuild it from Redis first.
             needsRebuild = true
             throw Self.fenced(error)
         }
@@ -113,9 +139,15 @@ public actor KPIAggregator {
     private func rebuildIfNeeded() async throws {
         guard needsRebuild else { return }
         try await flush()
+        rebuilding = true
+        defer { rebuilding = false }
         try await rebuild()
+        rebuilding = false
+        let queued = queuedDimensions
+        queuedDimensions = []
+        for reads in queued { try await applyBatch(reads, own: false) }
         if !unconfirmed.isEmpty {
-            try await applyBatch(unconfirmed)
+            try await applyBatch(unconfirmed, own: true)
             unconfirmed = []
         }
     }
@@ -133,43 +165,46 @@ public actor KPIAggregator {
         }
     }
 
-    /// A commit refused by the fence: another aggregator took the lease (this one was paused past
-    /// it); stop, with a message that says so.
+    /// A commit refused by the fence: another aggregator took the partition's lease (this one was
+    /// paused past it); stop, with a message that says so.
     static func fenced(_ error: any Error) -> any Error {
         guard let error = error as? RedisError, error.serverErrorPrefix == "FENCED" else { return error }
         return ConsumerStop(
-            cause: "this KPI aggregator lost its lease to a newer one (\(error.message)); its commit was refused and it stopped",
-            advice: "nothing: the aggregator holding the lease carries on; restart this one to make it a standby")
+            cause: "this KPI aggregator lost a partition's lease to another one (\(error.message)); its commit was refused",
+            advice: "nothing: the aggregator holding the lease carries on; this one takes partitions again when they are its own")
     }
 
-    private func applyBatch(_ reads: [StreamRead]) async throws {
-        var batch = RedisCommandBuffer(reservingCapacity: lastBatchBytes + lastBatchBytes / 4)
+    private func applyBatch(_ reads: [StreamRead], own: Bool) async throws {
+        var commands = RedisCommandBuffer.scriptArguments(reservingCapacity: lastBatchBytes + lastBatchBytes / 4)
         var rejects: [(stream: String, entry: StreamEntry, reason: String, deliveries: Int?)] = []
-        var events = 0
         var through: [String] = []
-        let epoch = String(self.epoch)
+        var events = 0
         for read in reads where !read.entries.isEmpty {
-            events += read.entries.count
             // In entry order: when a key changes twice in a batch, HSET keeps the last pair.
             var records: [(field: [UInt8], value: [UInt8])] = []
-            if let (entity, _) = layout.parse(streamKey: read.key) {
-                let origin = origin(read.key)
-                for entry in read.entries {
-                    do {
-                        let event = try KPIRecord.event(entry, entity: entity)
-                        switch state.apply(event, origin: origin) {
-                        case .applied: records.append(KPIRecord.record(event))
-                        case .unchanged: break
-                        case .beyondHorizon(let reason): rejects.append((read.key, entry, reason, nil))
-                        }
-                    } catch {
-                        rejects.append((read.key, entry, error.description, nil))
-                    }
-                }
-            } else {
-                rejects += read.entries.map { (read.key, $0, "not a stream of namespace \(layout.namespace)", nil) }
+            guard let (entity, partition) = layout.parse(streamKey: read.key) else {
+                if own { rejects += read.entries.map { (read.key, $0, "not a stream of namespace \(layout.namespace)", nil) } }
+                continue
             }
-            var commands = RedisCommandBuffer.scriptArguments(reservingCapacity: records.count * 160 + read.entries.count * 24)
+            if own && partition != self.partition {
+                rejects += read.entries.map { (read.key, $0, "not a stream of partition \(self.partition)", nil) }
+                continue
+            }
+            let origin = own ? origin(read.key) : origin(Self.foreignDimensions)
+            for entry in read.entries {
+                do {
+                    let event = try KPIRecord.event(entry, entity: entity)
+                    if !own, !entity.isDimension { continue }
+                    switch state.apply(event, origin: origin) {
+                    case .applied: if own { records.append(KPIRecord.record(event)) }
+                    case .unchanged: break
+                    case .beyondHorizon(let reason): if own { rejects.append((read.key, entry, reason, nil)) }
+                    }
+                } catch {
+                    if own { rejects.append((read.key, entry, error.description, nil)) }
+                }
+            }
+            guard own else { continue }
             if !records.isEmpty {
                 let stateKey = KPIKeys.stateKey(stream: read.key)
                 var start = 0
@@ -182,38 +217,34 @@ public actor KPIAggregator {
                 }
             }
             commands.xack(read.key, group: group, ids: read.entries.map(\.id))
-            batch.evalsha(Self.fencedCommit, keys: [KPIKeys.fenceKey(stream: read.key)], arguments: [epoch], commands: commands)
+            events += read.entries.count
             through.append("\(read.key)=\(read.entries.last!.id)")
         }
-        if let retention = stateRetention, ContinuousClock.now - lastRetirement >= retireEvery {
+        if own, let retention = stateRetention, ContinuousClock.now - lastRetirement >= retireEvery {
             lastRetirement = .now
-            appendRetirements(state.retire(olderThan: retention.milliseconds * 1000), to: &batch)
+            appendRetirements(state.retire(olderThan: retention.milliseconds * 1000), to: &commands)
         }
         // Unreadable entries are dead-lettered first (idempotently), so an acknowledged one is
         // always in the dead-letter stream.
         if !rejects.isEmpty { try await deadLetters.appendEvents(rejects, stage: group, on: redis) }
 
-        let dirty = state.takeDirty()
-        let totals = KPIView.totals(state)
-        var changed: [(String, String)] = []
-        for (field, value) in totals where writtenTotals[field] != value { changed.append((field, value)) }
-        let removed = writtenTotals.keys.filter { totals[$0] == nil }
-        var figures = RedisCommandBuffer.scriptArguments()
-        KPIView.appendWrites(
-            state, dirty: dirty, totals: Dictionary(uniqueKeysWithValues: changed), removedTotals: removed, keys: keys, to: &figures)
-        appendChangeRecord(changed: changed, removed: removed, events: events, through: through, to: &figures)
-        batch.evalsha(Self.fencedCommit, keys: [keys.fence], arguments: [epoch], commands: figures)
+        let delta = tracker.delta(state, dirty: state.takeDirty())
+        appendDelta(delta, through: through, events: events, to: &commands)
+        if commands.isEmpty { return }
+        var batch = RedisCommandBuffer(reservingCapacity: commands.bytes.count + 256)
+        batch.evalsha(Self.fencedCommit, keys: [keys.fence(partition: partition)], arguments: [String(epoch)], commands: commands)
         try await flush()
         let redis = self.redis
-        let commands = batch
         lastBatchBytes = batch.bytes.count
-        inFlight = (Task.detached { try Self.check(try await redis.send(commands)) }, reads)
-        writtenTotals = totals
+        inFlight = (Task.detached { try Self.check(try await redis.send(batch, reloading: Self.fencedCommit)) }, own ? reads : [])
     }
 
     /// Records retired since the start (for the log and tests).
     public internal(set) var retiredRecords = 0
     public var heldRecords: (lines: Int, payments: Int, movements: Int) { state.heldRecords }
+}
 
-
+extension Entity {
+    /// Customers, suppliers and products: every partition's aggregator needs all of them.
+    var isDimension: Bool { self == .customers || self == .suppliers || self == .products }
 }

@@ -9,15 +9,34 @@ import StreamRuntime
 /// TTL; a crashed holder's lease expires after the TTL. Each take draws a new fencing epoch (INCR
 /// of `{kpi}:epoch`, in the same script), which the holder's commits carry (`KPIAggregator`).
 public struct KPILease: Sendable {
-    public let keys: KPIKeys
+    /// The lease key and its epoch counter (same slot).
+    public let key: String
+    public let epochKey: String
     public let owner: String
     public let ttl: Duration
     let token = UUID().uuidString
 
+    /// The merge stage's lease (`{kpi}`).
     public init(keys: KPIKeys, owner: String, ttl: Duration) {
-        self.keys = keys
+        self.init(key: keys.lease, epochKey: keys.epoch, owner: owner, ttl: ttl)
+    }
+
+    /// A partition's lease.
+    public init(keys: KPIKeys, partition: Int, owner: String, ttl: Duration) {
+        self.init(key: keys.lease(partition: partition), epochKey: keys.epoch(partition: partition), owner: owner, ttl: ttl)
+    }
+
+    public init(key: String, epochKey: String, owner: String, ttl: Duration) {
+        self.key = key
+        self.epochKey = epochKey
         self.owner = owner
         self.ttl = ttl
+    }
+
+    /// Takes the lease now if it is free: its epoch, or nil when another holder has it.
+    public func tryTake(on redis: RedisConnection) async throws -> Int? {
+        let epoch = try await redis.run(Self.take, keys: [key, epochKey], arguments: [value, String(ttlMilliseconds)]).int ?? 0
+        return epoch > 0 ? epoch : nil
     }
 
     /// Takes the lease if it is free; returns the new epoch, or 0 when another holder has it.
@@ -57,10 +76,9 @@ public struct KPILease: Sendable {
     public func acquire(on redis: RedisConnection, log: @Sendable (String) -> Void) async throws -> Int? {
         var announced = false
         while !ConsumerGroupRunner.stopping {
-            let epoch = try await redis.run(Self.take, keys: [keys.lease, keys.epoch], arguments: [value, String(ttlMilliseconds)]).int ?? 0
-            if epoch > 0 { return epoch }
+            if let epoch = try await tryTake(on: redis) { return epoch }
             if !announced {
-                let holder = try await redis.command("GET", keys.lease).string ?? "?"
+                let holder = try await redis.command("GET", key).string ?? "?"
                 log("another KPI aggregator holds the lease (\(holder.split(separator: " ").first ?? "?")); waiting for it to stop or expire")
                 announced = true
             }
@@ -71,11 +89,11 @@ public struct KPILease: Sendable {
 
     /// Renews the lease held at `epoch`; false when it is lost.
     public func renew(on redis: RedisConnection, epoch: Int) async throws -> Bool {
-        try await redis.run(Self.renew, keys: [keys.lease, keys.epoch], arguments: [value, String(ttlMilliseconds), String(epoch)]).int == 1
+        try await redis.run(Self.renew, keys: [key, epochKey], arguments: [value, String(ttlMilliseconds), String(epoch)]).int == 1
     }
 
     public func release(on redis: RedisConnection) async throws {
-        _ = try await redis.run(Self.release, keys: [keys.lease], arguments: [value])
+        _ = try await redis.run(Self.release, keys: [key], arguments: [value])
     }
 }
 

@@ -32,14 +32,27 @@ public struct KPIKeys: Sendable {
     public func products(day: Int64) -> String { dayProductsPrefix + CivilDate.format(days: day) }
     public var onHand: String { "\(prefix):on_hand" }
     public var changes: String { "\(prefix):changes" }
-    /// Held by the one running aggregator.
+    /// Held by the aggregator process that runs the merge stage (which writes the global view).
     public var lease: String { "\(prefix):lease" }
-    /// The fencing epoch of the last aggregator to take the lease (INCR on each take).
+    /// The fencing epoch of the last merge stage to take the lease (INCR on each take).
     public var epoch: String { "\(prefix):epoch" }
     /// The highest epoch that wrote to the `{kpi}` slot: a commit with a lower one is refused.
     public var fence: String { "\(prefix):fence" }
-    /// The same, for a stream's slot (its state records and its acknowledgements).
-    public static func fenceKey(stream: String) -> String { stream + ":kpi:fence" }
+    /// The aggregator processes alive (a sorted set: member name → expiry in ms), from which each
+    /// works out which partitions are its own.
+    public var members: String { "\(prefix):members" }
+
+    /// `sw:{p3}:kpi`: the start of partition 3's KPI keys (in the partition's slot).
+    public func partition(_ partition: Int) -> String { StreamLayout(namespace: namespace).partitionPrefix(partition) + ":kpi" }
+    /// Held by the aggregator that owns the partition.
+    public func lease(partition: Int) -> String { self.partition(partition) + ":lease" }
+    public func epoch(partition: Int) -> String { self.partition(partition) + ":epoch" }
+    /// The highest epoch that wrote to the partition's slot.
+    public func fence(partition: Int) -> String { self.partition(partition) + ":fence" }
+    /// The partition's contribution to the figures (`KPIState.Contribution`), field → `v v …`.
+    public func contribution(partition: Int) -> String { self.partition(partition) + ":part" }
+    /// What each commit changed in the contribution, for the merge stage to follow.
+    public func deltas(partition: Int) -> String { self.partition(partition) + ":deltas" }
     /// The aggregator's persisted records for a stream: same slot as the stream.
     public static func stateKey(stream: String) -> String { stream + ":kpi" }
     /// The counters that replace a stream's retired records (`KPIState.retire`).

@@ -16,10 +16,11 @@ extension Warehouse {
                 warehouse: each batch is one PostgreSQL transaction, committed before its entries are acknowledged; every \
                 statement is idempotent and each batch locks the natural keys it touches, so any number of consumers, a \
                 crash, a redelivery or a replay never loses or double-counts anything.
-                kpi: each batch's state changes and the XACK of its entries are one atomic script call per stream; the KPIs \
-                are absolute values derived from that state (rebuilt from it at start). One aggregator runs per namespace: a \
-                lease makes a second one wait, and every commit is fenced by the lease's epoch, so one that lost its lease \
-                can write nothing.
+                kpi: the partitions are shared out among the running kpi processes (add one and partitions move to it; stop \
+                one and they move back; a crashed one's are taken over when its lease expires). For each partition it owns, \
+                a process commits each batch's state changes, the XACK of its entries and the partition's contribution to \
+                the figures in one atomic script call, fenced by the partition lease's epoch; one process at a time (under a \
+                lease of its own) merges the contributions into the global KPI view.
                 SIGINT/SIGTERM finish the batch in flight, acknowledge it and exit 0.
                 Failures are classed: bad data is dead-lettered and acknowledged; a server that is down, failing over, \
                 out of memory or busy is waited out (never dead-lettered, never acknowledged); a wrong deployment (a missing \
@@ -35,10 +36,10 @@ extension Warehouse {
         @Option(help: "The consumer group: warehouse or kpi.")
         var group = "warehouse"
 
-        @Option(help: "This consumer's name (default: host-pid; `aggregator` for kpi, so a restart takes back what it left pending).")
+        @Option(help: "This consumer's name, unique per process (default: host-pid). A kpi process that takes a partition over claims what its previous owner left pending.")
         var consumer: String?
 
-        @Option(help: "kpi: the lease's time to live in ms (a crashed aggregator's successor waits at most this long).")
+        @Option(help: "kpi: the time to live in ms of the partition leases, the merge stage's lease and the membership heartbeat (a crashed aggregator's partitions are taken over after at most about this long).")
         var leaseMs = 10_000
 
         @Option(help: "Entries per XREADGROUP, per stream.")
@@ -97,7 +98,7 @@ extension Warehouse {
                 throw ValidationError("unknown group \(group): `warehouse` loads PostgreSQL, `kpi` keeps the KPIs in Redis")
             }
             guard group != "kpi" || workers == 1 else {
-                throw ValidationError("the kpi group runs one aggregator (its state is in memory): --workers must be 1")
+                throw ValidationError("a kpi process runs one aggregator per partition it owns: --workers must be 1 (run more processes to share the partitions)")
             }
             guard retireEveryMs >= 0 else { throw ValidationError("--retire-every-ms must not be negative") }
             guard leaseMs >= 100 else { throw ValidationError("--lease-ms must be at least 100") }
@@ -113,7 +114,7 @@ extension Warehouse {
             let layout = try await ConsumerGroupRunner.retryingTransient("reading the namespace's layout", log: logLine) {
                 try await streams.layout(partitions: partitions, record: true, command: "consume", on: try await RedisConnection(url: servers.redisURL))
             }
-            let name = consumer ?? (group == "kpi" ? "aggregator" : "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)")
+            let name = consumer ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
             let streamKeys = layout.allStreams
             var options = ConsumerGroupRunner.Options(group: group, consumer: name, streams: streamKeys)
             options.batchSize = batch
@@ -133,12 +134,10 @@ extension Warehouse {
             let started = ContinuousClock.now
             let result: () -> ConsumerGroupRunner.Stats
             if group == "kpi" {
-                let grant = KPILeaseGrant()
-                let lease = KPILease(keys: KPIKeys(layout: layout), owner: name, ttl: .milliseconds(leaseMs))
                 let aggregator = KPIAggregatorService(
-                    options: options, layout: layout, url: servers.redisURL, grant: grant, stateRetention: try stateRetentionDuration,
-                    retireEvery: .milliseconds(retireEveryMs), log: logLine)
-                services += [KPILeaseKeeper(lease: lease, grant: grant, url: servers.redisURL, log: logLine), aggregator]
+                    options: options, layout: layout, url: servers.redisURL, leaseTTL: .milliseconds(leaseMs),
+                    stateRetention: try stateRetentionDuration, retireEvery: .milliseconds(retireEveryMs), log: logLine)
+                services.append(aggregator)
                 result = { aggregator.stats }
             } else {
                 let loader = WarehouseLoaderService(options: options, workers: workers, layout: layout, servers: servers, log: logLine)

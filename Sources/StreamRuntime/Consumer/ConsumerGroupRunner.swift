@@ -527,11 +527,13 @@ extension ConsumerGroupRunner {
 }
 
 /// Lets one caller at a time through (the handler of a runner whose sessions read concurrently).
-actor HandlerGate {
+public actor HandlerGate {
     private var busy = false
     private var waiting: [CheckedContinuation<Void, Never>] = []
 
-    func serialized<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+    public init() {}
+
+    public func serialized<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
         if busy {
             await withCheckedContinuation { waiting.append($0) }
         } else {

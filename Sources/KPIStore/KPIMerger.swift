@@ -1,0 +1,170 @@
+import Foundation
+public import RedisClient
+public import Contract
+public import RedisWire
+import KPIModel
+import StreamRuntime
+
+/// The merge stage: keeps every partition's contribution (`sw:{p3}:kpi:part`, followed through
+/// `sw:{p3}:kpi:deltas`), their sum, and writes the global view (`sw:{kpi}:…`, the keys `kpis`,
+/// `tail`, `reconcile` and the dashboard read) with its change record, each cycle in one fenced
+/// script call in the `{kpi}` slot: a reader always sees one consistent snapshot. The figures are
+/// absolute values derived from the sum, so writing them twice is harmless, and a new merge stage
+/// (after a crash, or on another process) starts from the partitions' contributions and rewrites
+/// every key.
+///
+/// One runs per namespace, inside one of the `consume --group kpi` processes, under the `{kpi}`
+/// lease; its commits are fenced by that lease's epoch.
+public actor KPIMerger {
+    public let layout: StreamLayout
+    public let keys: KPIKeys
+    public let epoch: Int
+    /// Change records kept in the `changes` stream (approximately).
+    public var changesLimit = 10_000
+    let redis: RedisConnection
+    private var merge = ContributionMerge()
+    private var writtenTotals: [String: String] = [:]
+    /// Per partition: the last delta entry applied.
+    public private(set) var cursors: [Int: StreamID] = [:]
+    private let partitionOfKey: [String: Int]
+
+    public init(layout: StreamLayout, redis: RedisConnection, epoch: Int) {
+        self.layout = layout
+        self.keys = KPIKeys(layout: layout)
+        self.redis = redis
+        self.epoch = epoch
+        let keys = KPIKeys(layout: layout)
+        partitionOfKey = Dictionary(uniqueKeysWithValues: (0..<layout.partitions).map { (keys.deltas(partition: $0), $0) })
+    }
+
+    /// The delta streams to follow, from the cursors `start()` set.
+    public var deltaCursors: [String: StreamID] {
+        Dictionary(uniqueKeysWithValues: (0..<layout.partitions).map { (keys.deltas(partition: $0), cursors[$0] ?? .zero) })
+    }
+
+    /// Raises the `{kpi}` fence to this epoch, reads every partition's whole contribution (the
+    /// last delta id first, so nothing committed in between is missed: deltas carry absolute
+    /// values, so applying one again is harmless) and rewrites the global view from their sum.
+    public func start() async throws {
+        try await redis.load(KPIAggregator.fencedCommit)
+        var fence = RedisCommandBuffer()
+        fence.evalsha(KPIAggregator.fencedCommit, keys: [keys.fence], arguments: [String(epoch)], commands: RedisCommandBuffer.scriptArguments())
+        do { try KPIAggregator.check(try await redis.send(fence)) } catch { throw KPIAggregator.fenced(error) }
+        merge = ContributionMerge()
+        for partition in 0..<layout.partitions {
+            var batch = RedisCommandBuffer()
+            batch.append("XREVRANGE", keys.deltas(partition: partition), "+", "-", "COUNT", "1")
+            batch.append("HGETALL", keys.contribution(partition: partition))
+            let replies = try await redis.send(batch)
+            let last = try replies[0].throwingServerError().array?.first?.array?.first?.string.flatMap(StreamID.init)
+            cursors[partition] = last ?? .zero
+            merge.replace(partition: partition, with: try Self.contribution(replies[1].throwingServerError()))
+        }
+        _ = merge.takeDirty()
+        let stale = try await redis.scanKeys(match: "\(keys.dayProductsPrefix)*")
+        var commands = RedisCommandBuffer.scriptArguments()
+        commands.append("DEL", nil, each: [keys.totals, keys.minutes, keys.hours, keys.days, keys.products, keys.onHand] + stale)
+        let totals = KPIView.totals(merge.state)
+        KPIView.appendWrites(merge.state, dirty: nil, totals: totals, removedTotals: [], keys: keys, to: &commands)
+        try await commit(commands)
+        writtenTotals = totals
+    }
+
+    /// Applies delta entries (from `deltaCursors`) and writes what changed in the global view.
+    public func apply(_ reads: [StreamRead]) async throws {
+        var events = 0
+        var through: [String] = []
+        var any = false
+        for read in reads {
+            guard let partition = partitionOfKey[read.key] else { continue }
+            for entry in read.entries {
+                if let cursor = cursors[partition], entry.id <= cursor { continue }
+                cursors[partition] = entry.id
+                any = true
+                var changes: [String: [Int64]?] = [:]
+                var reset = false
+                for (name, value) in entry.pairs {
+                    switch name {
+                    case "~reset": reset = true
+                    case "~through": if !value.isEmpty { through.append(String(value)) }
+                    case "~events": events += Int(value) ?? 0
+                    default: changes.updateValue(value.isEmpty ? nil : KPIState.decode(Substring(value)), forKey: String(name))
+                    }
+                }
+                if reset {
+                    let fields = try await redis.command("HGETALL", keys.contribution(partition: partition)).throwingServerError()
+                    merge.replace(partition: partition, with: try Self.contribution(fields))
+                } else {
+                    merge.apply(partition: partition, changes)
+                }
+            }
+        }
+        guard any else { return }
+        let dirty = merge.takeDirty()
+        let totals = KPIView.totals(merge.state)
+        var changed: [(String, String)] = []
+        for (field, value) in totals where writtenTotals[field] != value { changed.append((field, value)) }
+        let removed = writtenTotals.keys.filter { totals[$0] == nil }
+        var commands = RedisCommandBuffer.scriptArguments()
+        KPIView.appendWrites(
+            merge.state, dirty: dirty, totals: Dictionary(uniqueKeysWithValues: changed), removedTotals: removed, keys: keys, to: &commands)
+        appendChangeRecord(changed: changed, removed: removed, events: events, through: through, to: &commands)
+        try await commit(commands)
+        writtenTotals = totals
+    }
+
+    /// True when every partition's delta stream has nothing after what was applied.
+    public func caughtUp() async throws -> Bool {
+        var batch = RedisCommandBuffer()
+        for partition in 0..<layout.partitions { batch.append("XREVRANGE", keys.deltas(partition: partition), "+", "-", "COUNT", "1") }
+        for (partition, reply) in try await redis.send(batch).enumerated() {
+            guard let last = try reply.throwingServerError().array?.first?.array?.first?.string.flatMap(StreamID.init) else { continue }
+            if last > cursors[partition] ?? .zero { return false }
+        }
+        return true
+    }
+
+    private func commit(_ commands: RedisCommandBuffer) async throws {
+        var batch = RedisCommandBuffer()
+        batch.evalsha(KPIAggregator.fencedCommit, keys: [keys.fence], arguments: [String(epoch)], commands: commands)
+        do {
+            try KPIAggregator.check(try await redis.send(batch, reloading: KPIAggregator.fencedCommit))
+        } catch {
+            throw KPIAggregator.fenced(error)
+        }
+    }
+
+    func appendChangeRecord(
+        changed: [(String, String)], removed: [String], events: Int, through: [String], to batch: inout RedisCommandBuffer
+    ) {
+        var fields = [
+            "at", Timestamp.now.description,
+            "watermark", merge.state.watermark?.description ?? "",
+            "events", String(events),
+            "through", through.joined(separator: " "),
+        ]
+        for (name, value) in changed.sorted(by: { $0.0 < $1.0 }) where !name.hasPrefix("watermark") && name != "latest_day" {
+            fields.append("kpi:" + name)
+            fields.append(value)
+        }
+        for name in removed.sorted() {
+            fields.append("kpi:" + name)
+            fields.append("")
+        }
+        batch.append(["XADD", keys.changes, "MAXLEN", "~", String(changesLimit), "*"] + fields)
+    }
+
+    /// A `part` hash as a contribution.
+    static func contribution(_ reply: RedisReply) throws -> KPIState.Contribution {
+        let items = reply.array ?? []
+        var out: KPIState.Contribution = [:]
+        var index = 1
+        while index < items.count {
+            if let field = items[index - 1].string, let text = items[index].string, let value = KPIState.decode(Substring(text)) {
+                out[field] = value
+            }
+            index += 2
+        }
+        return out
+    }
+}

@@ -1,0 +1,104 @@
+public import RedisClient
+public import RedisWire
+import Synchronization
+
+/// Follows streams with XREAD (no consumer group: every follower sees every entry) from cursors
+/// of its own. On a Redis Cluster one XREAD may name only keys of one slot, so the keys are read
+/// per slot, each slot by a task and a connection of its own that blocks on its node; on a single
+/// Redis one blocking XREAD covers them all. Batches arrive on `batches` as they are read;
+/// transient failures (a lost node, a failover) are waited out and the read goes on from the
+/// same cursor.
+public final class StreamTail: Sendable {
+    public let batches: AsyncStream<[StreamRead]>
+    private let tasks: [Task<Void, Never>]
+    /// Per key, the last id handed over.
+    private let positions: Positions
+
+    final class Positions: Sendable {
+        let ids: Mutex<[String: StreamID]>
+        init(_ ids: [String: StreamID]) { self.ids = Mutex(ids) }
+    }
+
+    /// Starts following `cursors` (key → the id after which to read; `0-0` from the start).
+    public init(
+        cursors: [String: StreamID], configuration: RedisConfiguration, count: Int = 1000, block: Duration = .seconds(2),
+        log: @escaping @Sendable (String) -> Void
+    ) async throws {
+        let (stream, continuation) = AsyncStream<[StreamRead]>.makeStream(bufferingPolicy: .bufferingOldest(64))
+        batches = stream
+        let positionsOfAll = Positions(cursors)
+        positions = positionsOfAll
+        let first = try await RedisConnection(configuration: configuration)
+        var units: [[String]] = [cursors.keys.sorted()]
+        if try await first.isCluster {
+            units = Dictionary(grouping: cursors.keys, by: HashSlot.of).values.map { $0.sorted() }.sorted { $0[0] < $1[0] }
+        }
+        var tasks: [Task<Void, Never>] = []
+        for (index, keys) in units.enumerated() {
+            let start = keys.map { cursors[$0]! }
+            tasks.append(Task {
+                var redis: RedisConnection? = index == 0 ? first : nil
+                var positions = start
+                while !Task.isCancelled {
+                    do {
+                        if redis == nil { redis = try await RedisConnection(configuration: configuration) }
+                        let reads = try await redis!.xread(
+                            streams: zip(keys, positions).map { ($0, $1.description) }, count: count, block: block)
+                        let nonEmpty = reads.filter { !$0.entries.isEmpty }
+                        for read in nonEmpty {
+                            if let index = keys.firstIndex(of: read.key), let last = read.entries.last { positions[index] = last.id }
+                        }
+                        if !nonEmpty.isEmpty, case .terminated = await Self.deliver(nonEmpty, to: continuation) { return }
+                        positionsOfAll.ids.withLock { all in for (key, id) in zip(keys, positions) { all[key] = id } }
+                    } catch {
+                        if Task.isCancelled { return }
+                        if FailureClass.of(error) != .transient { log("following \(keys.first ?? "") …: \(error); retrying") }
+                        try? await Task.sleep(for: .milliseconds(200))
+                    }
+                }
+            })
+        }
+        self.tasks = tasks
+        let all = tasks
+        Task {
+            for task in all { await task.value }
+            continuation.finish()
+        }
+    }
+
+    /// Hands a batch over, waiting while the consumer is behind (the buffer is bounded).
+    private static func deliver(
+        _ reads: [StreamRead], to continuation: AsyncStream<[StreamRead]>.Continuation
+    ) async -> AsyncStream<[StreamRead]>.Continuation.YieldResult {
+        while true {
+            let result = continuation.yield(reads)
+            if case .dropped = result {
+                if Task.isCancelled { return result }
+                try? await Task.sleep(for: .milliseconds(5))
+                continue
+            }
+            return result
+        }
+    }
+
+    /// True when every stream followed has no entry after what was handed over (and taken: the
+    /// caller has processed what it received once it asks).
+    public func caughtUp(on redis: RedisConnection) async throws -> Bool {
+        let positions = self.positions.ids.withLock { $0 }
+        let keys = positions.keys.sorted()
+        var batch = RedisCommandBuffer()
+        for key in keys { batch.append("XREVRANGE", key, "+", "-", "COUNT", "1") }
+        for (key, reply) in zip(keys, try await redis.send(batch)) {
+            guard let last = try reply.throwingServerError().array?.first?.array?.first?.string.flatMap(StreamID.init) else { continue }
+            if last > positions[key] ?? .zero { return false }
+        }
+        return true
+    }
+
+    /// Stops every reader (a read blocked on its node returns within its BLOCK time).
+    public func stop() {
+        for task in tasks { task.cancel() }
+    }
+
+    deinit { stop() }
+}
