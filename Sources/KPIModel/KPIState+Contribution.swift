@@ -21,6 +21,19 @@ import Contract
 extension KPIState {
     public typealias Contribution = [String: [Int64]]
 
+    /// True when `event` is a dimension version the state holds as it would after applying it
+    /// (a customer's or product's version among its versions, a supplier's latest version): its
+    /// record is then the one to persist, even if it reached the state before (a partition's own
+    /// dimensions also arrive through the dimension feed, possibly first).
+    public func holdsDimension(_ event: Event) -> Bool {
+        switch event {
+        case .customer(let customer): customers[customer.id]?.contains { $0.version == customer.version } ?? false
+        case .product(let product): products[product.id]?.contains { $0.version == product.version } ?? false
+        case .supplier(let supplier): suppliers[supplier.id] == supplier.version
+        default: false
+        }
+    }
+
     /// True for the fields merged by maximum rather than by sum.
     public static func mergesByMaximum(_ field: String) -> Bool { field.hasPrefix("x:") }
 

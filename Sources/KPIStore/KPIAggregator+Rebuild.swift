@@ -3,6 +3,7 @@ import Contract
 import KPIModel
 import RedisClient
 import RedisWire
+import StreamRuntime
 
 /// Taking over a partition: its fence raised to this aggregator's epoch, what other consumers
 /// left pending claimed, then the state rebuilt from the persisted records and the partition's
@@ -14,6 +15,10 @@ extension KPIAggregator {
     /// at once rather than after the reclaim idle time. Run once the lease is taken and before the
     /// state is read.
     public func takeOver(consumer: String) async throws {
+        try await gate.serialized { try await self.takeOverNow(consumer: consumer) }
+    }
+
+    private func takeOverNow(consumer: String) async throws {
         try await redis.load(Self.fencedCommit)
         var batch = RedisCommandBuffer()
         batch.evalsha(Self.fencedCommit, keys: [keys.fence(partition: partition)], arguments: [String(epoch)],
@@ -45,6 +50,15 @@ extension KPIAggregator {
     /// then this partition's own records and retired counters.
     @discardableResult
     public func rebuild() async throws -> Int {
+        try await gate.serialized { try await self.rebuildNow() }
+    }
+
+    /// `rebuild()` inside the gate: dimension batches that arrive meanwhile wait in
+    /// `queuedDimensions` and are applied to the new state after it.
+    @discardableResult
+    func rebuildNow() async throws -> Int {
+        rebuilding = true
+        defer { rebuilding = false }
         try await redis.load(Self.fencedCommit)
         var fresh = KPIState()
         var records = 0
@@ -94,6 +108,13 @@ extension KPIAggregator {
         try Self.check(try await redis.send(batch, reloading: Self.fencedCommit))
         state = fresh
         needsRebuild = false
+        rebuilding = false
+        // What the feed delivered meanwhile (new deliveries now wait for the gate instead).
+        while !queuedDimensions.isEmpty {
+            let queued = queuedDimensions
+            queuedDimensions = []
+            for reads in queued { try await applyBatch(reads, own: false) }
+        }
         return records
     }
 

@@ -50,7 +50,7 @@ public actor KPIAggregator {
     var needsRebuild = true
     /// Operations one at a time (a batch, dimensions from the feed, a settle): each leaves the
     /// state and what is in flight consistent before the next starts.
-    private let gate = HandlerGate()
+    let gate = HandlerGate()
 
     /// `redis` is used for the aggregator's writes only (the runner reads on its own connections,
     /// so a write never waits behind a blocked read). `epoch` comes from the partition's lease.
@@ -96,8 +96,8 @@ public actor KPIAggregator {
     private var unconfirmed: [StreamRead] = []
     private var lastBatchBytes = 64 * 1024
     /// Dimension batches from the feed that arrived while the state was being rebuilt.
-    private var queuedDimensions: [[StreamRead]] = []
-    private var rebuilding = false
+    var queuedDimensions: [[StreamRead]] = []
+    var rebuilding = false
 
     /// Applies a batch of this partition's entries: state changes, records, XACK and the
     /// contribution's changes in one fenced commit. Returns once the commit is sent; `settle()`
@@ -139,13 +139,7 @@ public actor KPIAggregator {
     private func rebuildIfNeeded() async throws {
         guard needsRebuild else { return }
         try await flush()
-        rebuilding = true
-        defer { rebuilding = false }
-        try await rebuild()
-        rebuilding = false
-        let queued = queuedDimensions
-        queuedDimensions = []
-        for reads in queued { try await applyBatch(reads, own: false) }
+        try await rebuildNow()
         if !unconfirmed.isEmpty {
             try await applyBatch(unconfirmed, own: true)
             unconfirmed = []
@@ -174,7 +168,7 @@ public actor KPIAggregator {
             advice: "nothing: the aggregator holding the lease carries on; this one takes partitions again when they are its own")
     }
 
-    private func applyBatch(_ reads: [StreamRead], own: Bool) async throws {
+    func applyBatch(_ reads: [StreamRead], own: Bool) async throws {
         var commands = RedisCommandBuffer.scriptArguments(reservingCapacity: lastBatchBytes + lastBatchBytes / 4)
         var rejects: [(stream: String, entry: StreamEntry, reason: String, deliveries: Int?)] = []
         var through: [String] = []
@@ -197,7 +191,12 @@ public actor KPIAggregator {
                     if !own, !entity.isDimension { continue }
                     switch state.apply(event, origin: origin) {
                     case .applied: if own { records.append(KPIRecord.record(event)) }
-                    case .unchanged: break
+                    case .unchanged:
+                        // This partition's own dimension version, which the feed may have
+                        // brought first: persisted here all the same (its owner is the one that
+                        // persists it, with the XACK), or a rebuild after the entry is trimmed
+                        // would lack it.
+                        if own && entity.isDimension && state.holdsDimension(event) { records.append(KPIRecord.record(event)) }
                     case .beyondHorizon(let reason): if own { rejects.append((read.key, entry, reason, nil)) }
                     }
                 } catch {

@@ -11,10 +11,11 @@ import RedisWire
 
 /// The whole pipeline on a real 6-node Redis Cluster (3 primaries, 3 replicas, AOF on): the
 /// sample, and a generated history of 203,454 events in 4 partitions loaded by two loader
-/// processes and the aggregators while a primary is killed with -9 and another is taken over
-/// (CLUSTER FAILOVER TAKEOVER). The consumers follow the new topology by themselves; at the end
-/// nothing is pending, the tables equal the single-node load's checksums, the KPIs and the dead
-/// letters equal it, and `reconcile` exits 0.
+/// processes and two aggregator processes while a primary is killed with -9, a third aggregator
+/// joins, one of the first two is killed with -9, and another primary is taken over (CLUSTER
+/// FAILOVER TAKEOVER). The consumers follow the new topology by themselves and the partitions move
+/// to the aggregators alive; at the end nothing is pending, the tables equal the single-node
+/// load's checksums, the KPIs and the dead letters equal it, and `reconcile` exits 0.
 @Suite(.serialized) struct ClusterPipelineTests {
     @Test(.timeLimit(.minutes(5)))
     func theSampleOnAClusterGivesTheExpectedAnswers() async throws {
@@ -45,7 +46,7 @@ import RedisWire
     }
 
     @Test(.timeLimit(.minutes(12)))
-    func twoLoadersAndTheAggregatorsFollowFailovers() async throws {
+    func loadersAndAggregatorsFollowFailoversAndMembershipChanges() async throws {
         let reference = try await ReferenceRun.shared.result()
         let cluster = try await PrivateCluster.start()
         let postgres = try await PrivatePostgres.start()
@@ -67,7 +68,7 @@ import RedisWire
         processes.append(replay)
         var consumers: [(name: String, process: Process)] = []
         let consumerArguments = ["--namespace", namespace, "--partitions", "4", "--batch", "500", "--block-ms", "100", "--min-idle-ms", "2000"]
-        for (index, group) in ["warehouse", "warehouse", "kpi"].enumerated() {
+        func start(_ group: String, _ index: Int) throws {
             // One loader names a single node: it finds the rest of the cluster by itself.
             let url = index == 1 ? cluster.oneNodeURL : cluster.url
             let process = try TestServers.startWarehouse(
@@ -76,8 +77,10 @@ import RedisWire
             consumers.append(("\(group)-\(index)", process))
             processes.append(process)
         }
+        for (index, group) in ["warehouse", "warehouse", "kpi", "kpi"].enumerated() { try start(group, index) }
+        var killed: Set<String> = []
         func checkNoConsumerExited(_ moment: String) throws {
-            for (name, process) in consumers where !process.isRunning {
+            for (name, process) in consumers where !process.isRunning && !killed.contains(name) {
                 let log = (try? String(contentsOfFile: "\(logs)/\(name).log", encoding: .utf8)) ?? ""
                 Issue.record("\(name) exited (status \(process.terminationStatus)) by \(moment): \(log.suffix(2000))")
                 throw CancellationError()
@@ -93,6 +96,15 @@ import RedisWire
         try checkNoConsumerExited("the kill")
         try await cluster.startAgain(victim)
         try await cluster.waitUntilOK()
+        // A third aggregator joins (partitions move to it), then one of the first two is killed
+        // with -9 (its partitions are taken over once its lease and heartbeat expire).
+        try start("kpi", 4)
+        try await Task.sleep(for: .seconds(4))
+        let aggregatorKilled = consumers[2]
+        kill(aggregatorKilled.process.processIdentifier, SIGKILL)
+        killed.insert(aggregatorKilled.name)
+        await TestServers.waitForExit(aggregatorKilled.process)
+        try checkNoConsumerExited("the aggregator kill")
         // Then a forced failover of another primary (its replica takes over without agreement).
         let roles = try await cluster.roles()
         let other = try #require(roles.primaries.first { roles.replicaOf[$0] != nil && $0 != victim })
@@ -125,7 +137,7 @@ import RedisWire
             drainedTwice = try await Self.drained(layout, redis: redis) ? drainedTwice + 1 : 0
             try await Task.sleep(for: .milliseconds(500))
         }
-        for (name, process) in consumers {
+        for (name, process) in consumers where !killed.contains(name) {
             kill(process.processIdentifier, SIGTERM)
             await TestServers.waitForExit(process)
             #expect(process.terminationReason == .exit && process.terminationStatus == 0, "\(name)")
@@ -141,6 +153,11 @@ import RedisWire
         #expect(try await FaultRun.deadLetterSources(layout, redis: redis) == reference.deadLetters)
         let reconcile = try await TestServers.runWarehouse(["reconcile", "--json", "--namespace", namespace], environment: environment)
         #expect(reconcile.status == 0, "\(reconcile.stdout) \(reconcile.stderr)")
+        // The partitions did move: the aggregator that joined took some, and the killed one's were taken over.
+        let joined = (try? String(contentsOfFile: "\(logs)/kpi-4.log", encoding: .utf8)) ?? ""
+        #expect(joined.contains("took partition"), "the aggregator that joined owns partitions: \(joined.suffix(1500))")
+        let survivor = (try? String(contentsOfFile: "\(logs)/kpi-3.log", encoding: .utf8)) ?? ""
+        #expect(survivor.contains("moves to another aggregator"), "partitions moved away from a first aggregator when the third joined")
         print("cluster failover: primary :\(victim) killed -9, :\(other) taken over; replay runs \(replayRuns + 1), "
               + "the last republished \(republished) events")
     }
