@@ -59,6 +59,7 @@ extension KPIAggregator {
     func rebuildNow() async throws -> Int {
         rebuilding = true
         defer { rebuilding = false }
+        knownTopology = await redis.topologyChanges
         try await redis.load(Self.fencedCommit)
         var fresh = KPIState()
         var records = 0

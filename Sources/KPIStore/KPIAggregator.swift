@@ -48,6 +48,8 @@ public actor KPIAggregator {
     var state = KPIState()
     var tracker = ContributionTracker()
     var needsRebuild = true
+    /// The writer connection's `topologyChanges` when the state was last read from Redis.
+    var knownTopology = 0
     /// Operations one at a time (a batch, dimensions from the feed, a settle): each leaves the
     /// state and what is in flight consistent before the next starts.
     let gate = HandlerGate()
@@ -235,7 +237,23 @@ public actor KPIAggregator {
         try await flush()
         let redis = self.redis
         lastBatchBytes = batch.bytes.count
-        inFlight = (Task.detached { try Self.check(try await redis.send(batch, reloading: Self.fencedCommit)) }, own ? reads : [])
+        let known = knownTopology
+        inFlight = (Task.detached {
+            try Self.check(try await redis.send(batch, reloading: Self.fencedCommit))
+            try await Self.checkTopology(redis, known: known)
+        }, own ? reads : [])
+    }
+
+    /// Throws when the connection saw the server or the cluster change since `known` (a restart,
+    /// a failover): writes acknowledged before it may be missing from the server now, so what the
+    /// state holds in memory is read again (the commit is then treated as failed: its entries are
+    /// applied again after the rebuild, which changes nothing if it did survive).
+    static func checkTopology(_ redis: RedisConnection, known: Int) async throws {
+        let now = await redis.topologyChanges
+        guard now == known else {
+            throw RedisError(.connection, "the Redis server or cluster changed under this aggregator's commits (a restart or a failover may have "
+                             + "lost writes it acknowledged); reading the state again")
+        }
     }
 
     /// Records retired since the start (for the log and tests).

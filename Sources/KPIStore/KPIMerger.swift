@@ -27,6 +27,8 @@ public actor KPIMerger {
     /// Per partition: the last delta entry applied.
     public private(set) var cursors: [Int: StreamID] = [:]
     private let partitionOfKey: [String: Int]
+    /// The writer connection's `topologyChanges` when the contributions were last read whole.
+    private var knownTopology = 0
 
     public init(layout: StreamLayout, redis: RedisConnection, epoch: Int) {
         self.layout = layout
@@ -46,6 +48,7 @@ public actor KPIMerger {
     /// last delta id first, so nothing committed in between is missed: deltas carry absolute
     /// values, so applying one again is harmless) and rewrites the global view from their sum.
     public func start() async throws {
+        knownTopology = await redis.topologyChanges
         try await redis.load(KPIAggregator.fencedCommit)
         var fence = RedisCommandBuffer()
         fence.evalsha(KPIAggregator.fencedCommit, keys: [keys.fence], arguments: [String(epoch)], commands: RedisCommandBuffer.scriptArguments())
@@ -132,6 +135,9 @@ public actor KPIMerger {
         } catch {
             throw KPIAggregator.fenced(error)
         }
+        // After a restart or a failover the global view may have lost commits it acknowledged:
+        // the caller starts again (reads every contribution, rewrites every key).
+        try await KPIAggregator.checkTopology(redis, known: knownTopology)
     }
 
     func appendChangeRecord(

@@ -25,6 +25,14 @@ public struct RedisConfiguration: Sendable, Equatable {
     /// reply or a lost node refresh it at once). Default 10 s.
     public var topologyRefresh: Duration = .seconds(10)
 
+    /// Durability (`?wait_replicas=N[&wait_timeout_ms=T]` in the URL): after the commands a pipeline
+    /// sends to a primary, the client waits (`WAIT N T`) until N of its replicas have them, and
+    /// fails the call (a connection error, which callers retry or report) when fewer did in time.
+    /// Redis replicates asynchronously: without it, writes a primary acknowledged can be lost when
+    /// a replica takes over before receiving them. 0 (the default) does not wait.
+    public var replicaAcknowledgements = 0
+    public var replicaTimeout: Duration = .seconds(1)
+
     /// One node address to connect to.
     public struct Seed: Sendable, Equatable {
         public var host: String
@@ -103,6 +111,22 @@ public struct RedisConfiguration: Sendable, Equatable {
             }
             self.database = database
         }
+        for item in components.queryItems ?? [] {
+            switch item.name {
+            case "wait_replicas":
+                guard let count = item.value.flatMap(Int.init), count >= 0 else {
+                    throw RedisError(.configuration, "wait_replicas must be a number of replicas in \(Self.redacted(url))")
+                }
+                replicaAcknowledgements = count
+            case "wait_timeout_ms":
+                guard let milliseconds = item.value.flatMap(Int.init), milliseconds > 0 else {
+                    throw RedisError(.configuration, "wait_timeout_ms must be a positive number of milliseconds in \(Self.redacted(url))")
+                }
+                replicaTimeout = .milliseconds(milliseconds)
+            default:
+                throw RedisError(.configuration, "unknown option \(item.name) in \(Self.redacted(url)) (known: wait_replicas, wait_timeout_ms)")
+            }
+        }
         moreSeeds = more
         if !more.isEmpty && database != 0 {
             throw RedisError(.configuration, "several seed nodes name a Redis Cluster, which has only database 0: \(Self.redacted(url))")
@@ -119,6 +143,7 @@ public struct RedisConfiguration: Sendable, Equatable {
         }
         text += seeds.map { ClusterRouting.address(host: $0.host, port: $0.port) }.joined(separator: ",")
         text += "/\(database)"
+        if replicaAcknowledgements > 0 { text += "?wait_replicas=\(replicaAcknowledgements)&wait_timeout_ms=\(replicaTimeout.milliseconds)" }
         return text
     }
 

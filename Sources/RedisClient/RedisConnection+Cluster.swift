@@ -152,6 +152,7 @@ extension RedisConnection {
     private func dropNode(_ address: String, _ context: UnsafeMutablePointer<redisContext>, in cluster: ClusterState) -> RedisError {
         let error = connectionError(context, node: address)
         cluster.nodes[address] = nil
+        topologyChanges += 1
         // The node may have failed over: the map is read again before the next call.
         cluster.stale = true
         return error
@@ -211,6 +212,11 @@ extension RedisConnection {
                         if item.ask != nil { bytes += Self.asking }
                         bytes += batch.bytes[commands[item.index].range]
                     }
+                    if configuration.replicaAcknowledgements > 0 {
+                        var wait = RedisCommandBuffer()
+                        wait.append(bytes: Self.waitCommand(configuration))
+                        bytes += wait.bytes
+                    }
                     if let block { redisSetTimeout(context, timeval(configuration.socketTimeout + block)) }
                     let appended = bytes.withUnsafeBufferPointer { buffer in
                         buffer.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
@@ -225,6 +231,12 @@ extension RedisConnection {
             for (node, context, items) in written {
                 do {
                     let replies = try nodeReplies(items.map { $0.ask != nil }, node: node, context: context, in: cluster, decode: decode)
+                    if configuration.replicaAcknowledgements > 0 {
+                        var raw: UnsafeMutableRawPointer?
+                        guard redisGetReply(context, &raw) == REDIS_OK, let raw else { throw dropNode(node, context, in: cluster) }
+                        defer { freeReplyObject(raw) }
+                        try Self.checkReplicas(RedisReply(converting: raw.assumingMemoryBound(to: redisReply.self)), configuration, node: node)
+                    }
                     if block != nil, cluster.nodes[node] != nil { redisSetTimeout(context, timeval(configuration.socketTimeout)) }
                     for (item, reply) in zip(items, replies) {
                         switch reply {
@@ -232,6 +244,7 @@ extension RedisConnection {
                         case .failed(let error): decodeError = decodeError ?? error
                         case .redirect(.moved(let slot, let target)):
                             cluster.move(slot: slot, to: Self.resolve(target, askedNode: node))
+                            topologyChanges += 1
                             retry.append((item.index, nil))
                         case .redirect(.ask(_, let target)):
                             retry.append((item.index, Self.resolve(target, askedNode: node)))
@@ -349,7 +362,9 @@ extension RedisConnection {
                 if block != nil { redisSetTimeout(context, timeval(configuration.socketTimeout)) }
                 guard let redirect = ClusterRouting.redirect(error.message), round < Self.redirectRounds else { throw error }
                 switch redirect {
-                case .moved(let slot, let target): cluster.move(slot: slot, to: Self.resolve(target, askedNode: node))
+                case .moved(let slot, let target):
+                    cluster.move(slot: slot, to: Self.resolve(target, askedNode: node))
+                    topologyChanges += 1
                 case .ask(_, let target): ask = Self.resolve(target, askedNode: node)
                 case .retry:
                     usleep(useconds_t(50_000 * (round + 1)))

@@ -31,6 +31,12 @@ public actor RedisConnection {
     private var backoff: ReconnectBackoff
     /// How many times the connection was (re)established; 1 after `init`.
     public private(set) var connects = 0
+    /// How many times this connection saw the server side change under it: a lost connection
+    /// (the server restarted, or a cluster node failed), or a MOVED (a slot now served elsewhere,
+    /// as after a failover). Redis replicates asynchronously, so writes a primary acknowledged may
+    /// be missing from its successor: a writer that keeps state in memory compares this before
+    /// and after its commits and, when it moved, reads its state again from Redis.
+    public internal(set) var topologyChanges = 0
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor {
         thread.asUnownedSerialExecutor()
@@ -276,6 +282,16 @@ public actor RedisConnection {
         guard let context = box?.context else {
             throw RedisError(.connection, "not connected to \(configuration.redactedURL)")
         }
+        if configuration.replicaAcknowledgements > 0 {
+            var waiting = batch
+            waiting.append(bytes: Self.waitCommand(configuration))
+            return try exchange(waiting, on: context, blockingFor: block) {
+                let results = try readReplies(batch.count, on: context, decode: decode)
+                let acknowledged = try readReplies(1, on: context) { RedisReply(converting: $0) }[0]
+                try Self.checkReplicas(acknowledged, configuration, node: ClusterRouting.address(host: configuration.host, port: configuration.port))
+                return results
+            }
+        }
         return try exchange(batch, on: context, blockingFor: block) {
             try readReplies(batch.count, on: context, decode: decode)
         }
@@ -304,6 +320,20 @@ public actor RedisConnection {
         }
         if let decodeError { throw decodeError }
         return results
+    }
+
+    /// `WAIT n timeout` for `configuration`'s durability setting.
+    static func waitCommand(_ configuration: RedisConfiguration) -> [[UInt8]] {
+        [Array("WAIT".utf8), Array(String(configuration.replicaAcknowledgements).utf8),
+         Array(String(max(1, configuration.replicaTimeout.milliseconds)).utf8)]
+    }
+
+    /// Throws unless the WAIT reply counts enough replicas.
+    static func checkReplicas(_ reply: RedisReply, _ configuration: RedisConfiguration, node: String) throws {
+        guard let count = reply.int, count >= configuration.replicaAcknowledgements else {
+            throw RedisError(.connection, "\(node): only \(reply.int.map(String.init) ?? "\(reply)") of the \(configuration.replicaAcknowledgements) "
+                             + "replica(s) asked for acknowledged the writes within \(configuration.replicaTimeout.milliseconds) ms")
+        }
     }
 
     /// The flat reply buffer of this connection's stream reads (reused: no growth after warm-up).
@@ -377,6 +407,7 @@ public actor RedisConnection {
     private func dropConnection(_ context: UnsafeMutablePointer<redisContext>) -> RedisError {
         let error = connectionError(context, node: ClusterRouting.address(host: configuration.host, port: configuration.port))
         box = nil
+        topologyChanges += 1
         backoff.reset()
         return error
     }

@@ -72,6 +72,20 @@ import RedisWire
         var both = RedisCommandBuffer()
         both.append("GET", key); both.append("GET", newKey); both.append("GET", "k:1")
         #expect(try await redis.send(both).map(\.string) == ["before", "asked", "v1"])
+
+        // Durability on request: every primary written to waits for its replica (WAIT 1); asking
+        // for two replicas, where each primary has one, fails the call instead of passing silently.
+        let durable = try await RedisConnection(url: cluster.url.replacingOccurrences(of: "/0", with: "/0?wait_replicas=1"))
+        #expect(try await durable.send(writes).allSatisfy { $0 == .status("OK") })
+        let tooMany = try await RedisConnection(url: cluster.url.replacingOccurrences(of: "/0", with: "/0?wait_replicas=2&wait_timeout_ms=100"))
+        await #expect(throws: RedisError.self) { _ = try await tooMany.send(writes) }
+        let standaloneWaiting = try await RedisConnection(url: try TestServers.redisURL() + "?wait_replicas=1&wait_timeout_ms=50")
+        do {
+            _ = try await standaloneWaiting.command("SET", "sw-wait-probe", "1")
+            Issue.record("a single Redis has no replica: WAIT 1 must fail the call")
+        } catch let error as RedisError {
+            #expect(error.message.contains("only 0 of the 1 replica"), "\(error)")
+        }
     }
 
     /// A primary killed with -9: calls fail (a connection error, which callers retry) until its

@@ -78,5 +78,12 @@ struct ClusterRoutingTests {
         #expect(try RedisConfiguration(url: "redis://h1:7000").seeds.count == 1)
         #expect(throws: RedisError.self) { try RedisConfiguration(url: "redis://h1:7000,h2:x/0") }
         #expect(throws: RedisError.self) { try RedisConfiguration(url: "redis://h1:7000,h2:7001/2") }
+        let durable = try RedisConfiguration(url: "redis://h1:7000,h2:7001/0?wait_replicas=1&wait_timeout_ms=250")
+        #expect(durable.replicaAcknowledgements == 1 && durable.replicaTimeout == .milliseconds(250) && durable.seeds.count == 2)
+        #expect(durable.redactedURL == "redis://h1:7000,h2:7001/0?wait_replicas=1&wait_timeout_ms=250")
+        #expect(try RedisConfiguration(url: "redis://h1/0").replicaAcknowledgements == 0)
+        for bad in ["redis://h1/0?wait_replicas=x", "redis://h1/0?wait_timeout_ms=0", "redis://h1/0?nope=1"] {
+            #expect(throws: RedisError.self, "\(bad)") { try RedisConfiguration(url: bad) }
+        }
     }
 }
