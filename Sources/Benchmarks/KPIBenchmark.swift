@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import ServiceLifecycle
 #if canImport(Glibc)
 import Glibc
@@ -120,7 +121,8 @@ public struct KPIBenchmark: Sendable {
         progress("rebuild after a restart: \(String(format: "%.2f", rebuild)) s")
 
         // 3. Freshness under a steady producer, the aggregator running.
-        let freshness = try await measureFreshness(layout: layout, streams: streams, progress: progress)
+        let freshness = try await Self.measureFreshness(
+            url: configuration.redisURL, layout: layout, batch: batch, rate: rate, seconds: freshnessSeconds, progress: progress)
 
         // 4. `kpis` reads.
         var latencies: [Double] = []
@@ -146,14 +148,30 @@ public struct KPIBenchmark: Sendable {
     /// an observer blocks on the change stream; an event is readable once a change record's
     /// `through` covers its entry id. Latency = when the observer read that record − when the
     /// producer sent the event.
-    private func measureFreshness(layout: StreamLayout, streams: [String], progress: @Sendable (String) -> Void) async throws -> Freshness {
-        let url = configuration.redisURL
-        var options = ConsumerGroupRunner.Options(group: "kpi", consumer: "bench-aggregator", streams: streams)
-        options.batchSize = batch
-        options.block = .seconds(1)
+    /// With `aggregators` aggregator processes' worth of services running in process (the
+    /// partitions shared among them), order lines XADDed to partition 0 at `rate`/s for `seconds`.
+    static func measureFreshness(
+        url: String, layout: StreamLayout, batch: Int, rate: Int, seconds freshnessSeconds: Double, aggregators count: Int = 1,
+        progress: @Sendable (String) -> Void
+    ) async throws -> Freshness {
         let (readiness, ready) = AsyncStream<Void>.makeStream()
-        let (group, _) = KPIAggregator.serviceGroup(options, layout: layout, url: url, ready: { ready.yield(); ready.finish() })
-        let aggregator = Task { try await group.run() }
+        var groups: [ServiceGroup] = []
+        let readyCount = ReadyCount(count)
+        for index in 0..<count {
+            var options = ConsumerGroupRunner.Options(group: "kpi", consumer: "bench-aggregator-\(index)", streams: layout.allStreams)
+            options.batchSize = batch
+            options.block = .seconds(1)
+            groups.append(KPIAggregator.serviceGroup(options, layout: layout, url: url, leaseTTL: .seconds(3), ready: {
+                if readyCount.decrement() { ready.yield(); ready.finish() }
+            }).group)
+        }
+        let running = groups
+        let aggregator = Task {
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                for group in running { tasks.addTask { try await group.run() } }
+                try await tasks.waitForAll()
+            }
+        }
         let changes = KPIKeys(layout: layout).changes
         let orders = layout.streamKey(.orders, partition: 0)
         let observerRedis = try await RedisConnection(url: url)
@@ -213,7 +231,7 @@ public struct KPIBenchmark: Sendable {
         }
         try await Task.sleep(for: .milliseconds(300))
         observer.cancel()
-        await group.triggerGracefulShutdown()
+        for group in groups { await group.triggerGracefulShutdown() }
         let marks = try await observer.value
         try await aggregator.value
 
@@ -245,10 +263,21 @@ public struct KPIBenchmark: Sendable {
     static func cleanUp(_ layout: StreamLayout, url: String) async throws {
         let redis = try await RedisConnection(url: url)
         let keys = try await redis.scanKeys(match: "\(layout.namespace):*")
+        // One key per command: on a cluster the keys live in many slots.
         var start = 0
         while start < keys.count {
-            _ = try await redis.command(["UNLINK"] + keys[start..<min(start + 1000, keys.count)])
+            var batch = RedisCommandBuffer()
+            for key in keys[start..<min(start + 1000, keys.count)] { batch.append("UNLINK", key) }
+            _ = try await redis.send(batch)
             start += 1000
         }
     }
+}
+
+/// Counts down the aggregators that announced they are ready.
+final class ReadyCount: Sendable {
+    private let left: Mutex<Int>
+    init(_ count: Int) { left = Mutex(count) }
+    /// True for the call that brings it to zero.
+    func decrement() -> Bool { left.withLock { $0 -= 1; return $0 == 0 } }
 }

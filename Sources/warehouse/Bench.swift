@@ -1,13 +1,14 @@
 import ArgumentParser
 import Foundation
 import Benchmarks
+import StreamRuntime
 
 extension Warehouse {
     /// `warehouse bench …`: benchmarks that print figures (build with -c release first).
     struct Bench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Benchmarks that print their figures (run a release build).",
-            subcommands: [Clients.self, ReplayBench.self, LoadBench.self, KPIBench.self, DashboardBench.self]
+            subcommands: [Clients.self, ReplayBench.self, LoadBench.self, KPIBench.self, DashboardBench.self, ClusterBench.self]
         )
     }
 }
@@ -251,4 +252,57 @@ func runBenchmark<Result: Encodable & Sendable>(
         if !json { FileHandle.standardError.write(Data(("  " + line + "\n").utf8)) }
     }
     if json { try printEncodedJSON(result) } else { print(describe(result)) }
+
+}
+
+extension Warehouse.Bench {
+    /// `warehouse bench cluster`: replay, loader and aggregators on one Redis and on a cluster.
+    struct ClusterBench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "cluster",
+            abstract: "Events/s of replay, loader (2 consumers) and aggregators (2) on a single Redis vs a Redis Cluster, and freshness on the cluster.",
+            discussion: "scripts/bench-cluster.sh starts both (a throwaway single Redis and 6-node cluster) and runs it. On one machine the cluster cannot be faster: it shows what it costs here and that the same code runs and stays exact.")
+
+        @OptionGroup var connection: ConnectionOptions
+
+        @Option(help: "The Redis Cluster's URL (any node, or a list of seed nodes).")
+        var clusterURL: String
+
+        @Option(help: "Order lines in the generated set (about 3.2 events each).")
+        var orderLines = 60_000
+
+        @Option(help: "Stream partitions.")
+        var partitions = 4
+
+        @Option(help: "Producer rate for the freshness measurement on the cluster, events/s.")
+        var rate = 5000
+
+        @Option(help: "Seconds the producer runs.")
+        var seconds: Double = 10
+
+        @Flag(help: "Print one JSON object.")
+        var json = false
+
+        func run() async throws {
+            let servers = connection.servers
+            let bench = ClusterBenchmark(single: servers.redisURL, cluster: clusterURL, databaseURL: servers.databaseURL,
+                                         orderLines: orderLines, partitions: partitions, rate: rate, seconds: seconds)
+            let result = try await bench.run { line in if !json { print(line) } }
+            if json {
+                try printEncodedJSON(result)
+                return
+            }
+            print("")
+            print("target    primaries    events   replay ev/s   loader ev/s   aggregators ev/s")
+            for target in result.targets {
+                print(target.name.padding(toLength: 10, withPad: " ", startingAt: 0)
+                      + String(format: "%9d %9d %13.0f %13.0f %18.0f", target.primaries, target.events, target.replayEventsPerSecond,
+                               target.loaderEventsPerSecond, target.aggregatorsEventsPerSecond))
+            }
+            if let freshness = result.targets.last?.freshness {
+                print(String(format: "freshness on the cluster at %d events/s: p50 %.2f ms, p99 %.2f ms, max %.2f ms",
+                             freshness.rate, freshness.p50Milliseconds, freshness.p99Milliseconds, freshness.maxMilliseconds))
+            }
+        }
+    }
 }
