@@ -39,6 +39,7 @@ pg_port=${SW_PG_PORT:-15432}
 redis_url="redis://127.0.0.1:$redis_port/0"
 cluster=no
 [ "${2:-}" = "--cluster" ] && cluster=yes
+# `env --cluster` / `status --cluster` name the cluster too; so does `down`, which stops whatever runs.
 cluster_port=${SW_CLUSTER_PORT:-17000}
 cluster_ports=() cluster_bus=()
 for i in 0 1 2 3 4 5; do cluster_ports+=($((cluster_port + i))); cluster_bus+=($((cluster_port + 100 + i))); done

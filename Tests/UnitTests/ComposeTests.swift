@@ -37,7 +37,8 @@ import PostgresClient
 
     @Test func everyCommandIsARealSubcommandWithValidFlags() throws {
         let services = try Self.warehouseServices()
-        #expect(Set(services.keys) == ["migrate", "warehouse-consumer", "kpi-aggregator", "dashboard", "replay"])
+        #expect(Set(services.keys) == ["migrate", "warehouse-consumer", "kpi-aggregator", "dashboard", "replay",
+                                       "warehouse-consumer-cluster", "kpi-aggregator-cluster", "dashboard-cluster", "replay-cluster"])
         var subcommands: [String: String] = [:]
         for (name, service) in services {
             let command = try #require(service["command"] as? [String], "\(name) has a command in exec form")
@@ -53,6 +54,8 @@ import PostgresClient
         #expect(subcommands["migrate"] == "migrate")
         #expect(subcommands["warehouse-consumer"] == "consume" && subcommands["kpi-aggregator"] == "consume")
         #expect(subcommands["dashboard"] == "dashboard" && subcommands["replay"] == "replay")
+        #expect(subcommands["warehouse-consumer-cluster"] == "consume" && subcommands["kpi-aggregator-cluster"] == "consume")
+        #expect(subcommands["dashboard-cluster"] == "dashboard" && subcommands["replay-cluster"] == "replay")
         // The parser is strict: a misspelt flag would have failed above.
         #expect(throws: (any Error).self) { try Warehouse.parseAsRoot(["consume", "--gruop", "kpi"]) }
         #expect(throws: (any Error).self) { try Warehouse.parseAsRoot(["consume", "--group", "kpi", "--state-retention", "soon"]) }
@@ -106,7 +109,15 @@ import PostgresClient
             let command = (service["command"] as? [String]) ?? []
             if command.contains("consume") || command.contains("dashboard") || command.contains("replay") {
                 #expect(dependencies["migrate"]?["condition"] as? String == "service_completed_successfully", "\(name) starts after the migration")
-                #expect(dependencies["redis"]?["condition"] as? String == "service_healthy", "\(name) waits for Redis")
+                if (service["profiles"] as? [String])?.contains("cluster") == true {
+                    #expect(dependencies["redis-cluster-init"]?["condition"] as? String == "service_completed_successfully",
+                            "\(name) waits for the cluster to be created")
+                    let url = (service["environment"] as? [String: Any])?["REDIS_URL"] as? String ?? ""
+                    #expect(url.hasPrefix("redis://redis-node-1:6379,redis-node-2:6379"), "\(name) names cluster seed nodes: \(url)")
+                    #expect(try RedisConfiguration(url: url).seeds.count == 3)
+                } else {
+                    #expect(dependencies["redis"]?["condition"] as? String == "service_healthy", "\(name) waits for Redis")
+                }
             }
             // Scalable services must not pin a container name or a host port.
             if name == "warehouse-consumer" || name == "kpi-aggregator" {
@@ -116,6 +127,16 @@ import PostgresClient
         #expect((services["migrate"]?["depends_on"] as? [String: [String: Any]])?["postgres"]?["condition"] as? String == "service_healthy")
         #expect((services["dashboard"]?["ports"] as? [String]) == ["127.0.0.1:5000:5000"])
         #expect((services["replay"]?["profiles"] as? [String]) == ["replay"])
+        // The cluster profile: six nodes with cluster mode, an AOF and a volume each, created once.
+        for index in 1...6 {
+            let node = try #require(services["redis-node-\(index)"])
+            let command = ((node["command"] as? [String]) ?? []).joined(separator: " ")
+            #expect(command.contains("--cluster-enabled yes") && command.contains("--appendonly yes"), "redis-node-\(index)")
+            #expect(node["healthcheck"] != nil && (node["profiles"] as? [String]) == ["cluster"])
+            #expect(((node["volumes"] as? [String]) ?? []).contains { volumes.contains(String($0.split(separator: ":")[0])) })
+        }
+        let initCommand = ((services["redis-cluster-init"]?["command"] as? [String]) ?? []).joined(separator: " ")
+        #expect(initCommand.contains("--cluster create") && initCommand.contains("--cluster-replicas 1"))
         #expect(services["migrate"]?["build"] != nil, "one service builds the image the others run")
         for (name, service) in try Self.warehouseServices() where service["build"] == nil {
             #expect(service["pull_policy"] as? String == "never", "\(name) runs the image `migrate` builds; it must not be pulled")
