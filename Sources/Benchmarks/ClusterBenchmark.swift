@@ -119,7 +119,9 @@ public struct ClusterBenchmark: Sendable {
                     options.batchSize = 2000
                     options.block = .milliseconds(100)
                     options.untilDrained = true
-                    return try await KPIAggregator.consume(options, layout: layout, url: url, leaseTTL: .seconds(3)).entries
+                    return try await KPIAggregator.consume(options, layout: layout, url: url, leaseTTL: .seconds(3), log: { line in
+                        if ProcessInfo.processInfo.environment["SW_BENCH_LOG"] != nil { FileHandle.standardError.write(Data("aggregator \(index): \(line)\n".utf8)) }
+                    }).entries
                 }
             }
             return try await group.reduce(0, +)

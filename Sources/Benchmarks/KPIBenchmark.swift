@@ -161,7 +161,9 @@ public struct KPIBenchmark: Sendable {
             var options = ConsumerGroupRunner.Options(group: "kpi", consumer: "bench-aggregator-\(index)", streams: layout.allStreams)
             options.batchSize = batch
             options.block = .seconds(1)
-            groups.append(KPIAggregator.serviceGroup(options, layout: layout, url: url, leaseTTL: .seconds(3), ready: {
+            groups.append(KPIAggregator.serviceGroup(options, layout: layout, url: url, leaseTTL: .seconds(3), log: { line in
+                if ProcessInfo.processInfo.environment["SW_BENCH_LOG"] != nil { FileHandle.standardError.write(Data("aggregator \(index): \(line)\n".utf8)) }
+            }, ready: {
                 if readyCount.decrement() { ready.yield(); ready.finish() }
             }).group)
         }

@@ -206,9 +206,13 @@ public final class KPIAggregatorService: Service {
                 if merging == nil, let epoch = try await mergeLease.tryTake(on: control) {
                     merging = startMerger(epoch: epoch, lease: mergeLease)
                 }
-                if !announcedReady, merging != nil, desired.allSatisfy({ owned[$0] != nil }) {
-                    announcedReady = true
-                    ready?()
+                // Ready once its own partitions are taken and a merge stage runs (here or elsewhere).
+                if !announcedReady, desired.allSatisfy({ owned[$0] != nil }) {
+                    let merged = merging != nil ? true : try await control.command("EXISTS", keys.lease).int == 1
+                    if merged {
+                        announcedReady = true
+                        ready?()
+                    }
                 }
                 if options.untilDrained, try await drained(owned: owned, merging: merging, feed: feed, control: control) { break }
             } catch where FailureClass.of(error) == .transient {
@@ -345,9 +349,10 @@ extension KPIAggregator {
 
     /// Runs the aggregator in process until it is done (`untilDrained`).
     public static func consume(
-        _ options: ConsumerGroupRunner.Options, layout: StreamLayout, url: String, leaseTTL: Duration = .seconds(10)
+        _ options: ConsumerGroupRunner.Options, layout: StreamLayout, url: String, leaseTTL: Duration = .seconds(10),
+        log: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws -> ConsumerGroupRunner.Stats {
-        let (group, aggregator) = serviceGroup(options, layout: layout, url: url, leaseTTL: leaseTTL)
+        let (group, aggregator) = serviceGroup(options, layout: layout, url: url, leaseTTL: leaseTTL, log: log)
         try await group.run()
         return aggregator.stats
     }

@@ -213,6 +213,37 @@ import Dashboard
         #expect(consumer.terminationStatus == 0)
     }
 
+    /// Two aggregators in one process, the partitions shared between them, both until drained:
+    /// both return, and the KPIs are the expected answers.
+    @Test(.timeLimit(.minutes(2)))
+    func twoAggregatorsSharePartitionsAndDrain() async throws {
+        let redis = try await TestServers.redis()
+        let layout = StreamLayout(namespace: TestServers.unique("swk2"), partitions: 4)
+        _ = try await TestServers.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
+        let url = try TestServers.redisURL()
+        let log = TestServers.unique("/tmp/sw-k2") + ".log"
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let sink = FileHandle(forWritingAtPath: log)!
+        let write: @Sendable (String) -> Void = { line in sink.write(Data((line + "\n").utf8)) }
+        let entries = try await withThrowingTaskGroup(of: Int.self) { group in
+            for index in 0..<2 {
+                group.addTask {
+                    var options = ConsumerGroupRunner.Options(group: "kpi", consumer: "k2-\(index)", streams: layout.allStreams)
+                    options.block = .milliseconds(50)
+                    options.untilDrained = true
+                    let aggregator = KPIAggregatorService(options: options, layout: layout, url: url, leaseTTL: .seconds(2),
+                                                          log: { write("\(index): \($0)") })
+                    try await aggregator.run()
+                    return aggregator.stats.entries
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        #expect(entries >= 417)
+        #expect(try await KPISnapshot.read(KPIKeys(layout: layout), on: redis).summary == (try Self.expectedSummary),
+                "\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+    }
+
     static func orderFields(_ order: String, eventID: String) -> [String] {
         ["order_id", order, "line_number", "1", "customer_id", "C001", "product_id", "P001", "quantity", "1",
          "unit_price", "10.00", "discount", "0", "status", "placed", "order_ts", "2024-03-01T10:00:00Z",
