@@ -15,7 +15,7 @@ extension KPIAggregator {
     /// at once rather than after the reclaim idle time. Run once the lease is taken and before the
     /// state is read.
     public func takeOver(consumer: String) async throws {
-        try await gate.serialized { try await self.takeOverNow(consumer: consumer) }
+        try await exclusively { try await takeOverNow(consumer: consumer) }
     }
 
     private func takeOverNow(consumer: String) async throws {
@@ -50,7 +50,7 @@ extension KPIAggregator {
     /// then this partition's own records and retired counters.
     @discardableResult
     public func rebuild() async throws -> Int {
-        try await gate.serialized { try await self.rebuildNow() }
+        try await exclusively { try await rebuildNow() }
     }
 
     /// `rebuild()` inside the gate: dimension batches that arrive meanwhile wait in

@@ -52,7 +52,22 @@ public actor KPIAggregator {
     var knownTopology = 0
     /// Operations one at a time (a batch, dimensions from the feed, a settle): each leaves the
     /// state and what is in flight consistent before the next starts.
-    let gate = HandlerGate()
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    /// Runs `body` when no other operation is in progress (within the actor: no hop to another
+    /// executor on the hot path).
+    func exclusively<T>(_ body: () async throws -> T) async throws -> T {
+        if busy {
+            await withCheckedContinuation { waiting.append($0) }
+        } else {
+            busy = true
+        }
+        defer {
+            if waiting.isEmpty { busy = false } else { waiting.removeFirst().resume() }
+        }
+        return try await body()
+    }
 
     /// `redis` is used for the aggregator's writes only (the runner reads on its own connections,
     /// so a write never waits behind a blocked read). `epoch` comes from the partition's lease.
@@ -107,7 +122,7 @@ public actor KPIAggregator {
     /// anything else is applied, so the caller retries a failed call with the same entries and
     /// nothing is lost or doubled.
     public func apply(_ reads: [StreamRead]) async throws {
-        try await gate.serialized { try await self.guarded { try await self.applyBatch(reads, own: true) } }
+        try await exclusively { try await guarded { try await applyBatch(reads, own: true) } }
     }
 
     /// Applies dimension entries read from any partition's streams by the process's feed (no
@@ -118,13 +133,13 @@ public actor KPIAggregator {
             queuedDimensions.append(reads)
             return
         }
-        try await gate.serialized { try await self.guarded { try await self.applyBatch(reads, own: false) } }
+        try await exclusively { try await guarded { try await applyBatch(reads, own: false) } }
     }
 
     /// Waits until everything applied so far is committed (rebuilding and committing again what a
     /// failed commit left out); throws what still fails.
     public func settle() async throws {
-        try await gate.serialized { try await self.guarded { try await self.flush() } }
+        try await exclusively { try await guarded { try await flush() } }
     }
 
     private func guarded(_ body: () async throws -> Void) async throws {

@@ -108,7 +108,7 @@ public final class KPIAggregatorService: Service {
         defer { feed.stop() }
         let aggregators = self.aggregators
         let feedTask = Task {
-            for await reads in feed.batches {
+            while let reads = await feed.next() {
                 for aggregator in aggregators.all {
                     // A failure marks the aggregator for a rebuild, which reads every dimension again.
                     try? await aggregator.applyDimensions(reads)
@@ -291,7 +291,7 @@ public final class KPIAggregatorService: Service {
                 let tail = try await StreamTail(cursors: await merger.deltaCursors, configuration: writer.configuration, block: block, log: log)
                 defer { tail.stop() }
                 do {
-                    for await reads in tail.batches {
+                    while let reads = await tail.next() {
                         if Task.isCancelled { break }
                         try await merger.apply(reads)
                     }

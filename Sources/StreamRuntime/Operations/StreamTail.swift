@@ -7,10 +7,27 @@ import Synchronization
 /// per slot, each slot by a task and a connection of its own that blocks on its node; on a single
 /// Redis one blocking XREAD covers them all. Batches arrive on `batches` as they are read;
 /// transient failures (a lost node, a failover) are waited out and the read goes on from the
-/// same cursor.
+/// same cursor. `next()` hands over everything read since the last call at once, so a consumer
+/// slower than the entries arrive processes them in larger batches instead of queueing behind
+/// them one by one.
 public final class StreamTail: Sendable {
-    public let batches: AsyncStream<[StreamRead]>
+    private let signals: Signals
+    private let pending: Pending
+
+    /// The readers' "something arrived" signals, and their one iterator (only the consumer's
+    /// task calls `next()`).
+    final class Signals: @unchecked Sendable {
+        var iterator: AsyncStream<Void>.AsyncIterator
+        init(_ stream: AsyncStream<Void>) { iterator = stream.makeAsyncIterator() }
+    }
     private let tasks: [Task<Void, Never>]
+
+    /// What the readers have read and the consumer not yet taken.
+    final class Pending: Sendable {
+        let reads = Mutex<(items: [StreamRead], finished: Bool)>(([], false))
+        /// Entries held before the readers wait for the consumer.
+        let limit = 20_000
+    }
     /// Per key, the last id handed over.
     private let positions: Positions
 
@@ -24,8 +41,10 @@ public final class StreamTail: Sendable {
         cursors: [String: StreamID], configuration: RedisConfiguration, count: Int = 1000, block: Duration = .seconds(2),
         log: @escaping @Sendable (String) -> Void
     ) async throws {
-        let (stream, continuation) = AsyncStream<[StreamRead]>.makeStream(bufferingPolicy: .bufferingOldest(64))
-        batches = stream
+        let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        signals = Signals(stream)
+        let pending = Pending()
+        self.pending = pending
         let positionsOfAll = Positions(cursors)
         positions = positionsOfAll
         let first = try await RedisConnection(configuration: configuration)
@@ -48,7 +67,14 @@ public final class StreamTail: Sendable {
                         for read in nonEmpty {
                             if let index = keys.firstIndex(of: read.key), let last = read.entries.last { positions[index] = last.id }
                         }
-                        if !nonEmpty.isEmpty, case .terminated = await Self.deliver(nonEmpty, to: continuation) { return }
+                        if !nonEmpty.isEmpty {
+                            // Bounded: wait while the consumer has many entries still to take.
+                            while pending.reads.withLock({ $0.items.reduce(0) { $0 + $1.entries.count } }) > pending.limit, !Task.isCancelled {
+                                try? await Task.sleep(for: .milliseconds(5))
+                            }
+                            pending.reads.withLock { $0.items += nonEmpty }
+                            if case .terminated = continuation.yield() { return }
+                        }
                         positionsOfAll.ids.withLock { all in for (key, id) in zip(keys, positions) { all[key] = id } }
                     } catch {
                         if Task.isCancelled { return }
@@ -66,18 +92,22 @@ public final class StreamTail: Sendable {
         }
     }
 
-    /// Hands a batch over, waiting while the consumer is behind (the buffer is bounded).
-    private static func deliver(
-        _ reads: [StreamRead], to continuation: AsyncStream<[StreamRead]>.Continuation
-    ) async -> AsyncStream<[StreamRead]>.Continuation.YieldResult {
+    /// Everything read since the last call (waiting until there is something); nil once the
+    /// readers stopped. One consumer task only.
+    public func next() async -> [StreamRead]? {
         while true {
-            let result = continuation.yield(reads)
-            if case .dropped = result {
-                if Task.isCancelled { return result }
-                try? await Task.sleep(for: .milliseconds(5))
-                continue
+            let taken = pending.reads.withLock { state -> [StreamRead] in
+                defer { state.items = [] }
+                return state.items
             }
-            return result
+            if !taken.isEmpty { return taken }
+            guard await signals.iterator.next() != nil else {
+                let last = pending.reads.withLock { state -> [StreamRead] in
+                    defer { state.items = [] }
+                    return state.items
+                }
+                return last.isEmpty ? nil : last
+            }
         }
     }
 
