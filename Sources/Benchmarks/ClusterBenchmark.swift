@@ -76,7 +76,27 @@ public struct ClusterBenchmark: Sendable {
         let primaries = try await redis.primaryAddresses().count
         let tag = "\(getpid())\(name)"
         let layout = StreamLayout(namespace: "swbenchcluster\(tag)", partitions: partitions)
-        defer { Task { try? await KPIBenchmark.cleanUp(layout, url: url) } }
+        let schema = "sw_bench_cluster_\(tag)"
+        do {
+            let target = try await stages(name: name, url: url, primaries: primaries, layout: layout, schema: schema, folder: folder, progress: progress)
+            try await cleanUp(layout: layout, url: url, schema: schema)
+            return target
+        } catch {
+            try? await cleanUp(layout: layout, url: url, schema: schema)
+            throw error
+        }
+    }
+
+    private func cleanUp(layout: StreamLayout, url: String, schema: String) async throws {
+        try await KPIBenchmark.cleanUp(layout, url: url)
+        try await PostgresConnection(databaseURL).executeScript("DROP SCHEMA IF EXISTS \(schema) CASCADE")
+    }
+
+    private func stages(
+        name: String, url: String, primaries: Int, layout: StreamLayout, schema: String, folder: String,
+        progress: @escaping @Sendable (String) -> Void
+    ) async throws -> Target {
+        let redis = try await RedisConnection(url: url)
 
         var replay = Replayer.Options(dataDirectory: folder)
         replay.layout = layout
@@ -85,9 +105,7 @@ public struct ClusterBenchmark: Sendable {
         progress("\(name) (\(primaries) primar\(primaries == 1 ? "y" : "ies")): replay \(report.events) events, \(Int(replayRate)) events/s")
 
         // Two loader consumers into an empty schema.
-        let schema = "sw_bench_cluster_\(tag)"
         let (schemaURL, _) = try await BenchmarkSchema.create(schema, databaseURL: databaseURL)
-        defer { Task { try? await PostgresConnection(databaseURL).executeScript("DROP SCHEMA \(schema) CASCADE") } }
         let clock = ContinuousClock()
         var start = clock.now
         let loaded = try await withThrowingTaskGroup(of: Int.self) { group in

@@ -193,9 +193,10 @@ public struct KPIBenchmark: Sendable {
             }
             return marks
         }
-        // Let the aggregator start (lease, rebuild) before producing.
+        // Let the aggregators start (leases, rebuilds; with several, the partitions that move once
+        // the last one joins) before producing.
         for await _ in readiness {}
-        try await Task.sleep(for: .milliseconds(200))
+        try await Task.sleep(for: count > 1 ? .seconds(3) : .milliseconds(200))
         let producer = try await RedisConnection(url: url)
         let clock = ContinuousClock()
         let total = Int(Double(rate) * freshnessSeconds)

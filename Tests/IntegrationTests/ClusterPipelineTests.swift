@@ -134,7 +134,7 @@ import RedisWire
         while drainedTwice < 2 {
             try checkNoConsumerExited("the drain")
             try #require(ContinuousClock.now < deadline, "the groups did not drain in time")
-            drainedTwice = try await Self.drained(layout, redis: redis) ? drainedTwice + 1 : 0
+            drainedTwice = try await FaultRun.drained(layout, redis: redis) ? drainedTwice + 1 : 0
             try await Task.sleep(for: .milliseconds(500))
         }
         for (name, process) in consumers where !killed.contains(name) {
@@ -160,18 +160,5 @@ import RedisWire
         #expect(survivor.contains("moves to another aggregator"), "partitions moved away from a first aggregator when the third joined")
         print("cluster failover: primary :\(victim) killed -9, :\(other) taken over; replay runs \(replayRuns + 1), "
               + "the last republished \(republished) events")
-    }
-
-    /// Both groups exist on every stream with nothing pending and nothing left to read.
-    static func drained(_ layout: StreamLayout, redis: RedisConnection) async throws -> Bool {
-        for key in layout.allStreams {
-            let groups = try await redis.xinfoGroups(key).filter { ["warehouse", "kpi"].contains($0.name) }
-            guard groups.count == 2 else { return false }
-            for group in groups {
-                if group.pending > 0 { return false }
-                if try await LagMonitor.firstUndelivered(key, after: group.lastDeliveredID, on: redis) != nil { return false }
-            }
-        }
-        return true
     }
 }

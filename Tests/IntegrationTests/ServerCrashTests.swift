@@ -253,8 +253,7 @@ struct FaultRun {
     /// Both groups exist on every stream with nothing pending and nothing left to read (decided by
     /// the entries themselves, not by Redis's `lag`, which a restart from the file can leave off).
     static func drained(_ layout: StreamLayout, redis: RedisConnection) async throws -> Bool {
-        for entity in Entity.allCases {
-            let key = layout.streamKey(entity, partition: 0)
+        for key in layout.allStreams {
             let groups = try await redis.xinfoGroups(key).filter { ["warehouse", "kpi"].contains($0.name) }
             guard groups.count == 2 else { return false }
             for group in groups {
