@@ -66,6 +66,8 @@ public final class KPIAggregatorService: Service {
         let task: Task<ConsumerGroupRunner.Stats, any Error>
         /// Set when the runner ended.
         let outcome: Cell<Result<ConsumerGroupRunner.Stats, any Error>>
+        /// Set once the state is rebuilt and the runner reads.
+        let rebuilt: Cell<Bool>
     }
 
     /// The merge stage, when this process holds its lease.
@@ -206,9 +208,10 @@ public final class KPIAggregatorService: Service {
                 if merging == nil, let epoch = try await mergeLease.tryTake(on: control) {
                     merging = startMerger(epoch: epoch, lease: mergeLease)
                 }
-                // Ready once its own partitions are taken and a merge stage runs (here or elsewhere).
-                if !announcedReady, desired.allSatisfy({ owned[$0] != nil }) {
-                    let merged = merging != nil ? true : try await control.command("EXISTS", keys.lease).int == 1
+                // Ready once its own partitions are taken and rebuilt, and a merge stage runs (here,
+                // started, or elsewhere).
+                if !announcedReady, desired.allSatisfy({ owned[$0]?.rebuilt.get == true }) {
+                    let merged = if let merging { merging.merger.get != nil } else { try await control.command("EXISTS", keys.lease).int == 1 }
                     if merged {
                         announcedReady = true
                         ready?()
@@ -252,6 +255,7 @@ public final class KPIAggregatorService: Service {
         let runner = ConsumerGroupRunner(options: unit, deadLetters: DeadLetterQueue(layout: layout), log: log)
         let consumer = options.consumer
         let outcome = Cell<Result<ConsumerGroupRunner.Stats, any Error>>()
+        let rebuilt = Cell<Bool>()
         let task = Task {
             let result = await catching { () async throws -> ConsumerGroupRunner.Stats in
                 let reader = try await ConsumerGroupRunner.retryingTransient("connecting to Redis", log: log) { try await RedisConnection(url: url) }
@@ -261,6 +265,7 @@ public final class KPIAggregatorService: Service {
                 let records = try await aggregator.rebuild()
                 log("kpi: partition \(partition), epoch \(epoch): state rebuilt from \(records) records in "
                     + String(format: "%.2f", (ContinuousClock.now - started).seconds) + " s")
+                rebuilt.set(true)
             }, idle: {
                 try await aggregator.settle()
             }) { reads in
@@ -272,7 +277,7 @@ public final class KPIAggregatorService: Service {
             return try result.get()
         }
         log("kpi: took partition \(partition) (epoch \(epoch))")
-        return Owned(lease: lease, epoch: epoch, aggregator: aggregator, task: task, outcome: outcome)
+        return Owned(lease: lease, epoch: epoch, aggregator: aggregator, task: task, outcome: outcome, rebuilt: rebuilt)
     }
 
     /// Starts the merge stage under its lease.
