@@ -1,13 +1,12 @@
 import Foundation
 public import RedisClient
-public import ServiceLifecycle
-import Synchronization
 import RedisWire
 import StreamRuntime
 
-/// The lease that lets one KPI aggregator run per namespace: SET NX PX, renewed at a third of its
-/// TTL; a crashed holder's lease expires after the TTL. Each take draws a new fencing epoch (INCR
-/// of `{kpi}:epoch`, in the same script), which the holder's commits carry (`KPIAggregator`).
+/// A fenced lease: a partition's (one owner at a time) or the merge stage's (one per namespace).
+/// SET NX PX, renewed by its holder's process at every tick; a crashed holder's lease expires after
+/// the TTL. Each take draws a new fencing epoch (INCR of the epoch key, in the same script), which
+/// the holder's commits carry (`KPIAggregator`, `KPIMerger`).
 public struct KPILease: Sendable {
     /// The lease key and its epoch counter (same slot).
     public let key: String
@@ -94,94 +93,5 @@ public struct KPILease: Sendable {
 
     public func release(on redis: RedisConnection) async throws {
         _ = try await redis.run(Self.release, keys: [key], arguments: [value])
-    }
-}
-
-/// Hands the epoch of a taken lease from the keeper to the aggregator that waits for it.
-public final class KPILeaseGrant: Sendable {
-    private enum State {
-        case waiting([CheckedContinuation<Int?, Never>])
-        case granted(Int)
-        case closed
-    }
-    private let state = Mutex<State>(.waiting([]))
-
-    public init() {}
-
-    /// The epoch once granted; nil if the keeper stopped first.
-    public func epoch() async -> Int? {
-        await withCheckedContinuation { continuation in
-            let now: Int?? = state.withLock { state in
-                switch state {
-                case .waiting(let waiters):
-                    state = .waiting(waiters + [continuation])
-                    return .none
-                case .granted(let epoch): return .some(epoch)
-                case .closed: return .some(nil)
-                }
-            }
-            if let now { continuation.resume(returning: now) }
-        }
-    }
-
-    func grant(_ epoch: Int) { finish(.granted(epoch), epoch) }
-
-    /// No epoch is coming (a shutdown before the lease was taken, or the keeper stopped).
-    public func close() { finish(.closed, nil) }
-
-    private func finish(_ final: State, _ epoch: Int?) {
-        let waiters = state.withLock { state -> [CheckedContinuation<Int?, Never>] in
-            guard case .waiting(let waiters) = state else { return [] }
-            state = final
-            return waiters
-        }
-        for waiter in waiters { waiter.resume(returning: epoch) }
-    }
-}
-
-/// Takes the KPI lease (waiting while another aggregator holds it), grants its epoch to the
-/// aggregator, renews it at a third of its TTL, and releases it on a graceful shutdown (after the
-/// aggregator, which the service group stops first, has finished). Losing it stops the process
-/// with an error; the aggregator's fenced commits need no help from it to stay exact.
-public struct KPILeaseKeeper: Service {
-    public let lease: KPILease
-    public let grant: KPILeaseGrant
-    let url: String
-    let log: @Sendable (String) -> Void
-
-    public init(lease: KPILease, grant: KPILeaseGrant, url: String, log: @escaping @Sendable (String) -> Void) {
-        self.lease = lease
-        self.grant = grant
-        self.url = url
-        self.log = log
-    }
-
-    public func run() async throws {
-        defer { grant.close() }
-        let redis: RedisConnection
-        let epoch: Int
-        do {
-            redis = try await ConsumerGroupRunner.retryingTransient("connecting to Redis", log: log) { try await RedisConnection(url: url) }
-            guard let taken = try await ConsumerGroupRunner.retryingTransient("taking the KPI lease", log: log, {
-                try await lease.acquire(on: redis, log: log)
-            }) else { return }
-            epoch = taken
-        } catch is CancellationError {
-            return
-        }
-        grant.grant(epoch)
-        while !ConsumerGroupRunner.stopping {
-            do { try await ConsumerGroupRunner.pause(lease.ttl / 3) } catch { break }
-            do {
-                guard try await lease.renew(on: redis, epoch: epoch) else {
-                    throw ConsumerStop(
-                        cause: "the KPI lease was taken by another aggregator (this one was paused or cut off longer than --lease-ms)",
-                        advice: "nothing: the aggregator holding the lease carries on, and this one's commits are refused; restart it to make it a standby")
-                }
-            } catch where FailureClass.of(error) == .transient {
-                log("could not renew the KPI lease (\(error)); retrying")
-            }
-        }
-        try? await lease.release(on: redis)
     }
 }

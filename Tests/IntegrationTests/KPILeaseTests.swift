@@ -52,7 +52,12 @@ import Dashboard
         #expect(textB.contains("partition 0, epoch 2"), "B took the partition's lease at the next epoch: \(textB)")
 
         let keys = KPIKeys(layout: contested)
-        #expect(try await redis.command("GET", keys.fence(partition: 0)).string == "2", "every commit since B's start carried B's epoch")
+        // Every commit since B's take carried epoch 2 or later. Later is legitimate: when A's name
+        // sorts first the partition is A's by assignment, and A takes it back (epoch 3) once B,
+        // draining, lets go.
+        let fence = Int(try await redis.command("GET", keys.fence(partition: 0)).string ?? "") ?? 0
+        #expect(fence >= 2, "the fence is at B's epoch or a later owner's (\(fence))")
+        if fence > 2 { #expect(textA.contains("took partition 0 (epoch \(fence))"), "A took the partition back after B: \(textA)") }
         let actual = try await KPISnapshot.read(keys, on: redis)
         let differing = KPITests.differences(actual, expected)
         #expect(differing.isEmpty, "KPIs that differ from the uninterrupted run's: \(differing.prefix(10))")
