@@ -130,6 +130,8 @@ sw_start_redis_cluster() {
       [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ] && break
       sleep 0.1
     done
+    # A node that could not bind its port (or its bus port) fails the start now, not at create.
+    [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ] || sw_die "cluster node $port did not start; see $dir/$port/redis.log"
   done
   # A restarted cluster knows itself from nodes.conf; only a new one is created.
   if ! redis-cli -h 127.0.0.1 -p "${ports[0]}" cluster info 2>/dev/null | grep -q "cluster_known_nodes:${#ports[@]}"; then

@@ -423,13 +423,24 @@ struct PrivatePostgres {
     var url: String { "postgresql://warehouse@127.0.0.1:\(port)/warehouse" }
     private var mode: String { durable ? "durable" : "fast" }
 
+    /// A port picked free can be taken by another test's server before this one binds it: the
+    /// start is tried again on a fresh port.
     static func start(durable: Bool = false) async throws -> PrivatePostgres {
-        let directory = "/tmp/" + TestServers.unique("sw-pg")
-        let port = Int(try await TestServers.shell("sw_free_port").trimmingCharacters(in: .whitespacesAndNewlines))!
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let server = PrivatePostgres(directory: directory, port: port, durable: durable)
-        _ = try await TestServers.shell("chmod 755 \(directory) && sw_start_postgres \(directory)/pg \(port) \(server.mode)")
-        return server
+        var lastError: (any Error)?
+        for _ in 0..<3 {
+            let directory = "/tmp/" + TestServers.unique("sw-pg")
+            let port = Int(try await TestServers.shell("sw_free_port").trimmingCharacters(in: .whitespacesAndNewlines))!
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let server = PrivatePostgres(directory: directory, port: port, durable: durable)
+            do {
+                _ = try await TestServers.shell("chmod 755 \(directory) && sw_start_postgres \(directory)/pg \(port) \(server.mode)")
+                return server
+            } catch {
+                lastError = error
+                await server.destroy()
+            }
+        }
+        throw lastError!
     }
 
     func stop() async throws { _ = try await TestServers.shell("sw_stop_postgres \(directory)/pg fast") }

@@ -13,15 +13,31 @@ struct PrivateCluster {
     /// One node only: the client finds the others.
     var oneNodeURL: String { "redis://127.0.0.1:\(ports[0])/0" }
 
+    /// Ports are picked free, but another test may pick the same one (or a node's bus port) before
+    /// this cluster binds it: a node that cannot bind fails the start, and the start is tried again
+    /// on fresh ports.
     static func start() async throws -> PrivateCluster {
-        let directory = "/tmp/" + TestServers.unique("sw-cluster")
-        var ports: [Int] = []
-        while ports.count < 6 {
-            let port = Int(try await TestServers.shell("sw_free_port").trimmingCharacters(in: .whitespacesAndNewlines))!
-            if !ports.contains(port) { ports.append(port) }
+        var lastError: (any Error)?
+        for _ in 0..<4 {
+            let directory = "/tmp/" + TestServers.unique("sw-cluster")
+            var ports: [Int] = []
+            while ports.count < 12 {
+                let port = Int(try await TestServers.shell("sw_free_port").trimmingCharacters(in: .whitespacesAndNewlines))!
+                if !ports.contains(port) { ports.append(port) }
+            }
+            let client = Array(ports[0..<6]), bus = Array(ports[6..<12])
+            do {
+                _ = try await TestServers.shell(
+                    "SW_CLUSTER_BUS_PORTS='\(bus.map(String.init).joined(separator: " "))' "
+                        + "sw_start_redis_cluster \(directory) \(client.map(String.init).joined(separator: " "))")
+                return PrivateCluster(directory: directory, ports: client)
+            } catch {
+                lastError = error
+                _ = try? await TestServers.shell("sw_stop_redis_cluster \(directory)")
+                try? FileManager.default.removeItem(atPath: directory)
+            }
         }
-        _ = try await TestServers.shell("sw_start_redis_cluster \(directory) \(ports.map(String.init).joined(separator: " "))")
-        return PrivateCluster(directory: directory, ports: ports)
+        throw lastError!
     }
 
     func connect() async throws -> RedisConnection { try await RedisConnection(url: url) }

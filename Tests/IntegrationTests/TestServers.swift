@@ -229,11 +229,21 @@ struct PrivateRedis {
     var durable = false
     var url: String { "redis://127.0.0.1:\(port)/0" }
 
+    /// Tried again on a fresh port when another test's server took the one picked first.
     static func start(durable: Bool = false) async throws -> PrivateRedis {
-        let directory = "/tmp/" + TestServers.unique("sw-redis")
-        let port = Int(try await TestServers.shell("sw_free_port").trimmingCharacters(in: .whitespacesAndNewlines))!
-        _ = try await TestServers.shell("sw_start_redis \(directory) \(port) \(durable ? "durable" : "")")
-        return PrivateRedis(directory: directory, port: port, durable: durable)
+        var lastError: (any Error)?
+        for _ in 0..<3 {
+            let directory = "/tmp/" + TestServers.unique("sw-redis")
+            let port = Int(try await TestServers.shell("sw_free_port").trimmingCharacters(in: .whitespacesAndNewlines))!
+            do {
+                _ = try await TestServers.shell("sw_start_redis \(directory) \(port) \(durable ? "durable" : "")")
+                return PrivateRedis(directory: directory, port: port, durable: durable)
+            } catch {
+                lastError = error
+                await PrivateRedis(directory: directory, port: port, durable: durable).destroy()
+            }
+        }
+        throw lastError!
     }
 
     /// kill -9 of the server; returns once it is gone.
