@@ -8,7 +8,7 @@ extension Warehouse {
     struct Bench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Benchmarks that print their figures (run a release build).",
-            subcommands: [Clients.self, ReplayBench.self, LoadBench.self, KPIBench.self, DashboardBench.self, ClusterBench.self]
+            subcommands: [Clients.self, ReplayBench.self, LoadBench.self, KPIBench.self, DashboardBench.self, ClusterBench.self, ScaleBench.self]
         )
     }
 }
@@ -304,5 +304,92 @@ extension Warehouse.Bench {
                              freshness.rate, freshness.p50Milliseconds, freshness.p99Milliseconds, freshness.maxMilliseconds))
             }
         }
+    }
+}
+
+extension Warehouse.Bench {
+    /// `warehouse bench scale`: every stage, as separate processes, at sizes a decade apart.
+    struct ScaleBench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "scale",
+            abstract: "Replay, the loader alone, the aggregator alone and both live, at sizes a decade apart, beside a batched Python consumer.",
+            discussion: """
+                Each stage runs this executable as a user would (replay --speed max; consume --until-drained), in a fresh \
+                namespace and schema, and reports events/s, the cost per event against the smallest size, the first and the \
+                last tenth of each group's run, peak RSS (wait4), Redis used_memory and the schema's size. The baseline \
+                (bench/python-baseline/consumer.py) runs in the same window when --python names an interpreter with its \
+                requirements; scripts/bench.sh scale makes that venv.
+                """)
+
+        @OptionGroup var connection: ConnectionOptions
+
+        @Option(help: "Sizes, in order lines of `warehouse generate` (about 3.2 events each), comma-separated.")
+        var orderLines = "82000,820000"
+
+        @Flag(help: "Add the largest size, 8,200,000 order lines (about 26 million events; an hour or more).")
+        var large = false
+
+        @Option(help: "Stream partitions.")
+        var partitions = 1
+
+        @Option(help: "The Python interpreter for the baseline (default: $SW_BENCH_PYTHON; none: no baseline).")
+        var python: String?
+
+        @Option(help: "Write an SVG chart of events/s against size here.")
+        var chart: String?
+
+        @Flag(help: "Print one JSON object.")
+        var json = false
+
+        func validate() throws {
+            guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 }) else { throw ValidationError("--order-lines takes positive counts, comma-separated") }
+            guard partitions > 0 else { throw ValidationError("--partitions must be positive") }
+        }
+
+        var sizes: [Int] {
+            orderLines.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "_", with: "")) }
+                + (large ? [8_200_000] : [])
+        }
+
+        func run() async throws {
+            let interpreter = python ?? ProcessInfo.processInfo.environment["SW_BENCH_PYTHON"]
+            let script = locateFolder("bench") + "/python-baseline/consumer.py"
+            let bench = ScaleBenchmark(configuration: connection.servers, orderLines: sizes, partitions: partitions,
+                                       python: interpreter, baselineScript: script, chartPath: chart)
+            try await runBenchmark(json: json, { progress in
+                if interpreter == nil { progress("no baseline: give --python (a venv with bench/python-baseline/requirements.txt)") }
+                return try await bench.run(progress: progress)
+            }) { result in Self.table(result) }
+        }
+
+        static func table(_ result: ScaleBenchmark.Result) -> String {
+            func rate(_ value: Double?) -> String { value.map { grouped($0, width: 0) } ?? "-" }
+            func cost(_ value: Double?) -> String { value.map { String(format: "%.2f×", $0) } ?? "-" }
+            var lines = ["bench scale (\(result.partitions) partition\(result.partitions == 1 ? "" : "s"); events/s; cost = seconds per event over the smallest size's)"]
+            for size in result.sizes {
+                lines.append("")
+                lines.append("\(grouped(Double(size.events))) events (\(grouped(Double(size.orderLines))) order lines)")
+                lines.append("  replay                 \(rate(size.replay.eventsPerSecond).padded(10))   cost \(cost(size.replay.costVersusSmallest))   peak RSS \(Int(size.replay.peakRSSMegabytes)) MB")
+                lines.append("  loader alone           \(rate(size.loader.eventsPerSecond).padded(10))   cost \(cost(size.loader.costVersusSmallest))   first tenth \(rate(size.loader.firstTenthEventsPerSecond)), last tenth \(rate(size.loader.lastTenthEventsPerSecond))   peak RSS \(Int(size.loader.peakRSSMegabytes)) MB")
+                lines.append("  aggregator alone       \(rate(size.aggregator.eventsPerSecond).padded(10))   cost \(cost(size.aggregator.costVersusSmallest))   first tenth \(rate(size.aggregator.firstTenthEventsPerSecond)), last tenth \(rate(size.aggregator.lastTenthEventsPerSecond))   peak RSS \(Int(size.aggregator.peakRSSMegabytes)) MB")
+                lines.append("  end to end, both live  \(rate(size.endToEnd.eventsPerSecond).padded(10))   peak RSS loader \(Int(size.endToEnd.loaderPeakRSSMegabytes)) MB, aggregator \(Int(size.endToEnd.aggregatorPeakRSSMegabytes)) MB, replay \(Int(size.endToEnd.replayPeakRSSMegabytes)) MB")
+                for baseline in size.baseline {
+                    lines.append("  Python, \(baseline.consumers) consumer\(baseline.consumers == 1 ? " " : "s")     \(rate(baseline.eventsPerSecond).padded(10))   (order-line events only: one table, no SCD2)")
+                }
+                if let ratio = size.endToEndVersusBaseline {
+                    lines.append(String(format: "  end to end / best Python: %.2f×", ratio))
+                }
+                lines.append(String(format: "  Redis used_memory after replay %.0f MB; warehouse schema %.0f MB", size.redisUsedMemoryMegabytes, size.postgresMegabytes))
+            }
+            if let chart = result.chart { lines.append(""); lines.append("chart: \(chart)") }
+            return lines.joined(separator: "\n")
+        }
+    }
+}
+
+extension String {
+    /// Right-aligned in `width` characters.
+    fileprivate func padded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
     }
 }
