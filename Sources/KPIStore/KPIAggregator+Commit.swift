@@ -39,11 +39,24 @@ extension KPIAggregator {
         }
         KPIView.appendHSET(part, sets, to: &commands)
         commands.append("HDEL", part, each: removed)
-        var entry = ["XADD", keys.deltas(partition: partition), "MAXLEN", "~", String(deltasLimit), "*", "~through", through.joined(separator: " "), "~events", String(events)]
-        for (field, value) in sets { entry.append(field); entry.append(value) }
-        for field in removed { entry.append(field); entry.append("") }
-        commands.append(entry)
+        // One commit's fields in entries of at most `deltaEntryFields` fields: a script cannot
+        // unpack a command of more than about 8,000 arguments (Lua's C stack), and a batch can
+        // change tens of thousands of fields. Every entry but the last says `~more`; the merge
+        // stage applies a commit only once it has read its last entry, which the same script wrote.
+        let fields = sets + removed.map { ($0, "") }
+        var start = 0
+        repeat {
+            let end = min(start + Self.deltaEntryFields, fields.count)
+            let head = ["XADD", keys.deltas(partition: partition), "MAXLEN", "~", String(deltasLimit), "*"]
+            var entry = head + (end < fields.count ? ["~more", "1"] : ["~through", through.joined(separator: " "), "~events", String(events)])
+            for (field, value) in fields[start..<end] { entry.append(field); entry.append(value) }
+            commands.append(entry)
+            start = end
+        } while start < fields.count
     }
+
+    /// Fields per delta entry (each two arguments of the XADD the commit script unpacks).
+    static let deltaEntryFields = 1000
 
     /// One atomic step in one slot, fenced: refused (`FENCED …`, nothing written) when the slot's
     /// fence (KEYS[1]) is above the writer's epoch (ARGV[1]); otherwise the fence is raised to the

@@ -26,6 +26,8 @@ public actor KPIMerger {
     private var writtenTotals: [String: String] = [:]
     /// Per partition: the last delta entry applied.
     public private(set) var cursors: [Int: StreamID] = [:]
+    /// Per partition: the fields of a commit whose last delta entry is not read yet.
+    private var held: [Int: [String: [Int64]?]] = [:]
     private let partitionOfKey: [String: Int]
     /// The writer connection's `topologyChanges` when the contributions were last read whole.
     private var knownTopology = 0
@@ -54,6 +56,7 @@ public actor KPIMerger {
         fence.evalsha(KPIAggregator.fencedCommit, keys: [keys.fence], arguments: [String(epoch)], commands: RedisCommandBuffer.scriptArguments())
         do { try KPIAggregator.check(try await redis.send(fence)) } catch { throw KPIAggregator.fenced(error) }
         merge = ContributionMerge()
+        held = [:]
         for partition in 0..<layout.partitions {
             var batch = RedisCommandBuffer()
             batch.append("XREVRANGE", keys.deltas(partition: partition), "+", "-", "COUNT", "1")
@@ -83,12 +86,14 @@ public actor KPIMerger {
             for entry in read.entries {
                 if let cursor = cursors[partition], entry.id <= cursor { continue }
                 cursors[partition] = entry.id
-                any = true
-                var changes: [String: [Int64]?] = [:]
-                var reset = false
+                // A commit's fields may span several entries (all but the last say `~more`): they
+                // are held until the last is read, so the view never shows part of a commit.
+                var changes = held.removeValue(forKey: partition) ?? [:]
+                var reset = false, more = false
                 for (name, value) in entry.pairs {
                     switch name {
                     case "~reset": reset = true
+                    case "~more": more = true
                     case "~through": if !value.isEmpty { through.append(String(value)) }
                     case "~events": events += Int(value) ?? 0
                     default: changes.updateValue(value.isEmpty ? nil : KPIState.decode(Substring(value)), forKey: String(name))
@@ -97,8 +102,12 @@ public actor KPIMerger {
                 if reset {
                     let fields = try await redis.command("HGETALL", keys.contribution(partition: partition)).throwingServerError()
                     merge.replace(partition: partition, with: try Self.contribution(fields))
+                    any = true
+                } else if more {
+                    held[partition] = changes
                 } else {
                     merge.apply(partition: partition, changes)
+                    any = true
                 }
             }
         }
