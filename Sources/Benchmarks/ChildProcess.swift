@@ -56,6 +56,13 @@ struct ChildProcess: Sendable {
         started = .now
     }
 
+    /// True once the process has exited (a zombie, not reaped yet): `wait()` still reaps it.
+    var hasExited: Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return true }
+        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+    }
+
     func signal(_ signal: Int32) {
         kill(pid, signal)
     }

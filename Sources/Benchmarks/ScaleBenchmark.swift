@@ -227,7 +227,9 @@ public struct ScaleBenchmark: Sendable {
     private func consume(
         group: String, layout: StreamLayout, schemaURL: String, events: Int, tag: String, logs: String, redis: RedisConnection
     ) async throws -> Stage {
-        let child = try ChildProcess(name: "\(tag)-\(group)", [ChildProcess.executable, "consume", "--group", group, "--until-drained"],
+        // No trimming: the next stages read the same streams.
+        let child = try ChildProcess(name: "\(tag)-\(group)", [ChildProcess.executable, "consume", "--group", group, "--until-drained",
+                                                                "--trim-every-ms", "0"],
                                      environment: environment(layout, schema: schemaURL), logFolder: logs)
         var samples: [(seconds: Double, read: Int)] = [(0, 0)]
         let sampler = Task {
@@ -275,6 +277,9 @@ public struct ScaleBenchmark: Sendable {
             let replay = try await ChildProcess(name: "\(tag)-live-replay", [ChildProcess.executable, "replay", "--data", folder, "--speed", "max"],
                                                 environment: environment, logFolder: logs).succeed()
             while try await !Self.drained(["warehouse", "kpi"], layout: layout, redis: redis) {
+                for child in [loader, aggregator] where child.hasExited {
+                    throw ChildProcess.Failure(description: "\(child.name) exited before the groups drained:\n\(child.stderrTail())")
+                }
                 try await Task.sleep(for: .milliseconds(100))
             }
             let seconds = (ContinuousClock.now - start).seconds
