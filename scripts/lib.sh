@@ -208,12 +208,30 @@ sw_start_postgres() {
   local options="-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir/socket -c max_connections=200"
   if [ "$mode" = fast ]; then
     options="$options -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  elif [ "${SW_PG_SETTINGS:-tuned}" != stock ]; then
+    options="$options $(sw_pg_warehouse_settings)"
   fi
   sw_as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -o "$options" -w -t 60 start >/dev/null \
     || { tail -n 20 "$dir/postgres.log" >&2; sw_die "PostgreSQL did not start"; }
   if ! psql -h 127.0.0.1 -p "$port" -U warehouse -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'warehouse'" | grep -q 1; then
     psql -h 127.0.0.1 -p "$port" -U warehouse -d postgres -qc "CREATE DATABASE warehouse" >/dev/null
   fi
+}
+
+# Settings for a warehouse load on the machine found (see README, "PostgreSQL settings"), all
+# durable (fsync, synchronous commit and full-page writes stay on): shared buffers a quarter of
+# memory (at most 8 GiB), the OS cache counted for the planner, and checkpoints spaced out
+# (a 15-minute timeout, up to 8 GiB of WAL, lz4-compressed full-page images) so that a page dirtied
+# again and again is written once per checkpoint instead of once per second of load.
+# SW_PG_SETTINGS=stock starts PostgreSQL with its own defaults instead (to measure both).
+sw_pg_warehouse_settings() {
+  local kib; kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
+  local mib=$((kib / 1024))
+  local shared=$((mib / 4)); [ "$shared" -gt 8192 ] && shared=8192; [ "$shared" -lt 128 ] && shared=128
+  local maintenance=$((mib / 16)); [ "$maintenance" -gt 1024 ] && maintenance=1024; [ "$maintenance" -lt 64 ] && maintenance=64
+  echo "-c shared_buffers=${shared}MB -c effective_cache_size=$((mib / 2))MB -c maintenance_work_mem=${maintenance}MB" \
+       "-c work_mem=32MB -c wal_buffers=64MB -c max_wal_size=8GB -c min_wal_size=1GB -c checkpoint_timeout=15min" \
+       "-c checkpoint_completion_target=0.9 -c wal_compression=lz4 -c random_page_cost=1.1 -c effective_io_concurrency=200"
 }
 
 sw_stop_postgres() {

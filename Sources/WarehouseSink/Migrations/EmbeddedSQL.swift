@@ -9,6 +9,7 @@ public enum EmbeddedSQL {
         ("0002_star_schema.sql", text(PackageResources._002_star_schema_sql)),
         ("0003_concurrent_loaders.sql", text(PackageResources._003_concurrent_loaders_sql)),
         ("0004_rules.sql", text(PackageResources._004_rules_sql)),
+        ("0005_load_at_scale.sql", text(PackageResources._005_load_at_scale_sql)),
     ]
 
     /// The analytics queries of `analytics/`, as (file name, text).
