@@ -41,6 +41,14 @@ sw_install_missing() {
   command -v swift >/dev/null 2>&1 || sw_die "swift is not on PATH (Swift 6.1 or newer is needed)"
 }
 
+# sw_apt_install PACKAGE…: installs Debian packages (quietly).
+sw_apt_install() {
+  sw_log "installing from Debian's packages: $*"
+  export DEBIAN_FRONTEND=noninteractive
+  sw_as_root apt-get update -qq >/dev/null
+  sw_as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
 # What the browser test needs: Debian's Chromium and Playwright for Python (which drives the
 # system browser; it downloads no browser of its own).
 sw_install_browser() {

@@ -42,8 +42,12 @@ public struct DashboardBenchmark: Sendable {
         public var events: Int
         public var sqlSummaryMilliseconds: Latency
         public var sqlRuns: Int
+        /// The open-loop run: requests sent on a fixed schedule, each latency from the moment the
+        /// schedule meant it to be sent (so a slow response also delays the ones behind it).
+        public var openLoop: OpenLoop?
         enum CodingKeys: String, CodingKey {
             case endpoint, connections, seconds, requests, errors, events
+            case openLoop = "open_loop"
             case requestsPerSecond = "requests_per_s"
             case latencyMilliseconds = "latency_ms"
             case sqlSummaryMilliseconds = "sql_summary_ms"
@@ -51,7 +55,24 @@ public struct DashboardBenchmark: Sendable {
         }
     }
 
+    public struct OpenLoop: Codable, Sendable {
+        public var rate: Int
+        public var connections: Int
+        public var seconds: Double
+        public var requests: Int
+        public var errors: Int
+        public var achievedPerSecond: Double
+        public var latencyMilliseconds: Latency
+        enum CodingKeys: String, CodingKey {
+            case rate, connections, seconds, requests, errors
+            case achievedPerSecond = "achieved_per_s"
+            case latencyMilliseconds = "latency_ms"
+        }
+    }
+
     public var servers: ServerConfiguration
+    /// Requests/s of the open-loop run (0: none).
+    public var openLoopRate = 10_000
     public var orderLines = 100_000
     public var connections = 50
     public var seconds = 10.0
@@ -81,6 +102,16 @@ public struct DashboardBenchmark: Sendable {
         progress(String(format: "/api/kpis: %.0f requests/s, p50 %.2f ms, p99 %.2f ms, %d errors",
                         Double(load.latencies.count) / load.seconds, latency.p50, latency.p99, load.errors))
 
+        var openLoop: OpenLoop?
+        if openLoopRate > 0 {
+            let run = try HTTPLoad.openLoop(port: port, path: "/api/kpis", rate: openLoopRate, connections: connections, seconds: seconds)
+            let latency = Self.latency(run.latencies)
+            openLoop = OpenLoop(rate: openLoopRate, connections: connections, seconds: run.seconds, requests: run.latencies.count,
+                                errors: run.errors, achievedPerSecond: Double(run.latencies.count) / run.seconds, latencyMilliseconds: latency)
+            progress(String(format: "/api/kpis open loop at %d requests/s: p50 %.2f ms, p99 %.2f ms, max %.2f ms, %d errors",
+                            openLoopRate, latency.p50, latency.p99, latency.max, run.errors))
+        }
+
         let db = try await PostgresConnection(databaseURL)
         var sql: [Double] = []
         for _ in 0..<sqlRuns {
@@ -93,7 +124,7 @@ public struct DashboardBenchmark: Sendable {
         return Result(
             endpoint: "/api/kpis", connections: connections, seconds: load.seconds, requests: load.latencies.count, errors: load.errors,
             requestsPerSecond: Double(load.latencies.count) / load.seconds, latencyMilliseconds: latency, events: events,
-            sqlSummaryMilliseconds: sqlLatency, sqlRuns: sqlRuns)
+            sqlSummaryMilliseconds: sqlLatency, sqlRuns: sqlRuns, openLoop: openLoop)
     }
 
     /// The benchmark warehouse: reused when a previous run completed it.
@@ -180,6 +211,50 @@ enum HTTPLoad {
         }
         group.wait()
         return Outcome(latencies: box.latencies, errors: box.errors, seconds: Date().timeIntervalSince(started))
+    }
+
+    /// `rate` requests/s in all, spread over `connections` threads, each sending on a fixed
+    /// schedule (its requests `connections / rate` seconds apart, the threads' schedules offset);
+    /// a latency runs from the scheduled moment to the end of the response, so a response that
+    /// comes late also counts against the requests queued behind it (no coordinated omission).
+    static func openLoop(port: Int, path: String, rate: Int, connections: Int, seconds: Double) throws -> Outcome {
+        let box = Box()
+        let group = DispatchGroup()
+        let interval = UInt64(Double(connections) / Double(rate) * 1e9)
+        let start = DispatchTime.now().uptimeNanoseconds + 50_000_000
+        let end = start + UInt64(seconds * 1e9)
+        for index in 0..<connections {
+            group.enter()
+            Thread.detachNewThread {
+                var mine: [Double] = []
+                mine.reserveCapacity(Int(seconds * Double(rate) / Double(connections)) + 16)
+                var errors = 0
+                var client = Client(port: port)
+                let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n".utf8)
+                var scheduled = start + interval * UInt64(index) / UInt64(connections)
+                while scheduled < end {
+                    let now = DispatchTime.now().uptimeNanoseconds
+                    if now < scheduled { usleep(useconds_t((scheduled - now) / 1000)) }
+                    while DispatchTime.now().uptimeNanoseconds < scheduled {}
+                    if client.get(request) == 200 {
+                        mine.append(Double(DispatchTime.now().uptimeNanoseconds - scheduled) / 1_000_000)
+                    } else {
+                        errors += 1
+                        client.close()
+                        client = Client(port: port)
+                    }
+                    scheduled += interval
+                }
+                client.close()
+                box.lock.lock()
+                box.latencies += mine
+                box.errors += errors
+                box.lock.unlock()
+                group.leave()
+            }
+        }
+        group.wait()
+        return Outcome(latencies: box.latencies, errors: box.errors, seconds: Double(end - start) / 1e9)
     }
 
     /// One connection: send a GET, read the status line, the headers and a Content-Length body.

@@ -101,6 +101,7 @@ public struct ScaleBenchmark: Sendable {
 
     public struct Result: Sendable, Codable {
         public var partitions: Int
+        public var loaderWorkers: Int
         public var sizes: [Size]
         public var chart: String?
     }
@@ -108,6 +109,8 @@ public struct ScaleBenchmark: Sendable {
     public var configuration: ServerConfiguration
     public var orderLines: [Int]
     public var partitions: Int
+    /// Consumers in the loader process (`consume --workers`).
+    public var loaderWorkers = 1
     /// The Python interpreter of a venv with the baseline's requirements (nil: no baseline).
     public var python: String?
     public var baselineScript: String
@@ -139,7 +142,7 @@ public struct ScaleBenchmark: Sendable {
             }
             sizes.append(size)
         }
-        var result = Result(partitions: partitions, sizes: sizes)
+        var result = Result(partitions: partitions, loaderWorkers: loaderWorkers, sizes: sizes)
         if let chartPath {
             try Self.chart(sizes).write(toFile: chartPath, atomically: true, encoding: .utf8)
             result.chart = chartPath
@@ -223,13 +226,17 @@ public struct ScaleBenchmark: Sendable {
         return environment
     }
 
+    private func workers(_ group: String) -> [String] {
+        group == "warehouse" && loaderWorkers != 1 ? ["--workers", String(loaderWorkers)] : []
+    }
+
     /// One group alone until drained, sampled every second.
     private func consume(
         group: String, layout: StreamLayout, schemaURL: String, events: Int, tag: String, logs: String, redis: RedisConnection
     ) async throws -> Stage {
         // No trimming: the next stages read the same streams.
         let child = try ChildProcess(name: "\(tag)-\(group)", [ChildProcess.executable, "consume", "--group", group, "--until-drained",
-                                                                "--trim-every-ms", "0"],
+                                                                "--trim-every-ms", "0"] + workers(group),
                                      environment: environment(layout, schema: schemaURL), logFolder: logs)
         var samples: [(seconds: Double, read: Int)] = [(0, 0)]
         let sampler = Task {
@@ -258,7 +265,7 @@ public struct ScaleBenchmark: Sendable {
         let environment = environment(layout, schema: schemaURL)
         // The layout first, so the consumers find it (as `replay` would write it).
         let loader = try ChildProcess(name: "\(tag)-live-warehouse", [ChildProcess.executable, "consume", "--group", "warehouse",
-                                                                     "--partitions", String(partitions)],
+                                                                     "--partitions", String(partitions)] + workers("warehouse"),
                                       environment: environment, logFolder: logs)
         let aggregator = try ChildProcess(name: "\(tag)-live-kpi", [ChildProcess.executable, "consume", "--group", "kpi",
                                                                    "--partitions", String(partitions)],

@@ -217,11 +217,14 @@ extension Warehouse.Bench {
         @Option(help: "Runs of the SQL summary.")
         var sqlRuns = 5
 
+        @Option(help: "Requests/s of the open-loop run after the closed-loop one (0: none).")
+        var rate = 10_000
+
         @Flag(help: "Print one JSON object.")
         var json = false
 
         func validate() throws {
-            guard orders > 0, connections > 0, seconds > 0, sqlRuns > 0 else { throw ValidationError("every figure must be positive") }
+            guard orders > 0, connections > 0, seconds > 0, sqlRuns > 0, rate >= 0 else { throw ValidationError("every figure must be positive") }
         }
 
         func run() async throws {
@@ -230,13 +233,14 @@ extension Warehouse.Bench {
             benchmark.connections = connections
             benchmark.seconds = seconds
             benchmark.sqlRuns = sqlRuns
+            benchmark.openLoopRate = rate
             try await runBenchmark(json: json, { progress in try await benchmark.run(progress: progress) }) { r in
                 func ms(_ l: DashboardBenchmark.Latency) -> String { String(format: "p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms", l.p50, l.p90, l.p99, l.max) }
                 return """
                     bench dashboard (\(r.events) events in the warehouse)
                       /api/kpis, \(r.connections) connections, \(String(format: "%.1f", r.seconds)) s   \(grouped(r.requestsPerSecond)) requests/s, \(r.requests) requests, \(r.errors) errors
                         latency                        \(ms(r.latencyMilliseconds))
-                      the same KPIs by SQL (\(r.sqlRuns) runs)  \(ms(r.sqlSummaryMilliseconds))
+                    \(r.openLoop.map { o in "  /api/kpis, open loop at \(grouped(Double(o.rate), width: 0)) requests/s   \(grouped(o.achievedPerSecond, width: 0)) achieved, \(o.errors) errors\n    latency (from the scheduled send)  \(ms(o.latencyMilliseconds))\n" } ?? "")  the same KPIs by SQL (\(r.sqlRuns) runs)  \(ms(r.sqlSummaryMilliseconds))
                     """
             }
         }
@@ -332,6 +336,9 @@ extension Warehouse.Bench {
         @Option(help: "Stream partitions.")
         var partitions = 1
 
+        @Option(help: "Consumers in the loader process (consume --workers).")
+        var loaderWorkers = 1
+
         @Option(help: "The Python interpreter for the baseline (default: $SW_BENCH_PYTHON; none: no baseline).")
         var python: String?
 
@@ -354,8 +361,9 @@ extension Warehouse.Bench {
         func run() async throws {
             let interpreter = python ?? ProcessInfo.processInfo.environment["SW_BENCH_PYTHON"]
             let script = locateFolder("bench") + "/python-baseline/consumer.py"
-            let bench = ScaleBenchmark(configuration: connection.servers, orderLines: sizes, partitions: partitions,
+            var bench = ScaleBenchmark(configuration: connection.servers, orderLines: sizes, partitions: partitions,
                                        python: interpreter, baselineScript: script, chartPath: chart)
+            bench.loaderWorkers = loaderWorkers
             try await runBenchmark(json: json, { progress in
                 if interpreter == nil { progress("no baseline: give --python (a venv with bench/python-baseline/requirements.txt)") }
                 return try await bench.run(progress: progress)
@@ -365,7 +373,7 @@ extension Warehouse.Bench {
         static func table(_ result: ScaleBenchmark.Result) -> String {
             func rate(_ value: Double?) -> String { value.map { grouped($0, width: 0) } ?? "-" }
             func cost(_ value: Double?) -> String { value.map { String(format: "%.2f×", $0) } ?? "-" }
-            var lines = ["bench scale (\(result.partitions) partition\(result.partitions == 1 ? "" : "s"); events/s; cost = seconds per event over the smallest size's)"]
+            var lines = ["bench scale (\(result.partitions) partition\(result.partitions == 1 ? "" : "s"), \(result.loaderWorkers) loader consumer\(result.loaderWorkers == 1 ? "" : "s"); events/s; cost = seconds per event over the smallest size's)"]
             for size in result.sizes {
                 lines.append("")
                 lines.append("\(grouped(Double(size.events))) events (\(grouped(Double(size.orderLines))) order lines)")
