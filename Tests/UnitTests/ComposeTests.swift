@@ -150,7 +150,7 @@ import PostgresClient
         let serviceKeys: Set<String> = [
             "build", "image", "command", "entrypoint", "environment", "env_file", "depends_on", "healthcheck", "ports", "expose",
             "volumes", "restart", "profiles", "deploy", "networks", "container_name", "hostname", "user", "working_dir", "labels",
-            "logging", "stop_grace_period", "stop_signal", "ulimits", "init", "read_only", "tmpfs", "extra_hosts", "secrets", "configs",
+            "logging", "stop_grace_period", "stop_signal", "shm_size", "ulimits", "init", "read_only", "tmpfs", "extra_hosts", "secrets", "configs",
             "pull_policy",
         ]
         let healthcheckKeys: Set<String> = ["test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"]
