@@ -347,7 +347,16 @@ extension LoaderCrashTests {
         let process = try TestServers.startWarehouse(
             ["consume", "--namespace", layout.namespace, "--batch", "300", "--block-ms", "100"],
             environment: ["DATABASE_URL": warehouse.url], stderrPath: logPath)
-        try await Task.sleep(for: .milliseconds(1200))
+        // Until its first batch is committed (a fixed wait sent the signal before the handler was
+        // installed when a loaded machine started the process slowly), then a little more.
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline, process.isRunning {
+            let applied = try await warehouse.postgres.query(
+                "SELECT coalesce(sum(value), 0)::bigint FROM loader_counters WHERE name = 'events_applied'").first?.decode(Int.self, at: 0) ?? 0
+            if applied > 0 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try await Task.sleep(for: .milliseconds(200))
         #expect(process.isRunning)
         kill(process.processIdentifier, SIGTERM)
         await TestServers.waitForExit(process)
