@@ -4,6 +4,9 @@ import ConnectionExecutor
 /// Owns a libpq connection and closes it when dropped. Never leaves its connection's thread.
 final class PGConnectionBox {
     let connection: OpaquePointer
+    /// The statements prepared on this session: SQL text → statement name. A new session (a
+    /// reconnect) starts with none, as the server does.
+    var statements: [String: String] = [:]
     init(_ connection: OpaquePointer) { self.connection = connection }
     deinit { PQfinish(connection) }
 }
@@ -33,6 +36,10 @@ public actor PostgresConnection {
     private var transactionDepth = 0
     /// How many times the connection was (re)established; 1 after `init`.
     public private(set) var connects = 0
+    /// Whether statements with parameters are prepared once per session and executed by name.
+    public private(set) var preparesStatements = false
+    /// Statements prepared per session at most (past it, the rest run unprepared).
+    public static let preparedStatementLimit = 256
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor {
         thread.asUnownedSerialExecutor()
@@ -54,6 +61,14 @@ public actor PostgresConnection {
     /// Closes the connection. The next call connects again.
     public func close() {
         box = nil
+    }
+
+    /// Prepare each statement with parameters once per session (`PQprepare`) and run it by name
+    /// after (`PQexecPrepared`): the server parses and analyses it once, and after five runs may
+    /// keep a generic plan. For a connection that runs the same statements over and over (a
+    /// loader); the statements must not depend on a search_path changed with SET afterwards.
+    public func setPreparesStatements(_ on: Bool) {
+        preparesStatements = on
     }
 
     /// The server process id of this connection (for `pg_terminate_backend` and logs).
@@ -253,13 +268,30 @@ public actor PostgresConnection {
                 lengths.append(0); formats.append(0); types.append(0)
             }
         }
+        let name = preparesStatements && !parameters.isEmpty ? try preparedName(sql, types: types, on: connection) : nil
         let raw = storage.withUnsafeBufferPointer { buffer -> OpaquePointer? in
             buffer.withMemoryRebound(to: CChar.self) { chars in
                 var pointers: [UnsafePointer<CChar>?] = offsets.map { $0 < 0 ? nil : UnsafePointer(chars.baseAddress! + $0) }
+                if let name {
+                    return PQexecPrepared(connection, name, Int32(parameters.count), &pointers, lengths, formats, 0)
+                }
                 return PQexecParams(connection, sql, Int32(parameters.count), types, &pointers, lengths, formats, 0)
             }
         }
         return try resultOrThrow(raw, connection)
+    }
+
+    /// The name `sql` is prepared under on this session, preparing it the first time (nil once the
+    /// session holds `preparedStatementLimit` statements). The types are those of the first run's
+    /// parameters (0: the server infers them), as PQexecParams would use them.
+    private func preparedName(_ sql: String, types: [UInt32], on connection: OpaquePointer) throws -> String? {
+        guard let box else { return nil }
+        if let name = box.statements[sql] { return name }
+        guard box.statements.count < Self.preparedStatementLimit else { return nil }
+        let name = "sw_\(box.statements.count + 1)"
+        _ = try resultOrThrow(PQprepare(connection, name, sql, Int32(types.count), types), connection)
+        box.statements[sql] = name
+        return name
     }
 
     private func resultOrThrow(_ raw: OpaquePointer?, _ connection: OpaquePointer) throws -> PostgresRows {

@@ -170,6 +170,36 @@ import Dashboard
         #expect(try await postgres.backendPID() != pid)
     }
 
+    /// Prepared statements: run by name after the first time (the server's pg_prepared_statements
+    /// lists them), with the same results; a statement that does not parse is reported as before
+    /// and not kept; a new session after a lost connection prepares again.
+    @Test func preparedStatementsAreKeptPerSession() async throws {
+        let postgres = try await TestServers.postgres()
+        let admin = try await TestServers.postgres()
+        await postgres.setPreparesStatements(true)
+        let sql = "SELECT sum(x)::bigint FROM unnest($1::int[]) AS x WHERE x > $2"
+        for round in 1...7 {
+            let rows = try await postgres.query(sql, [PostgresBind([1, 2, 3, round]), PostgresBind(1)])
+            #expect(rows.first?[0] == String(5 + (round > 1 ? round : 0)))
+        }
+        let listed = "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1"
+        #expect(try await postgres.query(listed, [.text(sql)]).first?[0] == "1")
+        do {
+            try await postgres.query("SELEC $1::int", [PostgresBind(1)])
+            Issue.record("a statement that does not parse must fail")
+        } catch let error as PostgresError {
+            #expect(error.sqlState == "42601")
+        }
+        #expect(try await postgres.query("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE $1", [.text("SELEC %")])
+            .first?[0] == "0")
+
+        let pid = try await postgres.backendPID()
+        _ = try await admin.query("SELECT pg_terminate_backend($1)", [PostgresBind(Int(pid))])
+        _ = try? await postgres.query("SELECT 1")
+        #expect(try await postgres.query(sql, [PostgresBind([4, 5]), PostgresBind(0)]).first?[0] == "9")
+        #expect(await postgres.connects == 2)
+    }
+
     @Test func connectsFromAKeywordString() async throws {
         let url = try #require(URLComponents(string: try TestServers.databaseURL()))
         var keywords = "host=\(url.host ?? "127.0.0.1") port=\(url.port ?? 5432) dbname=\(url.path.dropFirst())"

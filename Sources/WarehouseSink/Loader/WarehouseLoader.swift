@@ -63,6 +63,10 @@ public struct WarehouseLoader: Sendable {
         // start, for a commit a crash left unannounced.
         let cache = CacheKeys(layout: layout)
         return try await runner.run(redis: redis, prepare: {
+            // The same dozen statements, batch after batch: parsed and planned once per session
+            // (WAREHOUSE_PG_PREPARE=0 turns it off, for a pooler in transaction mode that cannot
+            // keep a session's prepared statements).
+            await postgres.setPreparesStatements(ProcessInfo.processInfo.environment["WAREHOUSE_PG_PREPARE"] != "0")
             try await Self.checkSchema(postgres)
             _ = try await redis.command("INCR", cache.generation)
         }) { reads in
