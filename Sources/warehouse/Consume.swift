@@ -42,8 +42,13 @@ extension Warehouse {
         @Option(help: "kpi: the time to live in ms of the partition leases, the merge stage's lease and the membership heartbeat (a crashed aggregator's partitions are taken over after at most about this long).")
         var leaseMs = 10_000
 
-        @Option(help: "Entries per XREADGROUP, per stream.")
-        var batch = 1000
+        @Option(help: "Entries per XREADGROUP, per stream: at most what one batch takes (default: warehouse 2000, kpi 1000).")
+        var batch: Int?
+
+        /// The warehouse group's transactions amortise their dozen statements over more rows (the
+        /// 2.6M-event set loaded in 61.7 s at 2000 against 65.8 s at 1000); the kpi group's commit
+        /// is one script that holds Redis while it runs, so its batches stay smaller.
+        var batchSize: Int { batch ?? (group == "warehouse" ? 2000 : 1000) }
 
         @Option(help: "XREADGROUP BLOCK, in milliseconds.")
         var blockMs = 2000
@@ -103,7 +108,7 @@ extension Warehouse {
             guard retireEveryMs >= 0 else { throw ValidationError("--retire-every-ms must not be negative") }
             guard leaseMs >= 100 else { throw ValidationError("--lease-ms must be at least 100") }
             guard trimEveryMs >= 0, retentionS >= 0 else { throw ValidationError("--trim-every-ms and --retention-s must not be negative") }
-            guard batch > 0, blockMs >= 0, workers >= 1, (partitions ?? 1) >= 1, minIdleMs > 0, deliveryLimit >= 1 else {
+            guard batchSize > 0, blockMs >= 0, workers >= 1, (partitions ?? 1) >= 1, minIdleMs > 0, deliveryLimit >= 1 else {
                 throw ValidationError("--batch, --workers, --partitions, --min-idle-ms and --delivery-limit must be positive")
             }
         }
@@ -117,7 +122,7 @@ extension Warehouse {
             let name = consumer ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
             let streamKeys = layout.allStreams
             var options = ConsumerGroupRunner.Options(group: group, consumer: name, streams: streamKeys)
-            options.batchSize = batch
+            options.batchSize = batchSize
             options.block = .milliseconds(blockMs)
             options.untilDrained = untilDrained
             options.minIdle = .milliseconds(minIdleMs)
