@@ -22,6 +22,14 @@ sw_pg_bin() {
   [ -n "$dir" ] && [ -x "$dir/pg_ctl" ] && echo "$dir"
 }
 
+# sw_apt_install PACKAGE…: installs Debian packages (quietly).
+sw_apt_install() {
+  sw_log "installing from Debian's packages: $*"
+  export DEBIAN_FRONTEND=noninteractive
+  sw_as_root apt-get update -qq >/dev/null
+  sw_as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
 # Installs, from Debian's packages, whatever of the servers and C libraries is missing.
 sw_install_missing() {
   local missing=()
@@ -32,32 +40,14 @@ sw_install_missing() {
   command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
   [ -f /usr/include/hiredis/hiredis.h ] || missing+=(libhiredis-dev)
   [ -f /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev)
-  if [ ${#missing[@]} -gt 0 ]; then
-    sw_log "installing from Debian's packages: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    sw_as_root apt-get update -qq >/dev/null
-    sw_as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
+  if [ ${#missing[@]} -gt 0 ]; then sw_apt_install "${missing[@]}"; fi
   command -v swift >/dev/null 2>&1 || sw_die "swift is not on PATH (Swift 6.1 or newer is needed)"
-}
-
-# sw_apt_install PACKAGE…: installs Debian packages (quietly).
-sw_apt_install() {
-  sw_log "installing from Debian's packages: $*"
-  export DEBIAN_FRONTEND=noninteractive
-  sw_as_root apt-get update -qq >/dev/null
-  sw_as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 # What the browser test needs: Debian's Chromium and Playwright for Python (which drives the
 # system browser; it downloads no browser of its own).
 sw_install_browser() {
-  if ! command -v chromium >/dev/null 2>&1; then
-    sw_log "installing Chromium from Debian's packages"
-    export DEBIAN_FRONTEND=noninteractive
-    sw_as_root apt-get update -qq >/dev/null
-    sw_as_root apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
-  fi
+  command -v chromium >/dev/null 2>&1 || sw_apt_install chromium fonts-dejavu-core
   if ! python3 -c "import playwright" >/dev/null 2>&1; then
     sw_log "installing Playwright for Python from PyPI"
     python3 -m pip install -q playwright >/dev/null 2>&1 || python3 -m pip install -q --break-system-packages playwright >/dev/null

@@ -96,15 +96,15 @@ public struct DashboardBenchmark: Sendable {
         guard let port = await ports.next() else { throw CancellationError() }
         progress("dashboard on 127.0.0.1:\(port); \(connections) connections on /api/kpis for \(seconds) s")
 
-        _ = try HTTPLoad.run(port: port, path: "/api/kpis", connections: connections, seconds: 1)  // warm-up
-        let load = try HTTPLoad.run(port: port, path: "/api/kpis", connections: connections, seconds: seconds)
+        _ = await HTTPLoad.run(port: port, path: "/api/kpis", connections: connections, seconds: 1)  // warm-up
+        let load = await HTTPLoad.run(port: port, path: "/api/kpis", connections: connections, seconds: seconds)
         let latency = Self.latency(load.latencies)
         progress(String(format: "/api/kpis: %.0f requests/s, p50 %.2f ms, p99 %.2f ms, %d errors",
                         Double(load.latencies.count) / load.seconds, latency.p50, latency.p99, load.errors))
 
         var openLoop: OpenLoop?
         if openLoopRate > 0 {
-            let run = try HTTPLoad.openLoop(port: port, path: "/api/kpis", rate: openLoopRate, connections: connections, seconds: seconds)
+            let run = await HTTPLoad.openLoop(port: port, path: "/api/kpis", rate: openLoopRate, connections: connections, seconds: seconds)
             let latency = Self.latency(run.latencies)
             openLoop = OpenLoop(rate: openLoopRate, connections: connections, seconds: run.seconds, requests: run.latencies.count,
                                 errors: run.errors, achievedPerSecond: Double(run.latencies.count) / run.seconds, latencyMilliseconds: latency)
@@ -178,12 +178,49 @@ enum HTTPLoad {
         var errors = 0
     }
 
-    static func run(port: Int, path: String, connections: Int, seconds: Double) throws -> Outcome {
-        let box = Box()
-        let group = DispatchGroup()
+    static func run(port: Int, path: String, connections: Int, seconds: Double) async -> Outcome {
         let started = Date()
         let deadline = started.addingTimeInterval(seconds)
-        for _ in 0..<connections {
+        let (latencies, errors) = await clients(port: port, path: path, connections: connections) { _, send in
+            while Date() < deadline {
+                let began = DispatchTime.now().uptimeNanoseconds
+                send(began)
+            }
+        }
+        return Outcome(latencies: latencies, errors: errors, seconds: Date().timeIntervalSince(started))
+    }
+
+    /// `rate` requests/s in all, spread over `connections` threads, each sending on a fixed
+    /// schedule (its requests `connections / rate` seconds apart, the threads' schedules offset);
+    /// a latency runs from the scheduled moment to the end of the response, so a response that
+    /// comes late also counts against the requests queued behind it (no coordinated omission).
+    static func openLoop(port: Int, path: String, rate: Int, connections: Int, seconds: Double) async -> Outcome {
+        let interval = UInt64(Double(connections) / Double(rate) * 1e9)
+        let start = DispatchTime.now().uptimeNanoseconds + 50_000_000
+        let end = start + UInt64(seconds * 1e9)
+        let (latencies, errors) = await clients(port: port, path: path, connections: connections) { index, send in
+            var scheduled = start + interval * UInt64(index) / UInt64(connections)
+            while scheduled < end {
+                let now = DispatchTime.now().uptimeNanoseconds
+                if now < scheduled { usleep(useconds_t((scheduled - now) / 1000)) }
+                while DispatchTime.now().uptimeNanoseconds < scheduled {}
+                send(scheduled)
+                scheduled += interval
+            }
+        }
+        return Outcome(latencies: latencies, errors: errors, seconds: Double(end - start) / 1e9)
+    }
+
+    /// Runs `schedule` on `connections` threads, each with a keep-alive connection of its own;
+    /// `schedule` calls `send(since)` for each GET, which records the time from `since` (uptime
+    /// nanoseconds) to the end of the response, or an error (and connects again).
+    private static func clients(
+        port: Int, path: String, connections: Int,
+        _ schedule: @escaping @Sendable (_ index: Int, _ send: (_ since: UInt64) -> Void) -> Void
+    ) async -> (latencies: [Double], errors: Int) {
+        let box = Box()
+        let group = DispatchGroup()
+        for index in 0..<connections {
             group.enter()
             Thread.detachNewThread {
                 var mine: [Double] = []
@@ -191,10 +228,9 @@ enum HTTPLoad {
                 var errors = 0
                 var client = Client(port: port)
                 let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n".utf8)
-                while Date() < deadline {
-                    let began = DispatchTime.now().uptimeNanoseconds
+                schedule(index) { since in
                     if client.get(request) == 200 {
-                        mine.append(Double(DispatchTime.now().uptimeNanoseconds - began) / 1_000_000)
+                        mine.append(Double(DispatchTime.now().uptimeNanoseconds - since) / 1_000_000)
                     } else {
                         errors += 1
                         client.close()
@@ -209,52 +245,10 @@ enum HTTPLoad {
                 group.leave()
             }
         }
-        group.wait()
-        return Outcome(latencies: box.latencies, errors: box.errors, seconds: Date().timeIntervalSince(started))
-    }
-
-    /// `rate` requests/s in all, spread over `connections` threads, each sending on a fixed
-    /// schedule (its requests `connections / rate` seconds apart, the threads' schedules offset);
-    /// a latency runs from the scheduled moment to the end of the response, so a response that
-    /// comes late also counts against the requests queued behind it (no coordinated omission).
-    static func openLoop(port: Int, path: String, rate: Int, connections: Int, seconds: Double) throws -> Outcome {
-        let box = Box()
-        let group = DispatchGroup()
-        let interval = UInt64(Double(connections) / Double(rate) * 1e9)
-        let start = DispatchTime.now().uptimeNanoseconds + 50_000_000
-        let end = start + UInt64(seconds * 1e9)
-        for index in 0..<connections {
-            group.enter()
-            Thread.detachNewThread {
-                var mine: [Double] = []
-                mine.reserveCapacity(Int(seconds * Double(rate) / Double(connections)) + 16)
-                var errors = 0
-                var client = Client(port: port)
-                let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n".utf8)
-                var scheduled = start + interval * UInt64(index) / UInt64(connections)
-                while scheduled < end {
-                    let now = DispatchTime.now().uptimeNanoseconds
-                    if now < scheduled { usleep(useconds_t((scheduled - now) / 1000)) }
-                    while DispatchTime.now().uptimeNanoseconds < scheduled {}
-                    if client.get(request) == 200 {
-                        mine.append(Double(DispatchTime.now().uptimeNanoseconds - scheduled) / 1_000_000)
-                    } else {
-                        errors += 1
-                        client.close()
-                        client = Client(port: port)
-                    }
-                    scheduled += interval
-                }
-                client.close()
-                box.lock.lock()
-                box.latencies += mine
-                box.errors += errors
-                box.lock.unlock()
-                group.leave()
-            }
-        }
-        group.wait()
-        return Outcome(latencies: box.latencies, errors: box.errors, seconds: Double(end - start) / 1e9)
+        // Waited for without blocking a thread of Swift's cooperative pool (the server in this
+        // process needs them).
+        await withCheckedContinuation { continuation in group.notify(queue: .global()) { continuation.resume() } }
+        return (box.latencies, box.errors)
     }
 
     /// One connection: send a GET, read the status line, the headers and a Content-Length body.

@@ -134,12 +134,11 @@ public struct ScaleBenchmark: Sendable {
         var sizes: [Size] = []
         for (index, lines) in orderLines.enumerated() {
             var size = try await measure(orderLines: lines, tag: "\(getpid())s\(index)", logs: logs, progress: progress)
-            if let first = sizes.first ?? Optional(size) {
-                func cost(_ stage: Stage, _ smallest: Stage) -> Double { smallest.eventsPerSecond / stage.eventsPerSecond }
-                size.replay.costVersusSmallest = cost(size.replay, first.replay)
-                size.loader.costVersusSmallest = cost(size.loader, first.loader)
-                size.aggregator.costVersusSmallest = cost(size.aggregator, first.aggregator)
-            }
+            let smallest = sizes.first ?? size
+            func cost(_ stage: Stage, _ base: Stage) -> Double { base.eventsPerSecond / stage.eventsPerSecond }
+            size.replay.costVersusSmallest = cost(size.replay, smallest.replay)
+            size.loader.costVersusSmallest = cost(size.loader, smallest.loader)
+            size.aggregator.costVersusSmallest = cost(size.aggregator, smallest.aggregator)
             sizes.append(size)
         }
         var result = Result(partitions: partitions, loaderWorkers: loaderWorkers, sizes: sizes)
@@ -155,19 +154,30 @@ public struct ScaleBenchmark: Sendable {
         let first = StreamLayout(namespace: "swbenchscale\(tag)a", partitions: partitions)
         let second = StreamLayout(namespace: "swbenchscale\(tag)b", partitions: partitions)
         let schemas = ["sw_bench_scale_\(tag)a", "sw_bench_scale_\(tag)b"]
-        defer {
-            // Best effort; a failed benchmark leaves its keys and schemas to these names.
-            let configuration = self.configuration
-            let semaphore = DispatchSemaphore(value: 0)
-            Task.detached {
-                for layout in [first, second] { try? await KPIBenchmark.cleanUp(layout, url: configuration.redisURL) }
-                if let admin = try? await PostgresConnection(configuration.databaseURL) {
-                    for schema in schemas { try? await admin.executeScript("DROP SCHEMA IF EXISTS \(schema) CASCADE") }
-                }
-                semaphore.signal()
-            }
-            semaphore.wait()
+        // Cleaned up whether the stages succeed or fail (best effort: a failure to clean up leaves
+        // keys and schemas under these names).
+        do {
+            let size = try await stages(orderLines: orderLines, folder: folder, first: first, second: second, schemas: schemas,
+                                        tag: tag, logs: logs, progress: progress)
+            await cleanUp([first, second], schemas: schemas)
+            return size
+        } catch {
+            await cleanUp([first, second], schemas: schemas)
+            throw error
         }
+    }
+
+    private func cleanUp(_ layouts: [StreamLayout], schemas: [String]) async {
+        for layout in layouts { try? await KPIBenchmark.cleanUp(layout, url: configuration.redisURL) }
+        if let admin = try? await PostgresConnection(configuration.databaseURL) {
+            for schema in schemas { try? await admin.executeScript("DROP SCHEMA IF EXISTS \(schema) CASCADE") }
+        }
+    }
+
+    private func stages(
+        orderLines: Int, folder: String, first: StreamLayout, second: StreamLayout, schemas: [String], tag: String, logs: String,
+        progress: @escaping @Sendable (String) -> Void
+    ) async throws -> Size {
         let redis = try await RedisConnection(url: configuration.redisURL)
         let prefix = "\(orderLines) order lines"
 
