@@ -197,7 +197,7 @@ public struct RowValidator: Sendable {
             return .success(nil)
         case .timestamp:
             guard let timestamp = Timestamp.parse(text) else {
-                return .failure(Reason("not_timestamp", "\(quoted(text)) is not an ISO-8601 timestamp with an offset or Z"))
+                return .failure(Reason("not_timestamp", "\(quoted(text)) is not an ISO-8601 timestamp with an offset or Z, in years 0000–9999 UTC"))
             }
             if Timestamp.isCanonicalShape(text) { packBytes(text, into: &out) } else { packString(timestamp.description, into: &out) }
             return .success(timestamp)

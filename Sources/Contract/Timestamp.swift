@@ -74,8 +74,16 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
         guard index == s.count else { return nil }
         let days = CivilDate.daysFromCivil(year: year, month: month, day: day)
         let seconds = days * 86_400 + Int64(hour * 3600 + minute * 60 + second) - offsetSeconds
+        // An offset can carry a local 9999-12-31 into UTC year 10000 (or 0000-01-01 into year -1),
+        // whose canonical form has no four-digit year and would not parse back: refused.
+        guard seconds >= Self.firstSecond, seconds <= Self.lastSecond else { return nil }
         return Timestamp(microseconds: seconds * 1_000_000 + micros)
     }
+
+    /// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z, in seconds since the epoch: the instants
+    /// whose UTC form has a four-digit year.
+    static let firstSecond: Int64 = CivilDate.daysFromCivil(year: 0, month: 1, day: 1) * 86_400
+    static let lastSecond: Int64 = CivilDate.daysFromCivil(year: 9999, month: 12, day: 31) * 86_400 + 86_399
 
     /// Canonical ISO-8601 in UTC: `2024-03-01T14:05:00Z`, or with `.ffffff` when not whole seconds.
     public var description: String {

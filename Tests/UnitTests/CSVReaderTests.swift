@@ -156,6 +156,16 @@ import PostgresClient
         #expect(Timestamp(iso8601: "1969-12-31T23:59:59Z")?.microseconds == -1_000_000)
         #expect(Timestamp(iso8601: "1969-12-31T23:59:59Z")?.description == "1969-12-31T23:59:59Z")
         #expect(Timestamp(iso8601: "2024-02-29T00:00:00Z") != nil)
+        #expect(Timestamp(iso8601: "9999-12-31T23:59:59.999999Z")?.description == "9999-12-31T23:59:59.999999Z")
+        #expect(Timestamp(iso8601: "0000-01-01T00:00:00Z")?.description == "0000-01-01T00:00:00Z")
+        #expect(Timestamp(iso8601: "9999-12-31T23:55:00+05")?.description == "9999-12-31T18:55:00Z")
+    }
+
+    /// Found by the timestamp fuzzer: an offset that carries the instant out of years 0000–9999 in
+    /// UTC gave a canonical form (`10000-01-01T04:55:00Z`) that does not parse back.
+    @Test func rejectsOffsetsThatLeaveFourDigitYears() {
+        #expect(Timestamp(iso8601: "9999-12-31T23:55:00-05") == nil)
+        #expect(Timestamp(iso8601: "0000-01-01T00:30:00+01:00") == nil)
     }
 
     @Test func rejectsMalformed() {
