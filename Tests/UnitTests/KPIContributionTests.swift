@@ -59,6 +59,27 @@ struct KPIContributionTests {
         #expect(merge.state.counts.customers == single.counts.customers && merge.state.counts.orders == single.counts.orders)
     }
 
+    /// Fields merged by maximum follow the largest partition still holding one; summed fields
+    /// drop out when every partition's share is gone, and a partition's share cancelling
+    /// another's shows nothing.
+    @Test func fieldsFollowEveryPartitionsLatestValue() {
+        var merge = ContributionMerge()
+        merge.apply(partition: 0, ["x:customers": [10], "cat:toys": [500, 2]])
+        merge.apply(partition: 1, ["x:customers": [20], "cat:toys": [-500, -2]])
+        #expect(merge.state.counts.customers == 20)
+        #expect(merge.state.byCategory["toys"] == nil)
+        merge.replace(partition: 1, with: ["cat:toys": [100, 1]])
+        #expect(merge.state.counts.customers == 10)
+        #expect(merge.state.byCategory["toys"] == S.Money(amount: 600, count: 3))
+        merge.apply(partition: 0, ["x:customers": nil, "cat:toys": nil])
+        #expect(merge.state.counts.customers == 0)
+        #expect(merge.state.byCategory["toys"] == S.Money(amount: 100, count: 1))
+        merge.apply(partition: 2, ["x:customers": [5]])
+        merge.apply(partition: 1, ["cat:toys": nil])
+        #expect(merge.state.counts.customers == 5)
+        #expect(merge.state.byCategory.isEmpty)
+    }
+
     @Test func aWholeContributionRoundTripsThroughText() {
         var state = S()
         for (event, origin) in KPIRetentionTests.liveLoad(seed: 3) { _ = state.apply(event, origin: origin) }
