@@ -291,7 +291,8 @@ public struct KPIState: Sendable {
         var time: Int64
     }
 
-    var lines: [LineKey: Applied] = [:]
+    /// Every line's latest version, in pages (`PagedMap`: the records are most of the memory).
+    var lines = PagedMap<LineKey, Applied>()
     var linesOfCustomer: [String: [LineKey]] = [:]
     var linesOfProduct: [String: [LineKey]] = [:]
     var customers: [String: [Customer]] = [:]
@@ -366,7 +367,9 @@ public struct KPIState: Sendable {
     private mutating func apply(_ line: Line, origin: Int32) -> Bool {
         let key = LineKey(orderID: line.orderID, lineNumber: line.lineNumber)
         let attribution = attribution(customerID: line.customerID, productID: line.productID, at: line.orderTime)
-        if let old = lines[key] {
+        let slot = lines.slot(for: key)
+        if let slot {
+            let old = lines[slot: slot]
             guard old.line.version < line.version else { return false }
             let o = old.line
             if o.status.countsAsRevenue == line.status.countsAsRevenue && o.netCents == line.netCents && o.quantity == line.quantity
@@ -375,7 +378,7 @@ public struct KPIState: Sendable {
                 // A progression (placed → shipped → delivered): only the status counts move.
                 linesByStatus[o.status, default: 0] -= 1
                 linesByStatus[line.status, default: 0] += 1
-                lines[key] = Applied(line: line, attribution: attribution, origin: origin)
+                lines[slot: slot] = Applied(line: line, attribution: attribution, origin: origin)
                 return true
             }
             contribute(old.line, old.attribution, sign: -1)
@@ -396,7 +399,11 @@ public struct KPIState: Sendable {
             linesOfProduct[line.productID, default: []].append(key)
         }
         contribute(line, attribution, sign: 1)
-        lines[key] = Applied(line: line, attribution: attribution, origin: origin)
+        if let slot {
+            lines[slot: slot] = Applied(line: line, attribution: attribution, origin: origin)
+        } else {
+            lines.insert(Applied(line: line, attribution: attribution, origin: origin), for: key)
+        }
         return true
     }
 
@@ -461,13 +468,14 @@ public struct KPIState: Sendable {
     /// Moves every line of `keys` whose attribution a new dimension version changes.
     private mutating func reattribute(_ keys: [LineKey]) {
         for key in keys {
-            guard let applied = lines[key] else { continue }
+            guard let slot = lines.slot(for: key) else { continue }
+            let applied = lines[slot: slot]
             let line = applied.line
             let now = attribution(customerID: line.customerID, productID: line.productID, at: line.orderTime)
             guard now != applied.attribution else { continue }
             contribute(line, applied.attribution, sign: -1)
             contribute(line, now, sign: 1)
-            lines[key]!.attribution = now
+            lines[slot: slot].attribution = now
         }
     }
 
