@@ -112,6 +112,13 @@ public enum KPIRecord {
         }
         mutating func version(_ v: KPIState.Version) {
             int(v.time.microseconds)
+            if let id = v.id {
+                // The common case (every id this project makes): the 16 bytes, no text made.
+                bytes.append(1)
+                for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: id.high >> UInt64(shift))) }
+                for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: id.low >> UInt64(shift))) }
+                return
+            }
             var id = v.eventID
             let packed: Bool = id.withUTF8 { utf8 in
                 guard utf8.count == 32 else { return false }
@@ -181,15 +188,11 @@ public enum KPIRecord {
             guard let time = int(), let tag = byte() else { return nil }
             if tag == 1 {
                 guard offset + 16 <= bytes.count else { return nil }
-                let hexDigits = Array("0123456789abcdef".utf8)
-                var text: [UInt8] = []
-                text.reserveCapacity(32)
-                for b in bytes[offset..<(offset + 16)] {
-                    text.append(hexDigits[Int(b >> 4)])
-                    text.append(hexDigits[Int(b & 0xF)])
-                }
+                var high: UInt64 = 0, low: UInt64 = 0
+                for index in 0..<8 { high = high << 8 | UInt64(bytes[offset + index]) }
+                for index in 8..<16 { low = low << 8 | UInt64(bytes[offset + index]) }
                 offset += 16
-                return KPIState.Version(time: Timestamp(microseconds: time), eventID: String(decoding: text, as: UTF8.self))
+                return KPIState.Version(time: Timestamp(microseconds: time), id: EventID(high: high, low: low))
             }
             guard tag == 0, let id = string() else { return nil }
             return KPIState.Version(time: Timestamp(microseconds: time), eventID: id)

@@ -184,7 +184,10 @@ public struct EventFields {
     public var eventID: String { bytes(plan.columns.count).map { String(decoding: $0, as: UTF8.self) } ?? "" }
 
     /// The row's version: its version column, then its event id.
-    public func version<Column: EventColumn>(_ column: Column) -> Version { Version(time: time(column), eventID: eventID) }
+    public func version<Column: EventColumn>(_ column: Column) -> Version {
+        guard let id = bytes(plan.columns.count) else { return Version(time: time(column), eventID: "") }
+        return Version(time: time(column), eventIDBytes: id)
+    }
 }
 
 /// A column of an entity's contract, by its position in `EntitySchema.columns` (a unit test
