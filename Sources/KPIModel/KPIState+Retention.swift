@@ -125,8 +125,9 @@ extension KPIState {
         for id in touchedCustomers { Self.forget(retiredKeys, in: &linesOfCustomer, id) }
         for id in touchedProducts { Self.forget(retiredKeys, in: &linesOfProduct, id) }
 
-        for (id, held) in payments {
-            guard let cutoff = cutoffs[held.origin], held.value.version.time.microseconds < cutoff else { continue }
+        // Chosen first, then removed: removing from a `PagedMap` while iterating it would copy it.
+        let oldPayments = payments.filter { item in cutoffs[item.value.origin].map { item.value.value.version.time.microseconds < $0 } ?? false }
+        for (id, held) in oldPayments {
             let p = held.value
             payments[id] = nil
             result[held.origin]!.payments.append(id)
@@ -135,8 +136,8 @@ extension KPIState {
             Self.count(money, "ps:\(p.status)", into: &result[held.origin]!.counters)
             result[held.origin]!.counters["c:payments", default: 0] += 1
         }
-        for (id, held) in movements {
-            guard let cutoff = cutoffs[held.origin], held.value.version.time.microseconds < cutoff else { continue }
+        let oldMovements = movements.filter { item in cutoffs[item.value.origin].map { item.value.value.version.time.microseconds < $0 } ?? false }
+        for (id, held) in oldMovements {
             let m = held.value
             movements[id] = nil
             result[held.origin]!.movements.append(id)

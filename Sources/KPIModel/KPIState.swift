@@ -298,8 +298,8 @@ public struct KPIState: Sendable {
     var customers: [String: [Customer]] = [:]
     var products: [String: [Product]] = [:]
     var suppliers: [String: Version] = [:]
-    var payments: [String: Held<Payment>] = [:]
-    var movements: [String: Held<Movement>] = [:]
+    var payments = PagedMap<String, Held<Payment>>()
+    var movements = PagedMap<String, Held<Movement>>()
     var linesOfOrder: [String: Int] = [:]
     /// Revenue lines per order and order time: an order counts (in its buckets and in AOV) while
     /// it has at least one.
