@@ -86,7 +86,7 @@ import Dashboard
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let binary = folder.appendingPathComponent("warehouse")
-        try FileManager.default.copyItem(at: try TestServers.warehouseExecutable(), to: binary)
+        try TestServers.copyExecutable(from: try TestServers.warehouseExecutable(), to: binary)
         let environment = ["DATABASE_URL": url, "WAREHOUSE_SQL_DIR": ""]
         let migrate = try await TestServers.run(binary, ["migrate", "--json"], environment: environment, stdin: nil, directory: folder)
         #expect(migrate.status == 0, "stderr: \(migrate.stderr)")

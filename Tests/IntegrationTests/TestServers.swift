@@ -284,3 +284,27 @@ struct PrivateRedis {
 private final class DataBox: @unchecked Sendable {
     var data = Data()
 }
+
+extension TestServers {
+    /// Copies an executable so that it can be run at once. `FileManager.copyItem` writes through a
+    /// descriptor without close-on-exec: a process another test spawns meanwhile inherits it and
+    /// holds the file open for writing as long as it lives, and running the copy then fails with
+    /// ETXTBSY ("Text file busy"; `migrateFromAnEmptyFolder` failed so twice in a day, in a
+    /// clean-clone run and in a full run). Written here through an O_CLOEXEC descriptor, which
+    /// no child keeps.
+    static func copyExecutable(from source: URL, to destination: URL) throws {
+        let data = try Data(contentsOf: source, options: .alwaysMapped)
+        let fd = open(destination.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o755)
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        defer { close(fd) }
+        try data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
+            var offset = 0
+            while offset < bytes.count {
+                let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                if written < 0, errno == EINTR { continue }
+                guard written > 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+                offset += written
+            }
+        }
+    }
+}
