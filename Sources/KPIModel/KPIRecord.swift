@@ -119,35 +119,9 @@ public enum KPIRecord {
                 for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: id.low >> UInt64(shift))) }
                 return
             }
-            var id = v.eventID
-            let packed: Bool = id.withUTF8 { utf8 in
-                guard utf8.count == 32 else { return false }
-                let start = bytes.count
-                bytes.append(1)
-                var index = 0
-                while index < 32 {
-                    guard let high = Self.nibble(utf8[index]), let low = Self.nibble(utf8[index + 1]) else {
-                        bytes.removeSubrange(start...)
-                        return false
-                    }
-                    bytes.append(high << 4 | low)
-                    index += 2
-                }
-                return true
-            }
-            if !packed {
-                bytes.append(0)
-                string(v.eventID)
-            }
-        }
-
-        @inline(__always)
-        static func nibble(_ c: UInt8) -> UInt8? {
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-            default: nil
-            }
+            // Any other id is kept as its text (it is not 32 lowercase hex digits).
+            bytes.append(0)
+            string(v.eventID)
         }
     }
 

@@ -105,72 +105,15 @@ extension KPIState {
         }
     }
 
-    /// Sets one field of a merged, figure-only state (nil or all zeros: gone) and marks what the
-    /// view must rewrite (`takeDirty`). Fields it does not know are ignored.
-    public mutating func setContribution(_ field: String, _ value: [Int64]?) {
-        func at(_ index: Int) -> Int64 { value.map { index < $0.count ? $0[index] : 0 } ?? 0 }
-        func money() -> Money? {
-            let m = Money(amount: at(0), count: at(1))
-            return m.count == 0 && m.amount == 0 ? nil : m
-        }
-        func figures() -> Figures? {
-            let f = Figures(revenueCents: at(0), lines: at(1), units: at(2), orders: at(3))
-            return f.isEmpty ? nil : f
-        }
-        guard let colon = field.firstIndex(of: ":") else {
-            switch field {
-            case "tot": totals = figures() ?? Figures()
-            case "ohT": totalOnHand = at(0)
-            case "c":
-                counts.orders = at(0); counts.orderLines = at(1); counts.payments = at(2); counts.movements = at(3)
-            default: break
-            }
-            return
-        }
-        let kind = field[..<colon], name = String(field[field.index(after: colon)...])
-        switch kind {
-        case "m":
-            guard let index = Int64(name) else { return }
-            if index < minuteHorizon { return }   // behind the merged watermark's retention
-            if minutes[index] == nil, figures() != nil { minuteQueue.push(index) }
-            minutes[index] = figures()
-            dirty.buckets.insert(Bucket(granularity: .minute, index: index))
-        case "h":
-            guard let index = Int64(name) else { return }
-            hours[index] = figures()
-            dirty.buckets.insert(Bucket(granularity: .hour, index: index))
-        case "d":
-            guard let index = Int64(name) else { return }
-            days[index] = figures()
-            dirty.buckets.insert(Bucket(granularity: .day, index: index))
-        case "mo": if let index = Int64(name) { months[index] = money() }
-        case "cat": byCategory[name] = money()
-        case "sgw": bySegmentWas[name] = money()
-        case "sgi": bySegmentIs[name] = money()
-        case "stw": byStateWas[name] = money()
-        case "pm": paymentsByMethod[name] = money()
-        case "ps": paymentsByStatus[name] = money()
-        case "ls": if let status = OrderStatus(rawValue: name) { linesByStatus[status] = at(0) }
-        case "p":
-            byProduct[name] = money()
-            dirty.products.insert(name)
-        case "dp":
-            guard let split = name.firstIndex(of: ":"), let day = Int64(name[..<split]) else { return }
-            let product = String(name[name.index(after: split)...])
-            byDayProduct[day, default: [:]][product] = money()
-            if byDayProduct[day]?.isEmpty == true { byDayProduct[day] = nil }
-            dirty.dayProducts.insert(DayProduct(day: day, productID: product))
-        case "oh":
-            onHand[name] = money()
-            dirty.onHand.insert(name)
-        case "x":
-            switch name {
-            case "customers": counts.customers = at(0)
-            case "products": counts.products = at(0)
-            case "suppliers": counts.suppliers = at(0)
-            case "wm": if value != nil { advanceWatermark(Timestamp(microseconds: at(0))) }
-            default: break
-            }
+    /// Sets a field merged by maximum (`x:`: the dimension counts and the watermark) of a merged,
+    /// figure-only state; the summed fields go through `addContribution`.
+    mutating func setMaximumContribution(_ field: String, _ value: [Int64]?) {
+        let first = value?.first ?? 0
+        switch field {
+        case "x:customers": counts.customers = first
+        case "x:products": counts.products = first
+        case "x:suppliers": counts.suppliers = first
+        case "x:wm": if value != nil { advanceWatermark(Timestamp(microseconds: first)) }
         default: break
         }
     }
@@ -178,8 +121,7 @@ extension KPIState {
     /// Adds `new − old` to one field of a merged, figure-only state (a field summed over the
     /// partitions: the state then holds the sum itself, so the merge stage keeps no copy of it),
     /// and marks what the view must rewrite. A group whose amount and count both come to zero is
-    /// gone, as `setContribution` has it. Fields merged by maximum, and fields it does not know,
-    /// are ignored.
+    /// gone. Fields merged by maximum, and fields it does not know, are ignored.
     public mutating func addContribution(_ field: String, new: [Int64]?, old: [Int64]?) {
         func at(_ index: Int) -> Int64 {
             (new.map { index < $0.count ? $0[index] : 0 } ?? 0) - (old.map { index < $0.count ? $0[index] : 0 } ?? 0)
@@ -302,7 +244,7 @@ public struct ContributionMerge: Sendable {
         if old == value { return }
         partitions[partition, default: [:]][field] = value
         if KPIState.mergesByMaximum(field) {
-            state.setContribution(field, partitions.values.compactMap { $0[field] }.max { ($0.first ?? 0) < ($1.first ?? 0) })
+            state.setMaximumContribution(field, partitions.values.compactMap { $0[field] }.max { ($0.first ?? 0) < ($1.first ?? 0) })
         } else {
             state.addContribution(field, new: value, old: old)
         }

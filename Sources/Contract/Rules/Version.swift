@@ -11,13 +11,8 @@ public struct Version: Sendable, Hashable, Comparable {
     private var text: String?
 
     public init(time: Timestamp, eventID: String) {
-        self.time = time
         var eventID = eventID
-        if let id = eventID.withUTF8({ Self.canonicalID($0) }) {
-            (high, low) = (id.high, id.low)
-        } else {
-            text = eventID
-        }
+        self = eventID.withUTF8 { Version(time: time, eventIDBytes: $0) }
     }
 
     public init(time: Timestamp, id: EventID) {
