@@ -2,29 +2,24 @@ import Contract
 /// State retention: what keeps the aggregator's state (and so Redis's memory) bounded under a
 /// live load that never stops.
 ///
-/// Figures never change when records retire; only what is *held* does. A pass retires, per
-/// stream (origin), every order whose order time and every line's last version are older than the
-/// stream's newest event time minus the retention (the order has been quiet that long) and whose
-/// lines' customer and product have arrived (a line counted under `unknown` waits for its late
-/// dimension), and every payment and movement whose last version is that old. Their contributions move into the
-/// origin's retired aggregate: integer counters (`t:r` revenue of all time, `d:19800:o` orders of a
-/// day, `cat:Books:a` revenue of a category, `cu:C1:a` revenue of a customer's retired lines, …)
-/// that the aggregator adds with HINCRBY in the same atomic call as the HDEL of the retired records. A
-/// rebuild applies the records still held and adds the counters back, which gives the same figures.
+/// Figures never change when records retire; only what is *held* in memory does. A pass retires,
+/// per stream (origin), every order whose order time and every line's last version are older than
+/// the stream's newest event time minus the retention (the order has been quiet that long) and
+/// whose lines' customer and product have arrived (a line counted under `unknown` waits for its
+/// late dimension), and every payment and movement whose last version is that old. In the same
+/// atomic call as the HDEL of their records, the aggregator:
+/// - adds their contributions to the origin's retired aggregate: integer counters (`t:r` revenue
+///   of all time, `d:19800:o` orders of a day, `cat:Books:a` revenue of a category, `cu:C1:a`
+///   revenue of a customer's retired lines, …) with HINCRBY;
+/// - moves the records into the origin's archive (`stream:kpi:archive`), a retired order whole,
+///   with the attribution each line was counted under;
+/// - appends the retired keys' hashes to `stream:kpi:archived` (from which a rebuild fills the
+///   in-memory filter `RetiredKeys`) and each retired revenue line's order to its customer's and
+///   product's index (`stream:kpi:ix:c:<id>`, `…:ix:p:<id>`).
 ///
-/// What a retired record no longer does, by design (the semantics of Flink's state TTL):
-/// - an event for an order line whose order time is before its stream's horizon, or for a
-///   payment or movement whose version is before it, and whose key is not held, is refused
-///   (`Outcome.beyondHorizon`; the aggregator dead-letters it with the reason): it may change a
-///   record that retired, and counting it as new could count something twice;
-/// - a later version of a retired payment or movement whose time is after the horizon cannot be
-///   told from a new one: it is counted as new (payments and movements settle well within any
-///   sensible retention; the synthetic load never updates one);
-/// - a customer or product version dated before a retired line's order time (a correction of
-///   history older than the retention) no longer re-attributes that line's as-was mixes
-///   (category, segment and state at order time); its as-is segment still follows the customer
-///   (`cu:` counters). A first version of a late member is not affected: lines waiting for one
-///   are held.
+/// A rebuild applies the records still held, adds the counters back and reads the key hashes:
+/// the same figures, and the same knowledge of what retired. Nothing retired is forgotten: a later
+/// change to it is exact for any lateness (`KPIState+Revival.swift`).
 extension KPIState {
     /// What one pass retired from one origin's records, and the counters that replace them.
     public struct Retirement: Sendable {
@@ -39,6 +34,14 @@ extension KPIState {
         public var counters: [String: Int64] = [:]
         /// Counter fields of minute buckets that fell behind the minute retention.
         public var expiredFields: [String] = []
+        /// The archive's new entries (HSET): a retired order whole, or a payment's or movement's
+        /// record, by its key (`KPIRecord.keyField`).
+        public var archive: [(field: [UInt8], value: [UInt8])] = []
+        /// The retired keys' hashes (`RetiredKeys.hash`), appended to the stream's key list.
+        public var keyHashes: [UInt64] = []
+        /// Index entries to append per customer and per product (`KPIRecord.indexEntry`).
+        public var customerIndex: [String: [UInt8]] = [:]
+        public var productIndex: [String: [UInt8]] = [:]
         public var records: Int { lines.count + payments.count + movements.count }
     }
 
@@ -68,81 +71,63 @@ extension KPIState {
                 quiet[key.orderID, default: []].append(key)
             }
         }
-        var retiredKeys = Set<LineKey>()
+        var retiredLines = Set<LineKey>()
         var touchedCustomers = Set<String>(), touchedProducts = Set<String>()
         for (orderID, keys) in quiet where !busy.contains(orderID) {
             let origin = lines[keys[0]]!.origin
-            var counters = result[origin]!.counters
-            result[origin]!.counters = [:]  // so `counters` is the only reference (no copy per order)
-            var times = Set<Int64>()
+            var retirement = result[origin]!
+            result[origin] = nil  // so `retirement` is the only reference (no copy per order)
+            var archived: [(line: Line, attribution: Attribution)] = []
+            var indexed = Set<OrderAt>()
             for key in keys {
                 let applied = lines.removeValue(forKey: key)!
-                let line = applied.line, a = applied.attribution
-                retiredKeys.insert(key)
+                let line = applied.line
+                retiredLines.insert(key)
                 touchedCustomers.insert(line.customerID)
                 touchedProducts.insert(line.productID)
-                result[origin]!.lines.append((key.orderID, key.lineNumber))
-                counters["ls:\(line.status.rawValue)", default: 0] += 1
-                counters["c:lines", default: 0] += 1
+                retirement.lines.append((key.orderID, key.lineNumber))
+                archived.append((line, applied.attribution))
                 guard line.status.countsAsRevenue else { continue }
-                times.insert(line.orderTime.microseconds)
-                let figures = Figures(revenueCents: line.netCents, lines: 1, units: line.quantity)
-                Self.count(figures, "t", into: &counters)
-                let minute = Granularity.minute.bucket(line.orderTime)
-                if minute >= minuteHorizon {
-                    Self.count(figures, "m:\(minute)", into: &counters)
-                    retiredMinutes[origin, default: []].insert(minute)
-                }
-                Self.count(figures, "h:\(Granularity.hour.bucket(line.orderTime))", into: &counters)
-                let day = Granularity.day.bucket(line.orderTime)
-                Self.count(figures, "d:\(day)", into: &counters)
-                let civil = CivilDate.civilFromDays(day)
                 let money = Money(amount: line.netCents, count: 1)
-                Self.count(money, "mo:\(civil.year * 12 + civil.month - 1)", into: &counters)
-                Self.count(money, "cat:\(a.category)", into: &counters)
-                Self.count(money, "sw:\(a.segment)", into: &counters)
-                Self.count(money, "stw:\(a.state)", into: &counters)
-                Self.count(money, "cu:\(line.customerID)", into: &counters)
-                Self.count(money, "p:\(line.productID)", into: &counters)
-                Self.count(money, "dp:\(day):\(line.productID)", into: &counters)
+                let minute = Granularity.minute.bucket(line.orderTime)
+                if minute >= minuteHorizon { retiredMinutes[origin, default: []].insert(minute) }
                 Self.add(&retiredOfCustomer, line.customerID, money)
+                Self.add(&retiredOfProduct, line.productID, money)
+                // Indexed under its customer and product (once per order time), for a late version.
+                let time = line.orderTime.microseconds
+                if indexed.insert(OrderAt(orderID: line.customerID, time: time)).inserted {
+                    retirement.customerIndex[line.customerID, default: []] += KPIRecord.indexEntry(orderID: orderID, orderTime: time)
+                }
+                if indexed.insert(OrderAt(orderID: "\u{1}" + line.productID, time: time)).inserted {
+                    retirement.productIndex[line.productID, default: []] += KPIRecord.indexEntry(orderID: orderID, orderTime: time)
+                }
+                revenueLinesOfOrder[OrderAt(orderID: orderID, time: time)] = nil
             }
-            counters["c:orders", default: 0] += 1
             linesOfOrder[orderID] = nil
-            for time in times {
-                let at = OrderAt(orderID: orderID, time: time)
-                guard revenueLinesOfOrder.removeValue(forKey: at) != nil else { continue }
-                let orderTime = Timestamp(microseconds: time)
-                let one = Figures(orders: 1)
-                Self.count(one, "t", into: &counters)
-                let minute = Granularity.minute.bucket(orderTime)
-                if minute >= minuteHorizon { Self.count(one, "m:\(minute)", into: &counters) }
-                Self.count(one, "h:\(Granularity.hour.bucket(orderTime))", into: &counters)
-                Self.count(one, "d:\(Granularity.day.bucket(orderTime))", into: &counters)
-            }
-            result[origin]!.counters = counters
+            Self.addCounters(of: archived, sign: 1, minuteHorizon: minuteHorizon, into: &retirement.counters)
+            retirement.archive.append((KPIRecord.keyField(orderID), KPIRecord.archivedOrder(archived)))
+            let hash = RetiredKeys.hash(orderID)
+            retirement.keyHashes.append(hash)
+            retiredKeys[origin, default: RetiredKeys()].insert(hash: hash)
+            result[origin] = retirement
         }
-        for id in touchedCustomers { Self.forget(retiredKeys, in: &linesOfCustomer, id) }
-        for id in touchedProducts { Self.forget(retiredKeys, in: &linesOfProduct, id) }
+        for id in touchedCustomers { Self.forget(retiredLines, in: &linesOfCustomer, id) }
+        for id in touchedProducts { Self.forget(retiredLines, in: &linesOfProduct, id) }
 
         // Chosen first, then removed: removing from a `PagedMap` while iterating it would copy it.
         let oldPayments = payments.filter { item in cutoffs[item.value.origin].map { item.value.value.version.time.microseconds < $0 } ?? false }
         for (id, held) in oldPayments {
-            let p = held.value
             payments[id] = nil
             result[held.origin]!.payments.append(id)
-            let money = Money(amount: p.amountMicros, count: 1)
-            Self.count(money, "pm:\(p.method)", into: &result[held.origin]!.counters)
-            Self.count(money, "ps:\(p.status)", into: &result[held.origin]!.counters)
-            result[held.origin]!.counters["c:payments", default: 0] += 1
+            Self.addCounters(of: held.value, sign: 1, into: &result[held.origin]!.counters)
+            archive(.payment(held.value), id, origin: held.origin, in: &result[held.origin]!)
         }
         let oldMovements = movements.filter { item in cutoffs[item.value.origin].map { item.value.value.version.time.microseconds < $0 } ?? false }
         for (id, held) in oldMovements {
-            let m = held.value
             movements[id] = nil
             result[held.origin]!.movements.append(id)
-            Self.count(Money(amount: m.quantity, count: 1), "oh:\(m.productID)", into: &result[held.origin]!.counters)
-            result[held.origin]!.counters["c:movements", default: 0] += 1
+            Self.addCounters(of: held.value, sign: 1, into: &result[held.origin]!.counters)
+            archive(.movement(held.value), id, origin: held.origin, in: &result[held.origin]!)
         }
 
         var passes: [Retirement] = []
@@ -243,7 +228,9 @@ extension KPIState {
             case "cu":
                 Self.add(&retiredOfCustomer, key, m)
                 Self.add(&bySegmentIs, customers[key]?.last?.segment ?? Attribution.unknownName, m)
-            case "p": Self.add(&byProduct, key, m)
+            case "p":
+                Self.add(&byProduct, key, m)
+                Self.add(&retiredOfProduct, key, m)
             case "dp":
                 let dayProduct = key.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
                 guard dayProduct.count == 2, let day = Int64(dayProduct[0]) else { continue }
@@ -259,30 +246,69 @@ extension KPIState {
         }
     }
 
-    /// The reason an event is refused, when its key is not held and it is older than the horizon.
-    func beyondHorizon(_ event: Event, origin: Int32) -> String? {
-        guard !horizon.isEmpty, let limit = horizon[origin] else { return nil }
-        let horizonText = Timestamp(microseconds: limit).description
-        switch event {
-        case .line(let line):
-            guard line.orderTime.microseconds < limit, lines[LineKey(orderID: line.orderID, lineNumber: line.lineNumber)] == nil else { return nil }
-            return "order \(line.orderID) line \(line.lineNumber): order time \(line.orderTime) is before the KPI state horizon "
-                + "\(horizonText) and the line is not held (retired, or first seen after its stream's retention passed)"
-        case .payment(let payment):
-            guard payment.version.time.microseconds < limit, payments[payment.id] == nil else { return nil }
-            return "payment \(payment.id): version \(payment.version.time) is before the KPI state horizon \(horizonText) "
-                + "and the payment is not held (retired, or first seen after its stream's retention passed)"
-        case .movement(let movement):
-            guard movement.version.time.microseconds < limit, movements[movement.id] == nil else { return nil }
-            return "movement \(movement.id): version \(movement.version.time) is before the KPI state horizon \(horizonText) "
-                + "and the movement is not held (retired, or first seen after its stream's retention passed)"
-        default:
-            return nil
+    /// Records held (lines, payments, movements) and dimension versions: what retention bounds.
+    public var heldRecords: (lines: Int, payments: Int, movements: Int) { (lines.count, payments.count, movements.count) }
+
+    /// The counters an order's retired lines add to its origin's retired aggregate (sign 1), or
+    /// take back when it is revived (sign −1). Minute buckets behind the minute horizon are left
+    /// out (their counters expire).
+    static func addCounters(of lines: [(line: Line, attribution: Attribution)], sign: Int64, minuteHorizon: Int64,
+                            into counters: inout [String: Int64]) {
+        var times = Set<Int64>()
+        for (line, a) in lines {
+            counters["ls:\(line.status.rawValue)", default: 0] += sign
+            counters["c:lines", default: 0] += sign
+            guard line.status.countsAsRevenue else { continue }
+            times.insert(line.orderTime.microseconds)
+            let figures = Figures(revenueCents: sign * line.netCents, lines: sign, units: sign * line.quantity)
+            count(figures, "t", into: &counters)
+            let minute = Granularity.minute.bucket(line.orderTime)
+            if minute >= minuteHorizon { count(figures, "m:\(minute)", into: &counters) }
+            count(figures, "h:\(Granularity.hour.bucket(line.orderTime))", into: &counters)
+            let day = Granularity.day.bucket(line.orderTime)
+            count(figures, "d:\(day)", into: &counters)
+            let civil = CivilDate.civilFromDays(day)
+            let money = Money(amount: sign * line.netCents, count: sign)
+            count(money, "mo:\(civil.year * 12 + civil.month - 1)", into: &counters)
+            count(money, "cat:\(a.category)", into: &counters)
+            count(money, "sw:\(a.segment)", into: &counters)
+            count(money, "stw:\(a.state)", into: &counters)
+            count(money, "cu:\(line.customerID)", into: &counters)
+            count(money, "p:\(line.productID)", into: &counters)
+            count(money, "dp:\(day):\(line.productID)", into: &counters)
+        }
+        counters["c:orders", default: 0] += sign
+        // An order counts once per order time with revenue lines (`revenueLinesOfOrder`).
+        for time in times {
+            let orderTime = Timestamp(microseconds: time)
+            let one = Figures(orders: sign)
+            count(one, "t", into: &counters)
+            let minute = Granularity.minute.bucket(orderTime)
+            if minute >= minuteHorizon { count(one, "m:\(minute)", into: &counters) }
+            count(one, "h:\(Granularity.hour.bucket(orderTime))", into: &counters)
+            count(one, "d:\(Granularity.day.bucket(orderTime))", into: &counters)
         }
     }
 
-    /// Records held (lines, payments, movements) and dimension versions: what retention bounds.
-    public var heldRecords: (lines: Int, payments: Int, movements: Int) { (lines.count, payments.count, movements.count) }
+    static func addCounters(of payment: Payment, sign: Int64, into counters: inout [String: Int64]) {
+        let money = Money(amount: sign * payment.amountMicros, count: sign)
+        count(money, "pm:\(payment.method)", into: &counters)
+        count(money, "ps:\(payment.status)", into: &counters)
+        counters["c:payments", default: 0] += sign
+    }
+
+    static func addCounters(of movement: Movement, sign: Int64, into counters: inout [String: Int64]) {
+        count(Money(amount: sign * movement.quantity, count: sign), "oh:\(movement.productID)", into: &counters)
+        counters["c:movements", default: 0] += sign
+    }
+
+    /// A retiring payment's or movement's record into the archive, and its key into the filter.
+    private mutating func archive(_ event: Event, _ id: String, origin: Int32, in retirement: inout Retirement) {
+        retirement.archive.append((KPIRecord.keyField(id), KPIRecord.record(event).value))
+        let hash = RetiredKeys.hash(id)
+        retirement.keyHashes.append(hash)
+        retiredKeys[origin, default: RetiredKeys()].insert(hash: hash)
+    }
 
     private static func count(_ f: Figures, _ prefix: String, into counters: inout [String: Int64]) {
         if f.revenueCents != 0 { counters[prefix + ":r", default: 0] += f.revenueCents }

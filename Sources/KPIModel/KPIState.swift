@@ -313,6 +313,10 @@ public struct KPIState: Sendable {
     /// Revenue of retired lines per customer (it still moves with the customer's segment in the
     /// as-is view), and the minute buckets each origin's retired aggregate holds.
     var retiredOfCustomer: [String: Money] = [:]
+    /// Revenue of retired lines per product (a late product version may re-attribute them).
+    var retiredOfProduct: [String: Money] = [:]
+    /// Per origin: the keys that retired into its archive (a filter: "no" is certain).
+    var retiredKeys: [Int32: RetiredKeys] = [:]
     var retiredMinutes: [Int32: Set<Int64>] = [:]
     /// Every minute bucket created (some since emptied), smallest first: expiring the minutes
     /// behind the horizon costs O(log n) each, never a scan.
@@ -328,9 +332,6 @@ public struct KPIState: Sendable {
         case applied
         /// A stale or repeated version: nothing changed.
         case unchanged
-        /// Its key is not held and it is older than its stream's retirement horizon: it may
-        /// change a retired record, which the state no longer has (the reason says which).
-        case beyondHorizon(String)
     }
 
     /// Applies one event; true when it changed the state (a new line version, a new dimension
@@ -339,8 +340,8 @@ public struct KPIState: Sendable {
     public mutating func apply(_ event: Event) -> Bool { apply(event, origin: 0) == .applied }
 
     /// Applies one event read from the stream `origin` (records are retired per stream).
+    /// An event that may change a retired record (`recall`) applies after the record is revived.
     public mutating func apply(_ event: Event, origin: Int32) -> Outcome {
-        if let reason = beyondHorizon(event, origin: origin) { return .beyondHorizon(reason) }
         advanceWatermark(event.version.time)
         let changed: Bool
         switch event {

@@ -18,12 +18,39 @@ extension KPIAggregator {
             var fields = r.lines.map { KPIRecord.lineField(orderID: $0.orderID, lineNumber: $0.lineNumber) }
             fields += (r.payments + r.movements).map(KPIRecord.keyField)
             commands.append("HDEL", stateKey, each: fields)
-            for (field, amount) in r.counters.sorted(by: { $0.key < $1.key }) where amount != 0 {
-                commands.append(["HINCRBY", retiredKey, field, String(amount)])
+            appendHSET(KPIKeys.archiveKey(stream: stream), r.archive, to: &commands)
+            if !r.keyHashes.isEmpty {
+                commands.append(bytes: [Array("APPEND".utf8), Array(KPIKeys.archivedKeysKey(stream: stream).utf8), RetiredKeys.pack(r.keyHashes)])
             }
+            for (customer, entries) in r.customerIndex {
+                commands.append(bytes: [Array("APPEND".utf8), Array(KPIKeys.indexKey(stream: stream, customer: customer).utf8), entries])
+            }
+            for (product, entries) in r.productIndex {
+                commands.append(bytes: [Array("APPEND".utf8), Array(KPIKeys.indexKey(stream: stream, product: product).utf8), entries])
+            }
+            appendCounters(r.counters, to: retiredKey, in: &commands)
             commands.append(["HSET", retiredKey, "wm", String(r.watermark), "horizon", String(r.horizon)])
             commands.append("HDEL", retiredKey, each: r.expiredFields)
             retiredRecords += r.records
+        }
+    }
+
+    /// HINCRBY of each non-zero counter of a retired aggregate.
+    func appendCounters(_ counters: [String: Int64], to key: String, in commands: inout RedisCommandBuffer) {
+        for (field, amount) in counters.sorted(by: { $0.key < $1.key }) where amount != 0 {
+            commands.append(["HINCRBY", key, field, String(amount)])
+        }
+    }
+
+    /// HSET of raw fields and values, in commands of at most 1,000 pairs (a script unpacks each).
+    func appendHSET(_ key: String, _ pairs: [(field: [UInt8], value: [UInt8])], to commands: inout RedisCommandBuffer) {
+        var start = 0
+        while start < pairs.count {
+            let chunk = pairs[start..<min(start + 1000, pairs.count)]
+            start += chunk.count
+            commands.begin(arguments: 2 + chunk.count * 2)
+            commands.add("HSET"); commands.add(key)
+            for (field, value) in chunk { commands.add(field); commands.add(value) }
         }
     }
 

@@ -47,7 +47,7 @@ extension KPIAggregator {
     /// between): every dimension stream of every partition as it stands (entries read by the
     /// dimension feed from now on wait until this is done), then the dimension records every
     /// partition's owner persisted (an entry trimmed from its stream since was persisted before),
-    /// then this partition's own records and retired counters.
+    /// then this partition's own records, retired counters and the keys of its archive.
     @discardableResult
     public func rebuild() async throws -> Int {
         try await exclusively { try await rebuildNow() }
@@ -95,6 +95,8 @@ extension KPIAggregator {
                 index += 2
             }
             if !fields.isEmpty { fresh.absorb(origin: origin(stream), fields: fields) }
+            let archived = try await redis.command("GET", KPIKeys.archivedKeysKey(stream: stream)).throwingServerError()
+            if let packed = archived.bytes { fresh.absorbRetiredKeys(origin: origin(stream), packed: packed) }
         }
         _ = fresh.takeDirty()
         var contribution = tracker.reset(fresh)

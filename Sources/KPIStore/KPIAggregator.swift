@@ -164,7 +164,7 @@ public actor KPIAggregator {
     }
 
     /// Waits for the commit in flight; throws its error (its entries then wait in `unconfirmed`).
-    private func flush() async throws {
+    func flush() async throws {
         guard let (task, reads) = inFlight else { return }
         inFlight = nil
         do {
@@ -190,9 +190,10 @@ public actor KPIAggregator {
         var rejects: [(stream: String, entry: StreamEntry, reason: String, deliveries: Int?)] = []
         var through: [String] = []
         var events = 0
+        // Decoded first: what the batch may change that only the archive holds is revived before
+        // any of it applies (`KPIState+Revival.swift`).
+        var decoded: [(read: StreamRead, entity: Entity, origin: Int32, events: [KPIState.Event?])] = []
         for read in reads where !read.entries.isEmpty {
-            // In entry order: when a key changes twice in a batch, HSET keeps the last pair.
-            var records: [(field: [UInt8], value: [UInt8])] = []
             guard let (entity, partition) = layout.parse(streamKey: read.key) else {
                 if own { rejects += read.entries.map { (read.key, $0, "not a stream of namespace \(layout.namespace)", nil) } }
                 continue
@@ -201,37 +202,41 @@ public actor KPIAggregator {
                 rejects += read.entries.map { (read.key, $0, "not a stream of partition \(self.partition)", nil) }
                 continue
             }
+            if !own && !entity.isDimension { continue }
             let origin = own ? origin(read.key) : origin(Self.foreignDimensions)
+            var batch: [KPIState.Event?] = []
+            batch.reserveCapacity(read.entries.count)
             for entry in read.entries {
                 do {
-                    let event = try KPIRecord.event(entry, entity: entity)
-                    if !own, !entity.isDimension { continue }
-                    switch state.apply(event, origin: origin) {
-                    case .applied: if own { records.append(KPIRecord.record(event)) }
-                    case .unchanged:
-                        // This partition's own dimension version, which the feed may have
-                        // brought first: persisted here all the same (its owner is the one that
-                        // persists it, with the XACK), or a rebuild after the entry is trimmed
-                        // would lack it.
-                        if own && entity.isDimension && state.holdsDimension(event) { records.append(KPIRecord.record(event)) }
-                    case .beyondHorizon(let reason): if own { rejects.append((read.key, entry, reason, nil)) }
-                    }
+                    batch.append(try KPIRecord.event(entry, entity: entity))
                 } catch {
+                    batch.append(nil)
                     if own { rejects.append((read.key, entry, error.description, nil)) }
                 }
             }
-            guard own else { continue }
-            if !records.isEmpty {
-                let stateKey = KPIKeys.stateKey(stream: read.key)
-                var start = 0
-                while start < records.count {
-                    let chunk = records[start..<min(start + 1000, records.count)]
-                    start += chunk.count
-                    commands.begin(arguments: 2 + chunk.count * 2)
-                    commands.add("HSET"); commands.add(stateKey)
-                    for (field, value) in chunk { commands.add(field); commands.add(value) }
+            decoded.append((read, entity, origin, batch))
+        }
+        if state.hasRetired {
+            var all: [(event: KPIState.Event, origin: Int32)] = []
+            for d in decoded { for case let event? in d.events { all.append((event, d.origin)) } }
+            let recall = state.recall(all)
+            if !recall.isEmpty { try await revive(recall, into: &commands) }
+        }
+        for (read, entity, origin, batch) in decoded {
+            // In entry order: when a key changes twice in a batch, HSET keeps the last pair.
+            var records: [(field: [UInt8], value: [UInt8])] = []
+            for case let event? in batch {
+                switch state.apply(event, origin: origin) {
+                case .applied: if own { records.append(KPIRecord.record(event)) }
+                case .unchanged:
+                    // This partition's own dimension version, which the feed may have brought
+                    // first: persisted here all the same (its owner is the one that persists it,
+                    // with the XACK), or a rebuild after the entry is trimmed would lack it.
+                    if own && entity.isDimension && state.holdsDimension(event) { records.append(KPIRecord.record(event)) }
                 }
             }
+            guard own else { continue }
+            appendHSET(KPIKeys.stateKey(stream: read.key), records, to: &commands)
             commands.xack(read.key, group: group, ids: read.entries.map(\.id))
             events += read.entries.count
             through.append("\(read.key)=\(read.entries.last!.id)")
@@ -273,6 +278,8 @@ public actor KPIAggregator {
 
     /// Records retired since the start (for the log and tests).
     public internal(set) var retiredRecords = 0
+    /// Retired records revived since the start (a change reached them).
+    public internal(set) var revivedRecords = 0
     public var heldRecords: (lines: Int, payments: Int, movements: Int) { state.heldRecords }
 }
 

@@ -57,6 +57,13 @@ public struct KPIKeys: Sendable {
     public static func stateKey(stream: String) -> String { stream + ":kpi" }
     /// The counters that replace a stream's retired records (`KPIState.retire`).
     public static func retiredKey(stream: String) -> String { stream + ":kpi:retired" }
+    /// The stream's retired records (`KPIState+Revival.swift`): a hash by key.
+    public static func archiveKey(stream: String) -> String { stream + ":kpi:archive" }
+    /// The hashes of the keys that retired into the archive (`RetiredKeys.pack`), appended.
+    public static func archivedKeysKey(stream: String) -> String { stream + ":kpi:archived" }
+    /// A customer's or product's index of retired orders (`KPIRecord.indexEntry`), appended.
+    public static func indexKey(stream: String, customer: String) -> String { stream + ":kpi:ix:c:" + customer }
+    public static func indexKey(stream: String, product: String) -> String { stream + ":kpi:ix:p:" + product }
 
     public func key(_ granularity: KPIState.Granularity) -> String {
         switch granularity {
