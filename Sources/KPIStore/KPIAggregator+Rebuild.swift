@@ -65,6 +65,9 @@ extension KPIAggregator {
         var records = 0
         let foreign = origin(Self.foreignDimensions)
         let dimensions: [Entity] = [.customers, .products, .suppliers]
+        // Read first, applied last: a version in a stream that no commit reflected yet may
+        // re-attribute retired lines, which are revived (below) before it applies.
+        var streamed: [(event: KPIState.Event, origin: Int32)] = []
         for q in 0..<layout.partitions {
             for entity in dimensions {
                 let stream = layout.streamKey(entity, partition: q)
@@ -72,7 +75,7 @@ extension KPIAggregator {
                 while true {
                     let entries = try await redis.xrange(stream, start: start, count: 2000)
                     for entry in entries {
-                        if let event = try? KPIRecord.event(entry, entity: entity) { _ = fresh.apply(event, origin: foreign) }
+                        if let event = try? KPIRecord.event(entry, entity: entity) { streamed.append((event, foreign)) }
                     }
                     guard entries.count == 2000, let last = entries.last else { break }
                     start = "(" + last.id.description
@@ -98,10 +101,18 @@ extension KPIAggregator {
             let archived = try await redis.command("GET", KPIKeys.archivedKeysKey(stream: stream)).throwingServerError()
             if let packed = archived.bytes { fresh.absorbRetiredKeys(origin: origin(stream), packed: packed) }
         }
-        _ = fresh.takeDirty()
-        var contribution = tracker.reset(fresh)
-        let part = keys.contribution(partition: partition)
+        state = fresh
+        fresh = KPIState()
         var commands = RedisCommandBuffer.scriptArguments()
+        if state.hasRetired {
+            let recall = state.recall(streamed)
+            if !recall.isEmpty { try await revive(recall, into: &commands) }
+        }
+        for (event, origin) in streamed { _ = state.apply(event, origin: origin) }
+        streamed = []
+        _ = state.takeDirty()
+        var contribution = tracker.reset(state)
+        let part = keys.contribution(partition: partition)
         commands.append("DEL", part)
         KPIView.appendHSET(part, contribution.map { ($0.key, KPIState.encode($0.value)) }, to: &commands)
         commands.append(["XADD", keys.deltas(partition: partition), "MAXLEN", "~", String(deltasLimit), "*", "~reset", String(epoch)])
@@ -109,7 +120,6 @@ extension KPIAggregator {
         var batch = RedisCommandBuffer()
         batch.evalsha(Self.fencedCommit, keys: [keys.fence(partition: partition)], arguments: [String(epoch)], commands: commands)
         try Self.check(try await redis.send(batch, reloading: Self.fencedCommit))
-        state = fresh
         needsRebuild = false
         rebuilding = false
         // What the feed delivered meanwhile (new deliveries now wait for the gate instead).

@@ -127,12 +127,13 @@ public final class KPIAggregatorService: Service {
         let tick = min(leaseTTL / 3, .seconds(1))
         let mergeLease = KPILease(keys: keys, owner: name, ttl: leaseTTL)
 
-        var retired = 0, held = (lines: 0, payments: 0, movements: 0)
+        var retired = 0, revived = 0, held = (lines: 0, payments: 0, movements: 0)
         func stopPartition(_ partition: Int, release: Bool) async {
             guard let item = owned.removeValue(forKey: partition) else { return }
             item.task.cancel()
             if let stats = try? await item.task.value { total = total + stats }
             retired += await item.aggregator.retiredRecords
+            revived += await item.aggregator.revivedRecords
             let records = await item.aggregator.heldRecords
             held = (held.lines + records.lines, held.payments + records.payments, held.movements + records.movements)
             aggregators.set(partition, nil)
@@ -236,7 +237,7 @@ public final class KPIAggregatorService: Service {
         _ = try? await control.command("ZREM", keys.members, name)
         result.withLock { $0 = total }
         if stateRetention != nil {
-            log("kpi: retired \(retired) records into counters; holding \(held.lines) lines, \(held.payments) payments, \(held.movements) movements")
+            log("kpi: retired \(retired) records into the archive, revived \(revived); holding \(held.lines) lines, \(held.payments) payments, \(held.movements) movements")
         }
         if let fatal {
             throw fatal is ConsumerStop ? fatal : ConsumerStop(group: options.group, fatal: fatal)
