@@ -78,19 +78,23 @@ extension Warehouse {
         var retentionS: Double = 0
 
         @Option(help: ArgumentHelp(
-            "kpi: retire order lines, payments and movements quiet this long (event time, per stream) into counters, so the state stays bounded (e.g. 35d, 12h, 180s; default: keep everything).",
-            discussion: "Later changes to a retired record are dead-lettered with the reason (see ARCHITECTURE.md, KPI state retention)."))
+            "kpi: move order lines, payments and movements quiet this long (event time, per stream) out of memory into the archive in Redis, so the state stays bounded (e.g. 35d, 12h, 180s, or off to hold everything; default: 35d).",
+            discussion: "A later change to an archived record, however late, revives it first: exact for any lateness (see ARCHITECTURE.md, KPI state retention)."))
         var stateRetention: String?
 
-        @Option(help: "kpi: how often (ms, wall clock) a retirement pass runs with --state-retention.")
+        @Option(help: "kpi: how often (ms, wall clock) a retirement pass runs.")
         var retireEveryMs = 5000
+
+        /// The state retention when `--state-retention` is not given.
+        static let defaultStateRetention = "35d"
 
         /// `--state-retention` as a duration (nil: off).
         var stateRetentionDuration: Duration? {
             get throws {
-                guard let text = stateRetention else { return nil }
+                let text = stateRetention ?? Self.defaultStateRetention
+                if text == "off" { return nil }
                 guard let duration = parseDurationText(text), duration > .zero else {
-                    throw ValidationError("--state-retention: '\(text)' is not a positive duration such as 35d, 12h, 30m or 180s")
+                    throw ValidationError("--state-retention: '\(text)' is not a positive duration such as 35d, 12h, 30m or 180s, nor off")
                 }
                 return duration
             }
