@@ -130,6 +130,47 @@ import Dashboard
         #expect(kept.removed == 0)
     }
 
+    /// A replay paused by back-pressure for a group nobody consumes stops on SIGTERM (between
+    /// batches, its checkpoint written), and `--resume` then publishes the rest exactly once.
+    /// Before the fix the pause ignored the shutdown: the process waited for the group forever.
+    @Test func aReplayPausedByBackPressureStopsOnSIGTERM() async throws {
+        let redis = try await TestServers.redis()
+        let layout = StreamLayout(namespace: TestServers.unique("swbp"))
+        // Large enough that the first lag check (after 500 ms) finds it publishing.
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(TestServers.unique("sw-bp")).path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try DataGenerator(options: DataGenerator.Options(orders: 30_000, seed: 5)).write(to: folder)
+        for stream in layout.allStreams { _ = try await redis.command("XGROUP", "CREATE", stream, "warehouse", "0", "MKSTREAM") }
+        func published() async throws -> Int {
+            var total = 0
+            for stream in layout.allStreams { total += try await redis.command("XLEN", stream).int ?? 0 }
+            return total
+        }
+        let replay = try TestServers.startWarehouse(["replay", "--data", folder, "--namespace", layout.namespace, "--max-lag", "1000"])
+        // Paused: nothing more published for a second.
+        var last = -1
+        for _ in 0..<100 {
+            try await Task.sleep(for: .milliseconds(500))
+            let now = try await published()
+            if now > 0 && now == last { break }
+            last = now
+        }
+        #expect(replay.isRunning && last > 1000, "the replay is paused after \(last) entries")
+        kill(replay.processIdentifier, SIGTERM)
+        let exited = Task { await TestServers.waitForExit(replay); return true }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while replay.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!replay.isRunning, "a paused replay must stop on SIGTERM")
+        if replay.isRunning { kill(replay.processIdentifier, SIGKILL) }
+        _ = await exited.value
+        let resumed = try await TestServers.runWarehouse(["replay", "--data", folder, "--namespace", layout.namespace, "--resume", "--json"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let total = try await published()
+        #expect(total > last, "the resume published the rest")
+        let fresh = StreamLayout(namespace: TestServers.unique("swbp"))
+        #expect(try await TestServers.replay(folder, into: fresh, redis: redis) == total, "every event published exactly once")
+    }
+
     @Test func backPressureWaitsForTheSlowestGroup() async throws {
         let redis = try await TestServers.redis()
         let key = TestServers.unique("sw:test:{bp}")

@@ -197,7 +197,9 @@ public struct Replayer: Sendable {
             lastLagCheck = clock.now
             if let inFlight { try await inFlight.value }
             inFlight = nil
-            let paused = try await backPressure.wait(on: redis) { group, lag in
+            // A graceful shutdown ends the pause (and the replay, between batches): a replay
+            // paused for consumers that are gone must still stop on SIGTERM.
+            let paused = try await backPressure.wait(on: redis, cancelled: { Task.isShuttingDownGracefully }) { group, lag in
                 progress(.throttled(group: group, lag: lag, limit: backPressure.limit))
             }
             if paused > 0 { pacer.reset() }
