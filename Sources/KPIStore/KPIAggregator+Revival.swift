@@ -32,9 +32,10 @@ extension KPIAggregator {
             }
         }
         var reads: [(kind: KPIState.ArchivedKind, origin: Int32, ids: [String])] = []
-        for (origin, ids) in orders { reads.append((.order, origin, ids.sorted())) }
-        for (origin, ids) in recall.payments { reads.append((.payment, origin, ids.sorted())) }
-        for (origin, ids) in recall.movements { reads.append((.movement, origin, ids.sorted())) }
+        // (An index may name no order from the version's time on: no read then, as HMGET needs a field.)
+        for (origin, ids) in orders where !ids.isEmpty { reads.append((.order, origin, ids.sorted())) }
+        for (origin, ids) in recall.payments where !ids.isEmpty { reads.append((.payment, origin, ids.sorted())) }
+        for (origin, ids) in recall.movements where !ids.isEmpty { reads.append((.movement, origin, ids.sorted())) }
         guard !reads.isEmpty else { return }
         var batch = RedisCommandBuffer()
         for read in reads {

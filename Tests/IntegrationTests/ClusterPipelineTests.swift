@@ -114,13 +114,22 @@ import RedisWire
 
         // The replay may have stopped on the lost node: run it again with --resume, as an operator
         // would; once more at the end, for entries a primary acknowledged but never replicated.
-        await TestServers.waitForExit(replay)
+        // A consumer that exits meanwhile fails the test at once (the replay would otherwise
+        // wait for its group, by back-pressure, until the time limit).
+        func waitForReplay() async throws {
+            while replay.isRunning {
+                try checkNoConsumerExited("the replay's end")
+                try await Task.sleep(for: .milliseconds(500))
+            }
+            await TestServers.waitForExit(replay)
+        }
+        try await waitForReplay()
         var replayRuns = 1
         if replay.terminationStatus != 0 {
             replayRuns += 1
             replay = try TestServers.startWarehouse(replayArguments + ["--resume"], environment: environment, stderrPath: "\(logs)/replay-2.log")
             processes.append(replay)
-            await TestServers.waitForExit(replay)
+            try await waitForReplay()
             #expect(replay.terminationStatus == 0, "replay --resume")
         }
         let final = try await TestServers.runWarehouse(

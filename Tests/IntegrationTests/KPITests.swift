@@ -172,6 +172,21 @@ import Dashboard
         for entity in Entity.allCases {
             #expect(try await redis.xpending(layout.streamKey(entity, partition: 0), group: "kpi").count == 0)
         }
+
+        // A version of C001 dated after all its orders: its index names no order from then on, so
+        // nothing is read back (an empty read once stopped the aggregator); its segment moves.
+        var later = late[1].1
+        later[1] = "C001"
+        for name in ["updated_at", "event_time"] { later[later.firstIndex(of: name)! + 1] = "2025-06-01T00:00:00Z" }
+        later[later.firstIndex(of: "event_id")! + 1] = "later-version"
+        for target in [layout, reference] { _ = try await redis.xadd(target.streamKey(.customers, partition: 0), fields: later) }
+        let last = try await TestServers.runWarehouse(retained)
+        #expect(last.status == 0, "\(last.stderr)")
+        try await Self.aggregate(reference)
+        let expectedLast = try await KPISnapshot.read(KPIKeys(layout: reference), on: redis)
+        let afterLast = try await KPISnapshot.read(keys, on: redis)
+        #expect(Self.differences(afterLast, expectedLast).isEmpty, "\(Self.differences(afterLast, expectedLast).prefix(10))")
+
         try await warehouse.load(layout, redis: redis, batch: 50)
         let reconciled = try await TestServers.runWarehouse(
             ["reconcile", "--json", "--namespace", layout.namespace], environment: ["DATABASE_URL": warehouse.url])

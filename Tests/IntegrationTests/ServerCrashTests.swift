@@ -211,7 +211,13 @@ struct FaultRun {
 
     /// Waits for the replay in progress, then runs `replay --resume` once more: after a crash that
     /// lost the tail of Redis's file, the checkpoint may be behind what the last run printed.
+    /// A consumer that exits meanwhile fails the test at once: the replay would otherwise wait
+    /// for its group (back-pressure) until the time limit.
     mutating func finishReplay() async throws {
+        while replay.isRunning {
+            try checkNoConsumerExited(after: "the replay's end")
+            try await Task.sleep(for: .milliseconds(500))
+        }
         await TestServers.waitForExit(replay)
         replayRuns += 1
         let final = try await TestServers.runWarehouse(
