@@ -39,6 +39,10 @@ extension KPIState {
     public func recall(_ events: some Sequence<(event: Event, origin: Int32)>) -> Recall {
         var recall = Recall()
         guard hasRetired else { return recall }
+        // Every retired line's order time is before its stream's horizon (horizons only rise), so
+        // a version dated at or after every horizon re-attributes none: no read. In time order
+        // (a replay, a live load) that is every version.
+        let latestHorizon = horizon.values.max() ?? .min
         for (event, origin) in events {
             switch event {
             case .line(let line):
@@ -55,12 +59,14 @@ extension KPIState {
                 let versions = customers[customer.id] ?? []
                 guard !versions.contains(where: { $0.version == customer.version }) else { continue }
                 let from = Self.reattributedFrom(customer.version, earliest: versions.first?.version)
+                guard from < latestHorizon else { continue }
                 recall.customers[customer.id] = min(recall.customers[customer.id] ?? .max, from)
             case .product(let product):
                 guard retiredOfProduct[product.id] != nil else { continue }
                 let versions = products[product.id] ?? []
                 guard !versions.contains(where: { $0.version == product.version }) else { continue }
                 let from = Self.reattributedFrom(product.version, earliest: versions.first?.version)
+                guard from < latestHorizon else { continue }
                 recall.products[product.id] = min(recall.products[product.id] ?? .max, from)
             case .supplier:
                 continue

@@ -1,14 +1,18 @@
 /// The keys (order ids, payment ids, movement ids) of one stream's retired records, as a Bloom
-/// filter: about ten bits per key, so the aggregator knows which events may change a record that
+/// filter: 20 to 40 bits a key, so the aggregator knows which events may change a record that
 /// only Redis still holds (`KPIState+Revival.swift`) without holding the keys.
 ///
 /// "No" is certain: such a key never retired, and an event for it that is not held is new. "Maybe"
-/// (every retired key, and about 2 % of the others) costs one read of the archive, which says.
+/// (every retired key, and at most about one in 15,000 of the others) costs one read of the archive, which
+/// says. The rate is kept that low because a batch of 2,000 events brings hundreds of new keys, and
+/// a read makes the batch wait for the commit before it: at 1 % nearly every batch would.
 /// Each key is also appended to a string in Redis as its 64-bit hash (`RetiredKeys.hash`, the same
 /// on every host and in every process), from which a rebuild fills the filter again.
 ///
-/// The filter grows by adding filters of twice the capacity (a scalable Bloom filter), so its false
-/// positive rate stays near 2 % at any size: 10 million keys take at most about 35 MB.
+/// The filter grows by adding filters of twice the capacity (a scalable Bloom filter), each with
+/// at least 20 bits a key (a power of two in all, so a probe is a mask, not a division) and one
+/// more bit a key than the one before, so the false positive rates sum to under one in 10,000
+/// however many there are: 10 million keys take at most about 70 MB.
 public struct RetiredKeys: Sendable {
     struct Filter: Sendable {
         var words: [UInt64]
@@ -16,15 +20,17 @@ public struct RetiredKeys: Sendable {
         var count = 0
         init(capacity: Int, bitsPerKey: Int) {
             self.capacity = capacity
-            words = Array(repeating: 0, count: (capacity * bitsPerKey + 63) / 64)
+            var words = 1
+            while words * 64 < capacity * bitsPerKey { words <<= 1 }
+            self.words = Array(repeating: 0, count: words)
         }
-        var bits: UInt64 { UInt64(words.count * 64) }
+        /// The number of bits less one (a power of two less one).
+        var mask: UInt64 { UInt64(words.count * 64 - 1) }
     }
 
-    /// Bits per key of the first filter; each next one has one more, so the false positive rates
-    /// (0.8 %, then about 0.6 times the one before) sum to about 2 % however many there are.
-    static let bitsPerKey = 10
-    static let probes: UInt64 = 7
+    /// Bits per key of the first filter (at least; each next one has one more), and the probes.
+    static let bitsPerKey = 20
+    static let probes: UInt64 = 14
     static let firstCapacity = 1 << 16
     var filters: [Filter] = []
 
@@ -58,9 +64,9 @@ public struct RetiredKeys: Sendable {
         }
         let last = filters.count - 1
         let (h1, h2) = (hash, Self.mix(hash) | 1)
-        let bits = filters[last].bits
+        let mask = filters[last].mask
         for i in 0..<Self.probes {
-            let bit = (h1 &+ i &* h2) % bits
+            let bit = (h1 &+ i &* h2) & mask
             filters[last].words[Int(bit >> 6)] |= 1 << (bit & 63)
         }
         filters[last].count += 1
@@ -72,9 +78,9 @@ public struct RetiredKeys: Sendable {
     public func mayContain(hash: UInt64) -> Bool {
         let (h1, h2) = (hash, Self.mix(hash) | 1)
         filter: for filter in filters {
-            let bits = filter.bits
+            let mask = filter.mask
             for i in 0..<Self.probes {
-                let bit = (h1 &+ i &* h2) % bits
+                let bit = (h1 &+ i &* h2) & mask
                 if filter.words[Int(bit >> 6)] & (1 << (bit & 63)) == 0 { continue filter }
             }
             return true
