@@ -336,6 +336,9 @@ extension Warehouse.Bench {
         @Option(help: "Stream partitions.")
         var partitions = 1
 
+        @Flag(name: .customLong("no-live"), help: "Leave out the end-to-end stage (both groups live on a second replay), the longest at 26 million events.")
+        var noLive = false
+
         @Option(help: "Consumers in the loader process (consume --workers).")
         var loaderWorkers = 1
 
@@ -364,6 +367,7 @@ extension Warehouse.Bench {
             var bench = ScaleBenchmark(configuration: connection.servers, orderLines: sizes, partitions: partitions,
                                        python: interpreter, baselineScript: script, chartPath: chart)
             bench.loaderWorkers = loaderWorkers
+            bench.live = !noLive
             try await runBenchmark(json: json, { progress in
                 if interpreter == nil { progress("no baseline: give --python (a venv with bench/python-baseline/requirements.txt)") }
                 return try await bench.run(progress: progress)
@@ -380,7 +384,11 @@ extension Warehouse.Bench {
                 lines.append("  replay                 \(rate(size.replay.eventsPerSecond).padded(10))   cost \(cost(size.replay.costVersusSmallest))   peak RSS \(Int(size.replay.peakRSSMegabytes)) MB")
                 lines.append("  loader alone           \(rate(size.loader.eventsPerSecond).padded(10))   cost \(cost(size.loader.costVersusSmallest))   first tenth \(rate(size.loader.firstTenthEventsPerSecond)), last tenth \(rate(size.loader.lastTenthEventsPerSecond))   peak RSS \(Int(size.loader.peakRSSMegabytes)) MB")
                 lines.append("  aggregator alone       \(rate(size.aggregator.eventsPerSecond).padded(10))   cost \(cost(size.aggregator.costVersusSmallest))   first tenth \(rate(size.aggregator.firstTenthEventsPerSecond)), last tenth \(rate(size.aggregator.lastTenthEventsPerSecond))   peak RSS \(Int(size.aggregator.peakRSSMegabytes)) MB")
-                lines.append("  end to end, both live  \(rate(size.endToEnd.eventsPerSecond).padded(10))   peak RSS loader \(Int(size.endToEnd.loaderPeakRSSMegabytes)) MB, aggregator \(Int(size.endToEnd.aggregatorPeakRSSMegabytes)) MB, replay \(Int(size.endToEnd.replayPeakRSSMegabytes)) MB")
+                if let live = size.endToEnd {
+                    lines.append("  end to end, both live  \(rate(live.eventsPerSecond).padded(10))   peak RSS loader \(Int(live.loaderPeakRSSMegabytes)) MB, aggregator \(Int(live.aggregatorPeakRSSMegabytes)) MB, replay \(Int(live.replayPeakRSSMegabytes)) MB")
+                } else {
+                    lines.append("  end to end, both live  (left out: --no-live)")
+                }
                 for baseline in size.baseline {
                     lines.append("  Python, \(baseline.consumers) consumer\(baseline.consumers == 1 ? " " : "s")     \(rate(baseline.eventsPerSecond).padded(10))   (order-line events only: one table, no SCD2)")
                 }
