@@ -35,9 +35,10 @@ extension KPIAggregator {
         }
     }
 
-    /// HINCRBY of each non-zero counter of a retired aggregate.
+    /// HINCRBY of each non-zero counter of a retired aggregate (in any order: they commute; sorting
+    /// a pass's hundreds of thousands of fields cost 5 % of the aggregator's CPU).
     func appendCounters(_ counters: [String: Int64], to key: String, in commands: inout RedisCommandBuffer) {
-        for (field, amount) in counters.sorted(by: { $0.key < $1.key }) where amount != 0 {
+        for (field, amount) in counters where amount != 0 {
             commands.append(["HINCRBY", key, field, String(amount)])
         }
     }
