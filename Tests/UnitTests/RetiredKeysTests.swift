@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import Contract
 @testable import KPIModel
@@ -63,5 +64,19 @@ struct RetiredKeysTests {
         #expect(KPIRecord.indexedOrders(index, from: 100) == ["O1", "O3"])
         #expect(KPIRecord.indexedOrders(index, from: 201) == [])
         #expect(KPIRecord.indexedOrders(Array(index.dropLast()), from: .min) == nil)
+    }
+
+    /// The fuzz target's seeds include a real archived order and index (so the fuzzer starts from
+    /// inputs that reach the round-trip check).
+    @Test func theFuzzSeedsAreAnArchivedOrderAndAnIndex() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fuzz/corpus/kpirecord")
+        func value(_ name: String) throws -> [UInt8] {
+            let bytes = [UInt8](try Data(contentsOf: folder.appendingPathComponent(name)))
+            return Array(bytes[(bytes.firstIndex(of: 0)! + 1)...])
+        }
+        let lines = try #require(KPIRecord.decodeArchivedOrder(orderID: "O1", value: try value("13")))
+        #expect(lines.map(\.line.lineNumber) == [1, 2] && lines[0].attribution.category == "Books")
+        #expect(KPIRecord.indexedOrders(try value("14"), from: .min) == ["O1", "O2"])
     }
 }
