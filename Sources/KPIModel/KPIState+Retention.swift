@@ -78,7 +78,8 @@ extension KPIState {
             var retirement = result[origin]!
             result[origin] = nil  // so `retirement` is the only reference (no copy per order)
             var archived: [(line: Line, attribution: Attribution)] = []
-            var indexed = Set<OrderAt>()
+            // (customer or product, order time) pairs already indexed for this order.
+            var customerTimes = Set<OrderAt>(), productTimes = Set<OrderAt>()
             for key in keys {
                 let applied = lines.removeValue(forKey: key)!
                 let line = applied.line
@@ -95,10 +96,10 @@ extension KPIState {
                 Self.add(&retiredOfProduct, line.productID, money)
                 // Indexed under its customer and product (once per order time), for a late version.
                 let time = line.orderTime.microseconds
-                if indexed.insert(OrderAt(orderID: line.customerID, time: time)).inserted {
+                if customerTimes.insert(OrderAt(orderID: line.customerID, time: time)).inserted {
                     retirement.customerIndex[line.customerID, default: []] += KPIRecord.indexEntry(orderID: orderID, orderTime: time)
                 }
-                if indexed.insert(OrderAt(orderID: "\u{1}" + line.productID, time: time)).inserted {
+                if productTimes.insert(OrderAt(orderID: line.productID, time: time)).inserted {
                     retirement.productIndex[line.productID, default: []] += KPIRecord.indexEntry(orderID: orderID, orderTime: time)
                 }
                 revenueLinesOfOrder[OrderAt(orderID: orderID, time: time)] = nil

@@ -217,9 +217,8 @@ public actor KPIAggregator {
             decoded.append((read, entity, origin, batch))
         }
         if state.hasRetired {
-            var all: [(event: KPIState.Event, origin: Int32)] = []
-            for d in decoded { for case let event? in d.events { all.append((event, d.origin)) } }
-            let recall = state.recall(all)
+            let events = decoded.lazy.flatMap { d in d.events.lazy.compactMap { $0.map { (event: $0, origin: d.origin) } } }
+            let recall = state.recall(events)
             if !recall.isEmpty { try await revive(recall, into: &commands) }
         }
         for (read, entity, origin, batch) in decoded {
