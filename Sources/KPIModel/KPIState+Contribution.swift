@@ -176,6 +176,51 @@ extension KPIState {
         }
     }
 
+    /// One field's value as this (merged, figure-only) state holds it, in the shape a partition
+    /// contributes it (nil: absent): with a single partition, the merged state *is* its
+    /// contribution, so the merge stage reads a field's previous value here instead of keeping a
+    /// copy of every field (`ContributionMerge`).
+    public func contributionValue(_ field: String) -> [Int64]? {
+        func money(_ value: Money?) -> [Int64]? { value.map { [$0.amount, $0.count] } }
+        func figures(_ value: Figures?) -> [Int64]? { value.map { [$0.revenueCents, $0.lines, $0.units, $0.orders] } }
+        guard let colon = field.firstIndex(of: ":") else {
+            switch field {
+            case "tot": return figures(totals)
+            case "ohT": return [totalOnHand]
+            case "c": return [counts.orders, counts.orderLines, counts.payments, counts.movements]
+            default: return nil
+            }
+        }
+        let kind = field[..<colon], name = String(field[field.index(after: colon)...])
+        switch kind {
+        case "m": return Int64(name).flatMap { figures(minutes[$0]) }
+        case "h": return Int64(name).flatMap { figures(hours[$0]) }
+        case "d": return Int64(name).flatMap { figures(days[$0]) }
+        case "mo": return Int64(name).flatMap { money(months[$0]) }
+        case "cat": return money(byCategory[name])
+        case "sgw": return money(bySegmentWas[name])
+        case "sgi": return money(bySegmentIs[name])
+        case "stw": return money(byStateWas[name])
+        case "pm": return money(paymentsByMethod[name])
+        case "ps": return money(paymentsByStatus[name])
+        case "ls": return OrderStatus(rawValue: name).flatMap { linesByStatus[$0] }.map { [$0] }
+        case "p": return money(byProduct[name])
+        case "dp":
+            guard let split = name.firstIndex(of: ":"), let day = Int64(name[..<split]) else { return nil }
+            return money(byDayProduct[day]?[String(name[name.index(after: split)...])])
+        case "oh": return money(onHand[name])
+        case "x":
+            switch name {
+            case "customers": return [counts.customers]
+            case "products": return [counts.products]
+            case "suppliers": return [counts.suppliers]
+            case "wm": return watermark.map { [$0.microseconds] }
+            default: return nil
+            }
+        default: return nil
+        }
+    }
+
     /// A contribution value as text (`1 2 3`), and back.
     public static func encode(_ value: [Int64]) -> String { value.map(String.init).joined(separator: " ") }
     public static func decode(_ text: Substring) -> [Int64]? {
@@ -215,23 +260,35 @@ public struct ContributionTracker: Sendable {
 
 /// The merge stage's side: every partition's contribution as last heard, and the figure-only
 /// state their sum makes (what the global view is written from). The state holds the sums
-/// itself: a partition's change adds its difference there (`addContribution`), so no third copy
-/// of every field is kept (at 2.6 M events, 712 k fields, most of them day × product).
+/// itself: a partition's change adds its difference there (`addContribution`). To take that
+/// difference the merge needs each partition's previous value of the field: with several
+/// partitions it keeps a copy of each one's contribution; with one, the merged state is that
+/// contribution and the previous value is read from it (`contributionValue`), so no copy of
+/// every field is kept (at 26 M events, about 3 M fields, most of them day × product: a copy
+/// cost about 500 MB).
 public struct ContributionMerge: Sendable {
+    public let partitionCount: Int
     private var partitions: [Int: KPIState.Contribution] = [:]
     /// The merged figures (no records): `KPIView` writes the global view from it.
     public private(set) var state = KPIState()
 
-    public init() {}
+    public init(partitions: Int) {
+        precondition(partitions >= 1)
+        partitionCount = partitions
+    }
+
+    private var keepsCopies: Bool { partitionCount > 1 }
 
     /// Applies a partition's changed fields.
     public mutating func apply(partition: Int, _ changes: [String: [Int64]?]) {
+        precondition(partition >= 0 && partition < partitionCount, "partition \(partition) of \(partitionCount)")
         for (field, value) in changes { set(partition, field, value) }
     }
 
     /// Replaces a partition's whole contribution (after its owner rebuilt it).
     public mutating func replace(partition: Int, with fields: KPIState.Contribution) {
-        let old = partitions[partition] ?? [:]
+        precondition(partition >= 0 && partition < partitionCount, "partition \(partition) of \(partitionCount)")
+        let old = keepsCopies ? partitions[partition] ?? [:] : state.fullContribution()
         for field in old.keys where fields[field] == nil { set(partition, field, nil) }
         for (field, value) in fields { set(partition, field, value) }
     }
@@ -240,6 +297,16 @@ public struct ContributionMerge: Sendable {
     public mutating func takeDirty() -> KPIState.Dirty { state.takeDirty() }
 
     private mutating func set(_ partition: Int, _ field: String, _ value: [Int64]?) {
+        guard keepsCopies else {
+            let old = state.contributionValue(field)
+            if old == value { return }
+            if KPIState.mergesByMaximum(field) {
+                state.setMaximumContribution(field, value)
+            } else {
+                state.addContribution(field, new: value, old: old)
+            }
+            return
+        }
         let old = partitions[partition]?[field]
         if old == value { return }
         partitions[partition, default: [:]][field] = value

@@ -22,7 +22,7 @@ public actor KPIMerger {
     /// Change records kept in the `changes` stream (approximately).
     public var changesLimit = 10_000
     let redis: RedisConnection
-    private var merge = ContributionMerge()
+    private var merge: ContributionMerge
     private var writtenTotals: [String: String] = [:]
     /// Per partition: the last delta entry applied.
     public private(set) var cursors: [Int: StreamID] = [:]
@@ -37,6 +37,7 @@ public actor KPIMerger {
         self.keys = KPIKeys(layout: layout)
         self.redis = redis
         self.epoch = epoch
+        merge = ContributionMerge(partitions: layout.partitions)
         let keys = KPIKeys(layout: layout)
         partitionOfKey = Dictionary(uniqueKeysWithValues: (0..<layout.partitions).map { (keys.deltas(partition: $0), $0) })
     }
@@ -55,7 +56,7 @@ public actor KPIMerger {
         var fence = RedisCommandBuffer()
         fence.evalsha(KPIAggregator.fencedCommit, keys: [keys.fence], arguments: [String(epoch)], commands: RedisCommandBuffer.scriptArguments())
         do { try KPIAggregator.check(try await redis.send(fence)) } catch { throw KPIAggregator.fenced(error) }
-        merge = ContributionMerge()
+        merge = ContributionMerge(partitions: layout.partitions)
         held = [:]
         for partition in 0..<layout.partitions {
             var batch = RedisCommandBuffer()

@@ -28,7 +28,7 @@ struct KPIContributionTests {
         var single = S()
         var states = [S](repeating: S(), count: partitions)
         var trackers = [ContributionTracker](repeating: ContributionTracker(), count: partitions)
-        var merge = ContributionMerge()
+        var merge = ContributionMerge(partitions: partitions)
         var random = SplitMix64(seed: UInt64(partitions))
         var sinceCommit = [Int](repeating: 0, count: partitions)
         func commit(_ p: Int) {
@@ -63,7 +63,7 @@ struct KPIContributionTests {
     /// drop out when every partition's share is gone, and a partition's share cancelling
     /// another's shows nothing.
     @Test func fieldsFollowEveryPartitionsLatestValue() {
-        var merge = ContributionMerge()
+        var merge = ContributionMerge(partitions: 3)
         merge.apply(partition: 0, ["x:customers": [10], "cat:toys": [500, 2]])
         merge.apply(partition: 1, ["x:customers": [20], "cat:toys": [-500, -2]])
         #expect(merge.state.counts.customers == 20)
@@ -86,7 +86,7 @@ struct KPIContributionTests {
         for (_, value) in state.fullContribution() {
             #expect(S.decode(Substring(S.encode(value))) == value)
         }
-        var merge = ContributionMerge()
+        var merge = ContributionMerge(partitions: 1)
         merge.replace(partition: 0, with: state.fullContribution())
         KPIRetentionTests.expectSame(KPIRetentionTests.show(merge.state), KPIRetentionTests.show(state), "one partition")
         #expect(S.decode("1 x") == nil)
