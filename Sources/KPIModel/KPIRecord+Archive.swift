@@ -60,3 +60,33 @@ extension KPIRecord {
         return orders
     }
 }
+
+extension KPIRecord {
+    /// One entry of an archive, decoded.
+    public enum Archived: Sendable {
+        case order(String, [(line: KPIState.Line, attribution: KPIState.Attribution)])
+        case payment(KPIState.Payment)
+        case movement(KPIState.Movement)
+    }
+
+    /// An archive's entry (its field and value); nil for bytes no retirement wrote.
+    public static func decodeArchived(field: [UInt8], value: [UInt8]) -> Archived? {
+        if value.first == UInt8(ascii: "o") {
+            var key = Reader(field)
+            guard let id = key.string(), key.atEnd, let lines = decodeArchivedOrder(orderID: id, value: value) else { return nil }
+            return .order(id, lines)
+        }
+        switch decode(field: field, value: value) {
+        case .payment(let payment)?: return .payment(payment)
+        case .movement(let movement)?: return .movement(movement)
+        default: return nil
+        }
+    }
+
+    /// A key field (`keyField`) as text for a message: its id, or its bytes in hex.
+    public static func describe(field: [UInt8]) -> String {
+        var key = Reader(field)
+        if let id = key.string(), key.atEnd { return id }
+        return field.map { String($0, radix: 16) }.joined(separator: " ")
+    }
+}

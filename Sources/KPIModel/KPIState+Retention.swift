@@ -1,4 +1,4 @@
-import Contract
+public import Contract
 /// State retention: what keeps the aggregator's state (and so Redis's memory) bounded under a
 /// live load that never stops.
 ///
@@ -8,20 +8,25 @@ import Contract
 /// whose lines' customer and product have arrived (a line counted under `unknown` waits for its
 /// late dimension), and every payment and movement whose last version is that old. In the same
 /// atomic call as the HDEL of their records, the aggregator:
-/// - adds their contributions to the origin's retired aggregate: integer counters (`t:r` revenue
-///   of all time, `d:19800:o` orders of a day, `cat:Books:a` revenue of a category, `cu:C1:a`
-///   revenue of a customer's retired lines, …) with HINCRBY;
 /// - moves the records into the origin's archive (`stream:kpi:archive`), a retired order whole,
 ///   with the attribution each line was counted under;
 /// - appends the retired keys' hashes to `stream:kpi:archived` (from which a rebuild fills the
 ///   in-memory filter `RetiredKeys`) and each retired revenue line's order to its customer's and
-///   product's index (`stream:kpi:ix:c:<id>`, `…:ix:p:<id>`).
+///   product's index (`stream:kpi:ix:c:<id>`, `…:ix:p:<id>`);
+/// - records the origin's new horizon and newest event time (`stream:kpi:retired`).
 ///
-/// A rebuild applies the records still held, adds the counters back and reads the key hashes:
-/// the same figures, and the same knowledge of what retired. Nothing retired is forgotten: a later
-/// change to it is exact for any lateness (`KPIState+Revival.swift`).
+/// A rebuild applies the records still held, then folds the archive back in (`absorbArchive`:
+/// each archived record adds what it was counted as, `archivedCounters`) and reads the key
+/// hashes: the same figures, and the same knowledge of what retired. Nothing retired is
+/// forgotten: a later change to it is exact for any lateness (`KPIState+Revival.swift`), and a
+/// revived record leaves the archive, so the fold no longer counts it.
+///
+/// Before format 2 a retirement also added its records' counters to `stream:kpi:retired`
+/// (HINCRBY: 1.8 M of them in Lua for a 2.6 M-event catch-up, most of what retention cost Redis).
+/// Such counters still stand for records retired before the archive existed: a rebuild absorbs
+/// what remains of them (`legacyRemainder`) beside the fold.
 extension KPIState {
-    /// What one pass retired from one origin's records, and the counters that replace them.
+    /// What one pass retired from one origin's records.
     public struct Retirement: Sendable {
         public var origin: Int32
         /// The new horizon and the origin's newest event time, in microseconds.
@@ -30,10 +35,6 @@ extension KPIState {
         public var lines: [(orderID: String, lineNumber: Int)] = []
         public var payments: [String] = []
         public var movements: [String] = []
-        /// Field → amount to add, in the origin's retired aggregate.
-        public var counters: [String: Int64] = [:]
-        /// Counter fields of minute buckets that fell behind the minute retention.
-        public var expiredFields: [String] = []
         /// The archive's new entries (HSET): a retired order whole, or a payment's or movement's
         /// record, by its key (`KPIRecord.keyField`).
         public var archive: [(field: [UInt8], value: [UInt8])] = []
@@ -90,8 +91,6 @@ extension KPIState {
                 archived.append((line, applied.attribution))
                 guard line.status.countsAsRevenue else { continue }
                 let money = Money(amount: line.netCents, count: 1)
-                let minute = Granularity.minute.bucket(line.orderTime)
-                if minute >= minuteHorizon { retiredMinutes[origin, default: []].insert(minute) }
                 Self.add(&retiredOfCustomer, line.customerID, money)
                 Self.add(&retiredOfProduct, line.productID, money)
                 // Indexed under its customer and product (once per order time), for a late version.
@@ -105,7 +104,6 @@ extension KPIState {
                 revenueLinesOfOrder[OrderAt(orderID: orderID, time: time)] = nil
             }
             linesOfOrder[orderID] = nil
-            Self.addCounters(of: archived, sign: 1, minuteHorizon: minuteHorizon, into: &retirement.counters)
             retirement.archive.append((KPIRecord.keyField(orderID), KPIRecord.archivedOrder(archived)))
             let hash = RetiredKeys.hash(orderID)
             retirement.keyHashes.append(hash)
@@ -120,37 +118,26 @@ extension KPIState {
         for (id, held) in oldPayments {
             payments[id] = nil
             result[held.origin]!.payments.append(id)
-            Self.addCounters(of: held.value, sign: 1, into: &result[held.origin]!.counters)
             archive(.payment(held.value), id, origin: held.origin, in: &result[held.origin]!)
         }
         let oldMovements = movements.filter { item in cutoffs[item.value.origin].map { item.value.value.version.time.microseconds < $0 } ?? false }
         for (id, held) in oldMovements {
             movements[id] = nil
             result[held.origin]!.movements.append(id)
-            Self.addCounters(of: held.value, sign: 1, into: &result[held.origin]!.counters)
             archive(.movement(held.value), id, origin: held.origin, in: &result[held.origin]!)
         }
 
         var passes: [Retirement] = []
-        for (origin, var retirement) in result where retirement.records > 0 {
+        for (origin, retirement) in result where retirement.records > 0 {
             horizon[origin] = retirement.horizon
-            retirement.expiredFields = expireRetiredMinutes(origin)
             passes.append(retirement)
         }
         return passes.sorted { $0.origin < $1.origin }
     }
 
-    /// The counter fields of `origin`'s retired minute buckets behind the minute retention.
-    private mutating func expireRetiredMinutes(_ origin: Int32) -> [String] {
-        guard let held = retiredMinutes[origin] else { return [] }
-        let expired = held.filter { $0 < minuteHorizon }
-        guard !expired.isEmpty else { return [] }
-        retiredMinutes[origin] = held.subtracting(expired)
-        return expired.sorted().flatMap { minute in ["r", "l", "u", "o"].map { "m:\(minute):\($0)" } }
-    }
-
-    /// Adds back what an origin retired (its aggregate's fields and values), after the records
-    /// still held were applied (so customers' current segments are known).
+    /// Adds back counters of what an origin retired (fields and values: `wm` and `horizon`, and
+    /// the counters `archivedCounters` names), after the records still held were applied (so
+    /// customers' current segments are known). Additive: counters may come in several calls.
     public mutating func absorb(origin: Int32, fields: [(String, String)]) {
         for (field, value) in fields {
             guard let number = Int64(value) else { continue }
@@ -211,7 +198,6 @@ extension KPIState {
             guard parts.count == 2, let index = Int64(parts[1]) else { continue }
             switch parts[0] {
             case "m":
-                retiredMinutes[origin, default: []].insert(index)
                 if index >= minuteHorizon { add(.minute, index, f) }
             case "h": add(.hour, index, f)
             default: add(.day, index, f)
@@ -250,18 +236,65 @@ extension KPIState {
     /// Records held (lines, payments, movements) and dimension versions: what retention bounds.
     public var heldRecords: (lines: Int, payments: Int, movements: Int) { (lines.count, payments.count, movements.count) }
 
-    /// The counters an order's retired lines add to its origin's retired aggregate (sign 1), or
-    /// take back when it is revived (sign −1). Minute buckets behind the minute horizon are left
-    /// out (their counters expire).
-    static func addCounters(of lines: [(line: Line, attribution: Attribution)], sign: Int64, minuteHorizon: Int64,
-                            into counters: inout [String: Int64]) {
+    /// Folds archived records (an archive's fields and values) back into the figures: what a
+    /// rebuild does after applying the records still held. Throws, naming the key, for a value no
+    /// retirement wrote.
+    public mutating func absorbArchive(origin: Int32, _ entries: some Sequence<(field: [UInt8], value: [UInt8])>) throws(KPIRecord.Unreadable) {
+        let counters = try archivedCounters(entries)
+        absorb(origin: origin, fields: counters.map { ($0.key, String($0.value)) })
+    }
+
+    /// True for a retired key's fields (`stream:kpi:retired`) written before format 2: its
+    /// counters then count every retired record, archived ones included, and a rebuild absorbs
+    /// them instead of folding the archive, then converts them (`legacyRemainder`).
+    public static func isLegacyRetirement(_ fields: [(String, String)]) -> Bool {
+        !fields.isEmpty && !fields.contains { $0.0 == "format" }
+    }
+
+    /// What archived records were counted as (in `absorb`'s fields): their lines' figures under
+    /// the attribution each was counted under, payments, movements. Minute buckets behind the
+    /// minute horizon are left out.
+    public func archivedCounters(_ entries: some Sequence<(field: [UInt8], value: [UInt8])>) throws(KPIRecord.Unreadable) -> [String: Int64] {
+        var counters: [String: Int64] = [:]
+        for (field, value) in entries {
+            switch KPIRecord.decodeArchived(field: field, value: value) {
+            case .order(_, let lines)?: Self.addCounters(of: lines, minuteHorizon: minuteHorizon, into: &counters)
+            case .payment(let payment)?: Self.addCounters(of: payment, into: &counters)
+            case .movement(let movement)?: Self.addCounters(of: movement, into: &counters)
+            case nil:
+                throw KPIRecord.Unreadable(description: "the archive's entry \(KPIRecord.describe(field: field)) is not an archived record")
+            }
+        }
+        return counters
+    }
+
+    /// What remains of a format-1 retired key's counters (`fields`, which counted every record
+    /// it retired, archived or not) once the archive's records (`archived`: their
+    /// `archivedCounters`) are folded in instead: the counters of records retired before the
+    /// archive existed. Minute buckets behind the minute horizon, zeros, `wm` and `horizon` are
+    /// left out.
+    public func legacyRemainder(_ fields: [(String, String)], archived: [String: Int64]) -> [String: Int64] {
+        var remainder: [String: Int64] = [:]
+        for (field, value) in fields { if let number = Int64(value) { remainder[field, default: 0] += number } }
+        for (field, amount) in archived { remainder[field, default: 0] -= amount }
+        return remainder.filter { field, amount in
+            guard amount != 0, field != "wm", field != "horizon", field != "format" else { return false }
+            guard field.hasPrefix("m:"), let last = field.lastIndex(of: ":"),
+                  let minute = Int64(field[field.index(field.startIndex, offsetBy: 2)..<last]) else { return true }
+            return minute >= minuteHorizon
+        }
+    }
+
+    /// The counters an order's archived lines were counted as. Minute buckets behind the minute
+    /// horizon are left out.
+    static func addCounters(of lines: [(line: Line, attribution: Attribution)], minuteHorizon: Int64, into counters: inout [String: Int64]) {
         var times = Set<Int64>()
         for (line, a) in lines {
-            counters["ls:\(line.status.rawValue)", default: 0] += sign
-            counters["c:lines", default: 0] += sign
+            counters["ls:\(line.status.rawValue)", default: 0] += 1
+            counters["c:lines", default: 0] += 1
             guard line.status.countsAsRevenue else { continue }
             times.insert(line.orderTime.microseconds)
-            let figures = Figures(revenueCents: sign * line.netCents, lines: sign, units: sign * line.quantity)
+            let figures = Figures(revenueCents: line.netCents, lines: 1, units: line.quantity)
             count(figures, "t", into: &counters)
             let minute = Granularity.minute.bucket(line.orderTime)
             if minute >= minuteHorizon { count(figures, "m:\(minute)", into: &counters) }
@@ -269,7 +302,7 @@ extension KPIState {
             let day = Granularity.day.bucket(line.orderTime)
             count(figures, "d:\(day)", into: &counters)
             let civil = CivilDate.civilFromDays(day)
-            let money = Money(amount: sign * line.netCents, count: sign)
+            let money = Money(amount: line.netCents, count: 1)
             count(money, "mo:\(civil.year * 12 + civil.month - 1)", into: &counters)
             count(money, "cat:\(a.category)", into: &counters)
             count(money, "sw:\(a.segment)", into: &counters)
@@ -278,11 +311,11 @@ extension KPIState {
             count(money, "p:\(line.productID)", into: &counters)
             count(money, "dp:\(day):\(line.productID)", into: &counters)
         }
-        counters["c:orders", default: 0] += sign
+        counters["c:orders", default: 0] += 1
         // An order counts once per order time with revenue lines (`revenueLinesOfOrder`).
         for time in times {
             let orderTime = Timestamp(microseconds: time)
-            let one = Figures(orders: sign)
+            let one = Figures(orders: 1)
             count(one, "t", into: &counters)
             let minute = Granularity.minute.bucket(orderTime)
             if minute >= minuteHorizon { count(one, "m:\(minute)", into: &counters) }
@@ -291,16 +324,16 @@ extension KPIState {
         }
     }
 
-    static func addCounters(of payment: Payment, sign: Int64, into counters: inout [String: Int64]) {
-        let money = Money(amount: sign * payment.amountMicros, count: sign)
+    static func addCounters(of payment: Payment, into counters: inout [String: Int64]) {
+        let money = Money(amount: payment.amountMicros, count: 1)
         count(money, "pm:\(payment.method)", into: &counters)
         count(money, "ps:\(payment.status)", into: &counters)
-        counters["c:payments", default: 0] += sign
+        counters["c:payments", default: 0] += 1
     }
 
-    static func addCounters(of movement: Movement, sign: Int64, into counters: inout [String: Int64]) {
-        count(Money(amount: sign * movement.quantity, count: sign), "oh:\(movement.productID)", into: &counters)
-        counters["c:movements", default: 0] += sign
+    static func addCounters(of movement: Movement, into counters: inout [String: Int64]) {
+        count(Money(amount: movement.quantity, count: 1), "oh:\(movement.productID)", into: &counters)
+        counters["c:movements", default: 0] += 1
     }
 
     /// A retiring payment's or movement's record into the archive, and its key into the filter.

@@ -2,8 +2,8 @@ public import Contract
 /// Revival: a change to a retired record, however late, is applied exactly. The aggregator asks
 /// the state which archived records a batch may change (`recall`), reads them from the archive in
 /// Redis (flushing the commit in flight first, so it reads what committed), revives them
-/// (`revive`: held again, their counters taken back out of the retired aggregate, in the batch's
-/// atomic commit with the archive's HDEL and the records' HSET), and only then applies the batch.
+/// (`revive`: held again, moved from the archive back to the state hash in the batch's atomic
+/// commit: the archive's HDEL and the records' HSET), and only then applies the batch.
 ///
 /// What a batch may change:
 /// - an order line, payment or movement whose key is not held and which the origin's
@@ -14,7 +14,8 @@ public import Contract
 ///   (`ValidAt`). Reviving more than the version re-attributes is harmless.
 ///
 /// Nothing in the figures moves when a record is revived (its contribution never left them);
-/// only what is held, and the counters in Redis that stood in for it.
+/// only what is held, and where Redis keeps it: a rebuild counts a record once, either held (the
+/// state hash) or archived (folded in by `absorbArchive`).
 extension KPIState {
     /// What a batch may change that only the archive holds.
     public struct Recall: Sendable, Equatable {
@@ -83,13 +84,10 @@ extension KPIState {
     }
 
     /// Holds a retired order again, as it was held when it retired (its lines, the attribution
-    /// each was counted under, the customer's current segment for the as-is view). Returns the
-    /// counters to add to the origin's retired aggregate (what retiring it added, negated), or nil
-    /// when the order is held already (nothing changes).
-    public mutating func revive(orderID: String, lines archived: [(line: Line, attribution: Attribution)], origin: Int32) -> [String: Int64]? {
-        guard linesOfOrder[orderID] == nil, !archived.isEmpty else { return nil }
-        var counters: [String: Int64] = [:]
-        Self.addCounters(of: archived, sign: -1, minuteHorizon: minuteHorizon, into: &counters)
+    /// each was counted under, the customer's current segment for the as-is view). False when
+    /// the order is held already (nothing changes).
+    public mutating func revive(orderID: String, lines archived: [(line: Line, attribution: Attribution)], origin: Int32) -> Bool {
+        guard linesOfOrder[orderID] == nil, !archived.isEmpty else { return false }
         for (line, counted) in archived {
             var attribution = counted
             attribution.segmentNow = customers[line.customerID]?.last?.segment ?? Attribution.unknownName
@@ -104,26 +102,21 @@ extension KPIState {
             Self.add(&retiredOfProduct, line.productID, money)
         }
         linesOfOrder[orderID] = archived.count
-        return counters
+        return true
     }
 
-    /// Holds a retired payment again; the counters to add to its origin's retired aggregate, or
-    /// nil when it is held already.
-    public mutating func revive(payment: Payment, origin: Int32) -> [String: Int64]? {
-        guard payments[payment.id] == nil else { return nil }
+    /// Holds a retired payment again; false when it is held already.
+    public mutating func revive(payment: Payment, origin: Int32) -> Bool {
+        guard payments[payment.id] == nil else { return false }
         payments[payment.id] = Held(value: payment, origin: origin)
-        var counters: [String: Int64] = [:]
-        Self.addCounters(of: payment, sign: -1, into: &counters)
-        return counters
+        return true
     }
 
     /// Holds a retired movement again; as `revive(payment:origin:)`.
-    public mutating func revive(movement: Movement, origin: Int32) -> [String: Int64]? {
-        guard movements[movement.id] == nil else { return nil }
+    public mutating func revive(movement: Movement, origin: Int32) -> Bool {
+        guard movements[movement.id] == nil else { return false }
         movements[movement.id] = Held(value: movement, origin: origin)
-        var counters: [String: Int64] = [:]
-        Self.addCounters(of: movement, sign: -1, into: &counters)
-        return counters
+        return true
     }
 
     /// What an archive holds under a key.
@@ -131,8 +124,6 @@ extension KPIState {
 
     /// What reviving some of one origin's archived records takes out of Redis and puts back.
     public struct Revived: Sendable {
-        /// To add to the origin's retired aggregate.
-        public var counters: [String: Int64] = [:]
         /// The archive fields revived (HDEL), and the records held again (HSET in the state hash).
         public var archiveFields: [[UInt8]] = []
         public var records: [(field: [UInt8], value: [UInt8])] = []
@@ -146,25 +137,24 @@ extension KPIState {
         for (id, value) in zip(ids, values) {
             guard let value else { continue }
             let field = KPIRecord.keyField(id)
-            let taken: [String: Int64]?
+            let taken: Bool
             switch kind {
             case .order:
                 guard let lines = KPIRecord.decodeArchivedOrder(orderID: id, value: value) else {
                     throw KPIRecord.Unreadable(description: "the archive's order \(id) is not an archived order")
                 }
                 taken = revive(orderID: id, lines: lines, origin: origin)
-                if taken != nil { revived.records += lines.map { KPIRecord.record(.line($0.line)) } }
+                if taken { revived.records += lines.map { KPIRecord.record(.line($0.line)) } }
             case .payment, .movement:
                 switch (kind, KPIRecord.decode(field: field, value: value)) {
                 case (.payment, .payment(let payment)?): taken = revive(payment: payment, origin: origin)
                 case (.movement, .movement(let movement)?): taken = revive(movement: movement, origin: origin)
                 default: throw KPIRecord.Unreadable(description: "the archive's record \(id) is not an archived \(kind)")
                 }
-                if taken != nil { revived.records.append((field, value)) }
+                if taken { revived.records.append((field, value)) }
             }
-            guard let taken else { continue }
+            guard taken else { continue }
             revived.archiveFields.append(field)
-            for (name, amount) in taken { revived.counters[name, default: 0] += amount }
         }
         return revived
     }

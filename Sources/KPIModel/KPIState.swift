@@ -311,13 +311,12 @@ public struct KPIState: Sendable {
     var originWatermark: [Int32: Int64] = [:]
     var horizon: [Int32: Int64] = [:]
     /// Revenue of retired lines per customer (it still moves with the customer's segment in the
-    /// as-is view), and the minute buckets each origin's retired aggregate holds.
+    /// as-is view).
     var retiredOfCustomer: [String: Money] = [:]
     /// Revenue of retired lines per product (a late product version may re-attribute them).
     var retiredOfProduct: [String: Money] = [:]
     /// Per origin: the keys that retired into its archive (a filter: "no" is certain).
     var retiredKeys: [Int32: RetiredKeys] = [:]
-    var retiredMinutes: [Int32: Set<Int64>] = [:]
     /// Every minute bucket created (some since emptied), smallest first: expiring the minutes
     /// behind the horizon costs O(log n) each, never a scan.
     var minuteQueue = MinHeap()

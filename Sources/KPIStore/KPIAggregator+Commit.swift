@@ -6,10 +6,10 @@ import RedisWire
 /// How a batch's effects are written: retirements and the change record appended to the
 /// batch's commands, every write inside a fenced script call (`fencedCommit`).
 extension KPIAggregator {
-    /// Per origin (one of this partition's streams): the HDEL of the retired records, the HINCRBY
-    /// of the counters that replace them, the new horizon and watermark, and the HDEL of expired
-    /// minutes, inside the batch's fenced commit. Dimensions of other partitions are never retired
-    /// here.
+    /// Per origin (one of this partition's streams): the records moved from the state hash to
+    /// the archive, their keys' hashes and index entries appended, and the new horizon and
+    /// watermark, inside the batch's fenced commit. Dimensions of other partitions are never
+    /// retired here.
     func appendRetirements(_ retirements: [KPIState.Retirement], to commands: inout RedisCommandBuffer) {
         for r in retirements {
             let stream = originKeys[Int(r.origin)]
@@ -28,18 +28,8 @@ extension KPIAggregator {
             for (product, entries) in r.productIndex {
                 commands.append(bytes: [Array("APPEND".utf8), Array(KPIKeys.indexKey(stream: stream, product: product).utf8), entries])
             }
-            appendCounters(r.counters, to: retiredKey, in: &commands)
-            commands.append(["HSET", retiredKey, "wm", String(r.watermark), "horizon", String(r.horizon)])
-            commands.append("HDEL", retiredKey, each: r.expiredFields)
+            commands.append(["HSET", retiredKey, "wm", String(r.watermark), "horizon", String(r.horizon), "format", KPIKeys.retiredFormat])
             retiredRecords += r.records
-        }
-    }
-
-    /// HINCRBY of each non-zero counter of a retired aggregate (in any order: they commute; sorting
-    /// a pass's hundreds of thousands of fields cost 5 % of the aggregator's CPU).
-    func appendCounters(_ counters: [String: Int64], to key: String, in commands: inout RedisCommandBuffer) {
-        for (field, amount) in counters where amount != 0 {
-            commands.append(["HINCRBY", key, field, String(amount)])
         }
     }
 

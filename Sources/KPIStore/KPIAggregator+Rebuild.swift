@@ -47,7 +47,8 @@ extension KPIAggregator {
     /// between): every dimension stream of every partition as it stands (entries read by the
     /// dimension feed from now on wait until this is done), then the dimension records every
     /// partition's owner persisted (an entry trimmed from its stream since was persisted before),
-    /// then this partition's own records, retired counters and the keys of its archive.
+    /// then this partition's own records, its retirements (horizons, and the archive folded back
+    /// in) and the keys of its archive.
     @discardableResult
     public func rebuild() async throws -> Int {
         try await exclusively { try await rebuildNow() }
@@ -59,6 +60,7 @@ extension KPIAggregator {
     func rebuildNow() async throws -> Int {
         rebuilding = true
         defer { rebuilding = false }
+        foldedRecords = 0
         knownTopology = await redis.topologyChanges
         try await redis.load(Self.fencedCommit)
         var fresh = KPIState()
@@ -87,23 +89,15 @@ extension KPIAggregator {
                 records += try await applyRecords(of: layout.streamKey(entity, partition: q), origin: foreign, to: &fresh)
             }
         }
+        var commands = RedisCommandBuffer.scriptArguments()
         for stream in streams {
             records += try await applyRecords(of: stream, origin: origin(stream), to: &fresh)
-            let reply = try await redis.command("HGETALL", KPIKeys.retiredKey(stream: stream)).throwingServerError()
-            let items = reply.array ?? []
-            var fields: [(String, String)] = []
-            var index = 1
-            while index < items.count {
-                if let field = items[index - 1].string, let value = items[index].string { fields.append((field, value)) }
-                index += 2
-            }
-            if !fields.isEmpty { fresh.absorb(origin: origin(stream), fields: fields) }
+            try await absorbRetirement(of: stream, into: &fresh, converting: &commands)
             let archived = try await redis.command("GET", KPIKeys.archivedKeysKey(stream: stream)).throwingServerError()
             if let packed = archived.bytes { fresh.absorbRetiredKeys(origin: origin(stream), packed: packed) }
         }
         state = fresh
         fresh = KPIState()
-        var commands = RedisCommandBuffer.scriptArguments()
         if state.hasRetired {
             let recall = state.recall(streamed)
             if !recall.isEmpty { try await revive(recall, into: &commands) }
@@ -133,8 +127,56 @@ extension KPIAggregator {
 
     /// Applies every record of a stream's state hash (`stream:kpi`) to `state`.
     private func applyRecords(of stream: String, origin: Int32, to state: inout KPIState) async throws -> Int {
-        let key = KPIKeys.stateKey(stream: stream)
         var records = 0
+        try await scan(KPIKeys.stateKey(stream: stream)) { page in
+            for (field, value) in page {
+                guard let event = KPIRecord.decode(field: field, value: value) else { continue }
+                _ = state.apply(event, origin: origin)
+                records += 1
+            }
+        }
+        return records
+    }
+
+    /// Adds back what a stream retired: its horizon and newest event time, then its archive
+    /// folded in page by page (`KPIState.absorbArchive`). A retired key of format 1 (counters of
+    /// every retired record, archived or not) is absorbed as it is, and converted to format 2 in
+    /// the rebuild's fenced commit: the counters of records the archive does not hold remain.
+    private func absorbRetirement(of stream: String, into state: inout KPIState, converting commands: inout RedisCommandBuffer) async throws {
+        let origin = origin(stream), retiredKey = KPIKeys.retiredKey(stream: stream), archiveKey = KPIKeys.archiveKey(stream: stream)
+        let items = try await redis.command("HGETALL", retiredKey).throwingServerError().array ?? []
+        var fields: [(String, String)] = []
+        var index = 1
+        while index < items.count {
+            if let field = items[index - 1].string, let value = items[index].string { fields.append((field, value)) }
+            index += 2
+        }
+        let legacy = KPIState.isLegacyRetirement(fields)
+        if !fields.isEmpty { state.absorb(origin: origin, fields: fields) }
+        var archived: [String: Int64] = [:]
+        do {
+            try await scan(archiveKey) { page throws(KPIRecord.Unreadable) in
+                if legacy {
+                    archived.merge(try state.archivedCounters(page), uniquingKeysWith: +)
+                } else {
+                    try state.absorbArchive(origin: origin, page)
+                }
+            }
+        } catch let error as KPIRecord.Unreadable {
+            throw RedisError(.unexpectedReply, "\(archiveKey): \(error.description)")
+        }
+        guard legacy else { return }
+        let remainder = state.legacyRemainder(fields, archived: archived)
+        var kept = fields.filter { $0.0 == "wm" || $0.0 == "horizon" }
+        kept.append(("format", KPIKeys.retiredFormat))
+        kept += remainder.map { ($0.key, String($0.value)) }
+        commands.append("DEL", retiredKey)
+        KPIView.appendHSET(retiredKey, kept, to: &commands)
+        convertedRetirements += 1
+    }
+
+    /// Calls `body` with each page of a hash's fields and values (HSCAN).
+    private func scan<Failure: Error>(_ key: String, _ body: ([(field: [UInt8], value: [UInt8])]) throws(Failure) -> Void) async throws {
         var cursor = "0"
         repeat {
             let reply = try await redis.command("HSCAN", key, cursor, "COUNT", "10000").throwingServerError()
@@ -142,16 +184,15 @@ extension KPIAggregator {
                 throw RedisError(.unexpectedReply, "HSCAN \(key)")
             }
             cursor = next
+            var page: [(field: [UInt8], value: [UInt8])] = []
+            page.reserveCapacity(items.count / 2)
             var index = 1
             while index < items.count {
-                if let field = items[index - 1].bytes, let value = items[index].bytes,
-                   let event = KPIRecord.decode(field: field, value: value) {
-                    _ = state.apply(event, origin: origin)
-                    records += 1
-                }
+                if let field = items[index - 1].bytes, let value = items[index].bytes { page.append((field, value)) }
                 index += 2
             }
+            try body(page)
+            if key.hasSuffix(":kpi:archive") { foldedRecords += page.count }
         } while cursor != "0"
-        return records
     }
 }

@@ -7,8 +7,7 @@ import RedisClient
 /// in the partition's slot, held again, and written back in the batch's fenced commit.
 extension KPIAggregator {
     /// Reads what `recall` names from the archive and the indexes and revives it, appending to
-    /// `commands` (the batch's fenced commit) the counters taken back out of each retired
-    /// aggregate, the archive's HDEL and the records' HSET. The commit in flight is waited for
+    /// `commands` (the batch's fenced commit) the archive's HDEL and the records' HSET. The commit in flight is waited for
     /// first, so the reads see every earlier commit; the fence makes them safe (a successor that
     /// wrote since has raised it, and this batch's commit is refused).
     func revive(_ recall: KPIState.Recall, into commands: inout RedisCommandBuffer) async throws {
@@ -57,7 +56,6 @@ extension KPIAggregator {
                 throw RedisError(.unexpectedReply, "\(archiveKey): \(error.description)")
             }
             guard !revived.archiveFields.isEmpty else { continue }
-            appendCounters(revived.counters, to: KPIKeys.retiredKey(stream: stream), in: &commands)
             commands.append("HDEL", archiveKey, each: revived.archiveFields)
             appendHSET(KPIKeys.stateKey(stream: stream), revived.records, to: &commands)
             revivedRecords += revived.archiveFields.count

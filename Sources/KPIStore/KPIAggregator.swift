@@ -279,6 +279,10 @@ public actor KPIAggregator {
     public internal(set) var retiredRecords = 0
     /// Retired records revived since the start (a change reached them).
     public internal(set) var revivedRecords = 0
+    /// The last rebuild's archived records folded back in, and the format-1 retired keys
+    /// rebuilds converted (`KPIAggregator+Rebuild.swift`).
+    public internal(set) var foldedRecords = 0
+    public internal(set) var convertedRetirements = 0
     public var heldRecords: (lines: Int, payments: Int, movements: Int) { state.heldRecords }
 }
 

@@ -264,8 +264,11 @@ public final class KPIAggregatorService: Service {
                 let started = ContinuousClock.now
                 try await aggregator.takeOver(consumer: consumer)
                 let records = try await aggregator.rebuild()
-                log("kpi: partition \(partition), epoch \(epoch): state rebuilt from \(records) records in "
-                    + String(format: "%.2f", (ContinuousClock.now - started).seconds) + " s")
+                let folded = await aggregator.foldedRecords, converted = await aggregator.convertedRetirements
+                log("kpi: partition \(partition), epoch \(epoch): state rebuilt from \(records) records"
+                    + (folded > 0 ? " and \(folded) archived" : "") + " in "
+                    + String(format: "%.2f", (ContinuousClock.now - started).seconds) + " s"
+                    + (converted > 0 ? "; \(converted) retired key(s) converted to format \(KPIKeys.retiredFormat)" : ""))
                 rebuilt.set(true)
             }, idle: {
                 try await aggregator.settle()

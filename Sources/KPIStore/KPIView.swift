@@ -55,8 +55,13 @@ public struct KPIKeys: Sendable {
     public func deltas(partition: Int) -> String { self.partition(partition) + ":deltas" }
     /// The aggregator's persisted records for a stream: same slot as the stream.
     public static func stateKey(stream: String) -> String { stream + ":kpi" }
-    /// The counters that replace a stream's retired records (`KPIState.retire`).
+    /// A stream's retirement: its horizon, newest event time and format (`retiredFormat`), and
+    /// in a namespace retired before format 2, the counters of records retired without an archive
+    /// (`KPIState+Retention.swift`).
     public static func retiredKey(stream: String) -> String { stream + ":kpi:retired" }
+    /// The retirement format: 2 when the archive alone stands for what retired (a rebuild folds
+    /// it); a retired key without it holds format-1 counters, converted at the next rebuild.
+    public static let retiredFormat = "2"
     /// The stream's retired records (`KPIState+Revival.swift`): a hash by key.
     public static func archiveKey(stream: String) -> String { stream + ":kpi:archive" }
     /// The hashes of the keys that retired into the archive (`RetiredKeys.pack`), appended.

@@ -11,17 +11,23 @@ import RedisClient
 import PostgresClient
 
 /// State retention (`KPIState+Retention.swift`): retiring records never changes a figure, a
-/// rebuild from what is held plus the retired counters gives the same figures, and what could
-/// touch a retired record is refused rather than counted twice. No server: `Store` does what the
-/// aggregator's HSET / HDEL / HINCRBY do to the state hashes.
+/// rebuild from what is held plus the archive folded back in gives the same figures, and a change
+/// to a retired record revives it and counts once. No server: `Store` does what the aggregator's
+/// HSET / HDEL / APPEND do to the state hashes.
 @Suite struct KPIRetentionTests {
     typealias S = KPIState
 
-    /// The state hashes of each origin: records by field, retired counters by field, the archive,
+    /// The state hashes of each origin: records by field, the retired key's fields, the archive,
     /// its key hashes and the customers' and products' indexes of retired orders.
     struct Store {
         var records: [Int32: [[UInt8]: [UInt8]]] = [:]
+        /// `wm`, `horizon`, `format`; in an older format, counters.
         var retired: [Int32: [String: Int64]] = [:]
+        /// What retirements write, as the aggregator of each format did: 2 (the archive alone),
+        /// 1 (the archive, and counters of what retired, HINCRBY, taken back on revival) or 0
+        /// (counters only: before the archive, nothing retired could be revived).
+        var format = 2
+        var conversions = 0
         var archive: [Int32: [[UInt8]: [UInt8]]] = [:]
         var archivedKeys: [Int32: [UInt8]] = [:]
         var index: [Int32: [String: [UInt8]]] = [:]
@@ -32,17 +38,22 @@ import PostgresClient
             records[origin, default: [:]][record.field] = record.value
         }
 
-        mutating func apply(_ r: S.Retirement) {
+        /// Writes a retirement (`state`: the state that made it, for an older format's counters).
+        mutating func apply(_ r: S.Retirement, _ state: S) {
             for line in r.lines { records[r.origin]![KPIRecord.lineField(orderID: line.orderID, lineNumber: line.lineNumber)] = nil }
             for id in r.payments + r.movements { records[r.origin]![KPIRecord.keyField(id)] = nil }
+            retired[r.origin, default: [:]]["wm"] = r.watermark
+            retired[r.origin, default: [:]]["horizon"] = r.horizon
+            if format < 2 {
+                for (field, amount) in try! state.archivedCounters(r.archive) { retired[r.origin, default: [:]][field, default: 0] += amount }
+                if format == 0 { return }
+            } else {
+                retired[r.origin, default: [:]]["format"] = 2
+            }
             for (field, value) in r.archive { archive[r.origin, default: [:]][field] = value }
             archivedKeys[r.origin, default: []] += RetiredKeys.pack(r.keyHashes)
             for (id, entries) in r.customerIndex { index[r.origin, default: [:]]["c:" + id, default: []] += entries }
             for (id, entries) in r.productIndex { index[r.origin, default: [:]]["p:" + id, default: []] += entries }
-            for (field, amount) in r.counters { retired[r.origin, default: [:]][field, default: 0] += amount }
-            retired[r.origin, default: [:]]["wm"] = r.watermark
-            retired[r.origin, default: [:]]["horizon"] = r.horizon
-            for field in r.expiredFields { retired[r.origin]![field] = nil }
         }
 
         /// What the aggregator does before a batch: read what the recall names (indexes, then the
@@ -63,7 +74,11 @@ import PostgresClient
                 let ids = ids.sorted()
                 let values = ids.map { archive[origin]?[KPIRecord.keyField($0)] }
                 let r = try! state.revive(kind, ids: ids, values: values, origin: origin)
-                for (field, amount) in r.counters { retired[origin, default: [:]][field, default: 0] += amount }
+                if format == 1 {
+                    for (field, amount) in try! state.archivedCounters(r.archiveFields.map { ($0, archive[origin]![$0]!) }) {
+                        retired[origin, default: [:]][field, default: 0] -= amount
+                    }
+                }
                 for field in r.archiveFields { archive[origin]![field] = nil }
                 for (field, value) in r.records { records[origin, default: [:]][field] = value }
                 revived += r.archiveFields.count
@@ -78,15 +93,31 @@ import PostgresClient
             return outcome
         }
 
-        /// What the aggregator's rebuild does: apply every record held, then absorb the counters
-        /// and the archive's key hashes.
-        func rebuild() -> S {
+        /// What the aggregator's rebuild does: apply every record held, then absorb each
+        /// origin's retired key and fold its archive in (or, for a retired key of an older format,
+        /// absorb its counters and convert it), and read the archive's key hashes. From then on
+        /// retirements write format 2.
+        mutating func rebuild() -> S {
             var state = S()
             for (origin, fields) in records {
                 for (field, value) in fields { _ = state.apply(KPIRecord.decode(field: field, value: value)!, origin: origin) }
             }
-            for (origin, counters) in retired { state.absorb(origin: origin, fields: counters.map { ($0.key, String($0.value)) }) }
+            for origin in Set(retired.keys).union(archive.keys).sorted() {
+                let fields = (retired[origin] ?? [:]).map { ($0.key, String($0.value)) }
+                if !fields.isEmpty { state.absorb(origin: origin, fields: fields) }
+                let entries = (archive[origin] ?? [:]).map { (field: $0.key, value: $0.value) }
+                if S.isLegacyRetirement(fields) {
+                    var converted = retired[origin]!.filter { $0.key == "wm" || $0.key == "horizon" }
+                    converted["format"] = 2
+                    converted.merge(state.legacyRemainder(fields, archived: try! state.archivedCounters(entries))) { $1 }
+                    retired[origin] = converted
+                    conversions += 1
+                } else {
+                    try! state.absorbArchive(origin: origin, entries)
+                }
+            }
             for (origin, packed) in archivedKeys { state.absorbRetiredKeys(origin: origin, packed: packed) }
+            format = 2
             _ = state.takeDirty()
             return state
         }
@@ -196,7 +227,7 @@ import PostgresClient
             if index % 40 == 39 {
                 for retirement in state.retire(olderThan: 300 * 1_000_000) {
                     retiredRecords += retirement.records
-                    store.apply(retirement)
+                    store.apply(retirement, state)
                 }
             }
         }
@@ -208,8 +239,7 @@ import PostgresClient
         let rebuilt = store.rebuild()
         Self.expectSame(Self.show(rebuilt), Self.show(state), "rebuilt (vs. before the restart)")
         #expect(rebuilt.heldRecords == held)
-        let minutes = Set(store.retired.values.flatMap { $0.keys }.filter { $0.hasPrefix("m:") }.map { $0.split(separator: ":")[1] })
-        #expect(minutes.count <= Int(S.minuteRetention) + 60, "retired minute buckets expire with the minutes: \(minutes.count)")
+        #expect(store.retired.values.allSatisfy { Set($0.keys) == ["wm", "horizon", "format"] }, "no counters: the archive stands for what retired")
 
         // The rebuilt state goes on exactly like the one that never stopped.
         var continued = state, resumed = rebuilt
@@ -217,6 +247,70 @@ import PostgresClient
         #expect(continued.apply(later, origin: 2) == .applied && resumed.apply(later, origin: 2) == .applied)
         Self.expectSame(Self.show(resumed), Self.show(continued), "resumed after a rebuild (vs. never stopped)")
         #expect(continued.bySegmentIs["Gold"] != nil, "a segment change still moves the retired lines' as-is revenue")
+    }
+
+    /// A namespace retired by older aggregators (counters only, then counters beside the archive,
+    /// with a revival that took its counters back) converts at the first rebuild: the same
+    /// figures, only the counters of records the archive does not hold kept, and from then on the
+    /// archive folded in; the load goes on exactly in the new format.
+    @Test func anOlderFormatConvertsAtTheFirstRebuild() {
+        let load = Self.liveLoad(seed: 5)
+        var reference = S(), state = S()
+        var store = Store()
+        store.format = 0
+        var ordersWithoutArchive: [Int32: Int64] = [:]
+        var position = 0
+        while position < load.count * 2 / 3 {
+            let (event, origin) = load[position]
+            if position == load.count / 3 { store.format = 1 }
+            _ = reference.apply(event, origin: origin)
+            _ = store.step(event, origin: origin, in: &state)
+            if position % 40 == 39 {
+                for r in state.retire(olderThan: 300 * 1_000_000) {
+                    if store.format == 0 && r.origin <= 1 { ordersWithoutArchive[r.origin, default: 0] += Int64(r.archive.count) }
+                    store.apply(r, state)
+                }
+            }
+            position += 1
+        }
+        // A late return of an order archived under format 1: revived, its counters taken back.
+        let archivedLine = store.archive[0]!.lazy.compactMap { entry -> S.Line? in
+            if case .order(_, let lines)? = KPIRecord.decodeArchived(field: entry.key, value: entry.value) { return lines[0].line }
+            return nil
+        }.first!
+        var returned = archivedLine
+        returned.status = .returned
+        returned.version = Self.version(400 * 600, "late-return")
+        _ = reference.apply(.line(returned), origin: 0)
+        #expect(store.step(.line(returned), origin: 0, in: &state) == .applied)
+        #expect(store.revived == 1)
+        Self.expectSame(Self.show(state), Self.show(reference), "format 1, before the rebuild")
+        #expect(store.retired.values.allSatisfy { $0["format"] == nil && ($0["c:orders"] ?? $0["c:payments"] ?? $0["c:movements"]) != nil },
+                "every retired key holds counters and no format")
+        #expect(ordersWithoutArchive[0, default: 0] > 50 && !store.archive.isEmpty, "both older formats retired orders")
+
+        var rebuilt = store.rebuild()
+        #expect(store.conversions == 4, "every origin that retired converted: \(store.conversions)")
+        Self.expectSame(Self.show(rebuilt), Self.show(reference), "converted (vs. no retention)")
+        for origin: Int32 in [0, 1] {
+            #expect(store.retired[origin]?["format"] == 2)
+            #expect(store.retired[origin]?["c:orders"] == ordersWithoutArchive[origin],
+                    "origin \(origin): the orders counted are those retired without an archive")
+        }
+        let again = store.rebuild()
+        #expect(store.conversions == 4, "a converted key is not converted again")
+        Self.expectSame(Self.show(again), Self.show(reference), "rebuilt in format 2 (vs. no retention)")
+
+        // The rest of the load, in format 2.
+        while position < load.count {
+            let (event, origin) = load[position]
+            _ = reference.apply(event, origin: origin)
+            _ = store.step(event, origin: origin, in: &rebuilt)
+            if position % 40 == 39 { for r in rebuilt.retire(olderThan: 300 * 1_000_000) { store.apply(r, rebuilt) } }
+            position += 1
+        }
+        Self.expectSame(Self.show(rebuilt), Self.show(reference), "the load continued (vs. no retention)")
+        Self.expectSame(Self.show(store.rebuild()), Self.show(reference), "rebuilt at the end (vs. no retention)")
     }
 
     @Test func aChangeToARetiredRecordRevivesItAndCountsOnce() {
@@ -241,7 +335,7 @@ import PostgresClient
         #expect(step(line("O2", .placed, orderTime: 1000, at: 1000), 0) == .applied)
         #expect(step(.payment(S.Payment(id: "Y2", version: Self.version(1000, "y2"), method: "card", status: "captured", amountMicros: 1_000_000)), 1) == .applied)
         let retirements = state.retire(olderThan: 500 * 1_000_000)
-        for r in retirements { store.apply(r) }
+        for r in retirements { store.apply(r, state) }
         #expect(retirements.map(\.records) == [1, 1], "O1 and Y1 retire; O2 and Y2 are recent")
         #expect(state.heldRecords.lines == 2, "O2 and O7 (waiting for its customer) are held")
         _ = step(.customer(S.Customer(id: "C-late", version: Self.version(1000, "cl"), segment: "VIP", state: "WA")), 3)
@@ -326,7 +420,7 @@ import PostgresClient
         var restarts = 0
         for (index, (event, origin)) in load.enumerated() {
             _ = store.step(event, origin: origin, in: &state)
-            if index % 40 == 39 { for r in state.retire(olderThan: 300 * 1_000_000) { store.apply(r) } }
+            if index % 40 == 39 { for r in state.retire(olderThan: 300 * 1_000_000) { store.apply(r, state) } }
             if random.next() % 400 == 0 {
                 state = store.rebuild()
                 restarts += 1
