@@ -313,6 +313,42 @@ import PostgresClient
         Self.expectSame(Self.show(store.rebuild()), Self.show(reference), "rebuilt at the end (vs. no retention)")
     }
 
+    /// `absorbArchive` folds archived records into the figures directly; it adds exactly what
+    /// absorbing their counters (`archivedCounters`, the format-1 path) adds, the retired revenue
+    /// per customer and product included.
+    @Test func foldingEqualsAbsorbingTheCounters() throws {
+        var state = S(), store = Store()
+        for (index, (event, origin)) in Self.liveLoad(seed: 9).enumerated() {
+            _ = store.step(event, origin: origin, in: &state)
+            if index % 40 == 39 { for r in state.retire(olderThan: 300 * 1_000_000) { store.apply(r, state) } }
+        }
+        var folded = S(), absorbed = S()
+        for (origin, fields) in store.records {
+            for (field, value) in fields {
+                let event = KPIRecord.decode(field: field, value: value)!
+                _ = folded.apply(event, origin: origin)
+                _ = absorbed.apply(event, origin: origin)
+            }
+        }
+        for (origin, fields) in store.retired {
+            let pairs = fields.map { ($0.key, String($0.value)) }
+            folded.absorb(origin: origin, fields: pairs)
+            absorbed.absorb(origin: origin, fields: pairs)
+        }
+        var archived = 0
+        for (origin, entries) in store.archive {
+            let pairs = entries.map { (field: $0.key, value: $0.value) }
+            archived += pairs.count
+            try folded.absorbArchive(origin: origin, pairs)
+            absorbed.absorb(origin: origin, fields: try absorbed.archivedCounters(pairs).map { ($0.key, String($0.value)) })
+        }
+        #expect(archived > 1000)
+        Self.expectSame(Self.show(folded), Self.show(absorbed), "folded (vs. absorbed counters)")
+        #expect(folded.retiredOfCustomer == absorbed.retiredOfCustomer && folded.retiredOfProduct == absorbed.retiredOfProduct)
+        #expect(folded.bySegmentIs == absorbed.bySegmentIs && folded.linesByStatus == absorbed.linesByStatus)
+        #expect(Self.show(folded) == Self.show(state), "and both equal the state that retired them")
+    }
+
     @Test func aChangeToARetiredRecordRevivesItAndCountsOnce() {
         var state = S(), reference = S()
         var store = Store()
