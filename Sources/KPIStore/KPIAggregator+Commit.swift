@@ -48,7 +48,8 @@ extension KPIAggregator {
     /// The contribution's changed fields: HSET / HDEL of the `part` hash, and one `deltas` entry
     /// listing them (a removed field with an empty value) with the stream positions the commit
     /// covers (`~through`), for the merge stage.
-    func appendDelta(_ delta: [String: [Int64]?], through: [String], events: Int, to commands: inout RedisCommandBuffer) {
+    /// With `more`, the last entry says `~more` too: the commit continues in the next one.
+    func appendDelta(_ delta: [String: [Int64]?], through: [String], events: Int, more: Bool = false, to commands: inout RedisCommandBuffer) {
         guard !delta.isEmpty || !through.isEmpty else { return }
         let part = keys.contribution(partition: partition)
         var sets: [(String, String)] = [], removed: [String] = []
@@ -66,7 +67,7 @@ extension KPIAggregator {
         repeat {
             let end = min(start + Self.deltaEntryFields, fields.count)
             let head = ["XADD", keys.deltas(partition: partition), "MAXLEN", "~", String(deltasLimit), "*"]
-            var entry = head + (end < fields.count ? ["~more", "1"] : ["~through", through.joined(separator: " "), "~events", String(events)])
+            var entry = head + (end < fields.count || more ? ["~more", "1"] : ["~through", through.joined(separator: " "), "~events", String(events)])
             for (field, value) in fields[start..<end] { entry.append(field); entry.append(value) }
             commands.append(entry)
             start = end

@@ -42,8 +42,8 @@ extension KPIAggregator {
         }
     }
 
-    /// Rebuilds the state and writes the partition's whole contribution again (a `reset` delta
-    /// tells the merge stage to read it whole). What it reads, in this order (so nothing falls in
+    /// Rebuilds the state and brings the partition's persisted contribution up to date (what
+    /// differs, as deltas the merge stage follows). What it reads, in this order (so nothing falls in
     /// between): every dimension stream of every partition as it stands (entries read by the
     /// dimension feed from now on wait until this is done), then the dimension records every
     /// partition's owner persisted (an entry trimmed from its stream since was persisted before),
@@ -105,15 +105,29 @@ extension KPIAggregator {
         for (event, origin) in streamed { _ = state.apply(event, origin: origin) }
         streamed = []
         _ = state.takeDirty()
-        var contribution = tracker.reset(state)
-        let part = keys.contribution(partition: partition)
-        commands.append("DEL", part)
-        KPIView.appendHSET(part, contribution.map { ($0.key, KPIState.encode($0.value)) }, to: &commands)
-        commands.append(["XADD", keys.deltas(partition: partition), "MAXLEN", "~", String(deltasLimit), "*", "~reset", String(epoch)])
-        contribution.removeAll()
-        var batch = RedisCommandBuffer()
-        batch.evalsha(Self.fencedCommit, keys: [keys.fence(partition: partition)], arguments: [String(epoch)], commands: commands)
-        try Self.check(try await redis.send(batch, reloading: Self.fencedCommit))
+        tracker.restart(state)
+        // The persisted contribution is what the persisted records and archive make, committed
+        // with them, unless a commit was lost (a failover) or the streams held dimension versions
+        // no commit reflected: only what differs is written, as deltas the merge stage follows.
+        // (Writing it whole in one script, as before, held Redis for minutes at 26 M events, 3.3 M
+        // fields, and the client timed out: the rebuild never finished.)
+        let difference = try await contributionDifference()
+        let changed = Array(difference)
+        var start = 0
+        repeat {
+            let end = min(start + Self.rebuildCommitFields, changed.count)
+            var chunk: [String: [Int64]?] = [:]
+            for (field, value) in changed[start..<end] { chunk.updateValue(value, forKey: field) }
+            appendDelta(chunk, through: [], events: 0, more: end < changed.count, to: &commands)
+            if !commands.isEmpty {
+                var batch = RedisCommandBuffer()
+                batch.evalsha(Self.fencedCommit, keys: [keys.fence(partition: partition)], arguments: [String(epoch)], commands: commands)
+                try Self.check(try await redis.send(batch, reloading: Self.fencedCommit))
+            }
+            commands = RedisCommandBuffer.scriptArguments()
+            start = end
+        } while start < changed.count
+        rewrittenFields = changed.count
         needsRebuild = false
         rebuilding = false
         // What the feed delivered meanwhile (new deliveries now wait for the gate instead).
@@ -123,6 +137,35 @@ extension KPIAggregator {
             for reads in queued { try await applyBatch(reads, own: false) }
         }
         return records
+    }
+
+    /// Contribution fields a rebuild writes per fenced commit (a commit's delta entries say
+    /// `~more` until the last, so the merge stage applies them together).
+    static let rebuildCommitFields = 20_000
+
+    /// The fields where the partition's persisted contribution (`part`) differs from the state's
+    /// (nil: to remove), read page by page. Every field the hash holds is compared; when the hash
+    /// holds fewer of the state's fields than the state has, a second pass finds the missing ones.
+    private func contributionDifference() async throws -> [String: [Int64]?] {
+        let part = keys.contribution(partition: partition)
+        var difference: [String: [Int64]?] = [:]
+        var present = 0
+        let state = self.state
+        try await scan(part) { page in
+            for (field, value) in page {
+                let name = String(decoding: field, as: UTF8.self)
+                let now = state.contributionValue(name)
+                if now != nil { present += 1 }
+                if KPIState.decode(Substring(String(decoding: value, as: UTF8.self))) != now { difference.updateValue(now, forKey: name) }
+            }
+        }
+        guard present < state.contributionFieldCount else { return difference }
+        var known = Set<String>()
+        try await scan(part) { page in for (field, _) in page { known.insert(String(decoding: field, as: UTF8.self)) } }
+        state.forEachContributionField { field, value in
+            if !known.contains(field) { difference.updateValue(value, forKey: field) }
+        }
+        return difference
     }
 
     /// Applies every record of a stream's state hash (`stream:kpi`) to `state`.

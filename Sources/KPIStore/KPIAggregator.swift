@@ -282,6 +282,8 @@ public actor KPIAggregator {
     /// The last rebuild's archived records folded back in, and the format-1 retired keys
     /// rebuilds converted (`KPIAggregator+Rebuild.swift`).
     public internal(set) var foldedRecords = 0
+    /// The contribution fields the last rebuild found different from the persisted ones, and wrote.
+    public internal(set) var rewrittenFields = 0
     public internal(set) var convertedRetirements = 0
     public var heldRecords: (lines: Int, payments: Int, movements: Int) { state.heldRecords }
 }

@@ -265,9 +265,10 @@ public final class KPIAggregatorService: Service {
                 try await aggregator.takeOver(consumer: consumer)
                 let records = try await aggregator.rebuild()
                 let folded = await aggregator.foldedRecords, converted = await aggregator.convertedRetirements
+                let rewritten = await aggregator.rewrittenFields
                 log("kpi: partition \(partition), epoch \(epoch): state rebuilt from \(records) records"
                     + (folded > 0 ? " and \(folded) archived" : "") + " in "
-                    + String(format: "%.2f", (ContinuousClock.now - started).seconds) + " s"
+                    + String(format: "%.2f", (ContinuousClock.now - started).seconds) + " s, \(rewritten) contribution field(s) rewritten"
                     + (converted > 0 ? "; \(converted) retired key(s) converted to format \(KPIKeys.retiredFormat)" : ""))
                 rebuilt.set(true)
             }, idle: {
