@@ -59,13 +59,30 @@ public actor KPIMerger {
         merge = ContributionMerge(partitions: layout.partitions)
         held = [:]
         for partition in 0..<layout.partitions {
-            var batch = RedisCommandBuffer()
-            batch.append("XREVRANGE", keys.deltas(partition: partition), "+", "-", "COUNT", "1")
-            batch.append("HGETALL", keys.contribution(partition: partition))
-            let replies = try await redis.send(batch)
-            let last = try replies[0].throwingServerError().array?.first?.array?.first?.string.flatMap(StreamID.init)
+            let last = try await redis.command("XREVRANGE", keys.deltas(partition: partition), "+", "-", "COUNT", "1")
+                .throwingServerError().array?.first?.array?.first?.string.flatMap(StreamID.init)
             cursors[partition] = last ?? .zero
-            merge.replace(partition: partition, with: try Self.contribution(replies[1].throwingServerError()))
+            // Page by page (3.3 M fields at 26 M events: read whole, the reply and its copy took
+            // over a gigabyte). A commit between pages is harmless: its delta, after the cursor,
+            // carries absolute values and is applied next.
+            let key = keys.contribution(partition: partition)
+            var cursor = "0"
+            repeat {
+                let reply = try await redis.command("HSCAN", key, cursor, "COUNT", "10000").throwingServerError()
+                guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let items = parts[1].array else {
+                    throw RedisError(.unexpectedReply, "HSCAN \(key)")
+                }
+                cursor = next
+                var page: [String: [Int64]?] = [:]
+                var index = 1
+                while index < items.count {
+                    if let field = items[index - 1].string, let text = items[index].string, let value = KPIState.decode(Substring(text)) {
+                        page.updateValue(value, forKey: field)
+                    }
+                    index += 2
+                }
+                merge.apply(partition: partition, page)
+            } while cursor != "0"
         }
         _ = merge.takeDirty()
         let stale = try await redis.scanKeys(match: "\(keys.dayProductsPrefix)*")
