@@ -271,14 +271,9 @@ extension KPIState {
             times.insert(line.orderTime.microseconds)
             let figures = Figures(revenueCents: line.netCents, lines: 1, units: line.quantity)
             totals += figures
-            let minute = Granularity.minute.bucket(line.orderTime)
-            if minute >= minuteHorizon { add(.minute, minute, figures) }
-            add(.hour, Granularity.hour.bucket(line.orderTime), figures)
-            let day = Granularity.day.bucket(line.orderTime)
-            add(.day, day, figures)
-            let civil = CivilDate.civilFromDays(day)
+            let day = addBuckets(figures, at: line.orderTime)
             let money = Money(amount: line.netCents, count: 1)
-            Self.add(&months, Int64(civil.year * 12 + civil.month - 1), money)
+            Self.add(&months, Self.month(ofDay: day), money)
             Self.add(&byCategory, a.category, money)
             Self.add(&bySegmentWas, a.segment, money)
             Self.add(&byStateWas, a.state, money)
@@ -290,13 +285,9 @@ extension KPIState {
         }
         counts.orders += 1
         for time in times {
-            let orderTime = Timestamp(microseconds: time)
             let one = Figures(orders: 1)
             totals += one
-            let minute = Granularity.minute.bucket(orderTime)
-            if minute >= minuteHorizon { add(.minute, minute, one) }
-            add(.hour, Granularity.hour.bucket(orderTime), one)
-            add(.day, Granularity.day.bucket(orderTime), one)
+            addBuckets(one, at: Timestamp(microseconds: time))
         }
     }
 

@@ -512,14 +512,8 @@ public struct KPIState: Sendable {
         revenueLinesOfOrder[at] = after == 0 ? nil : after
         if before == 0 && after > 0 { figures.orders = 1 } else if before > 0 && after == 0 { figures.orders = -1 }
         totals += figures
-
-        let minute = Granularity.minute.bucket(line.orderTime)
-        if minute >= minuteHorizon { add(.minute, minute, figures) }
-        add(.hour, Granularity.hour.bucket(line.orderTime), figures)
-        let day = Granularity.day.bucket(line.orderTime)
-        add(.day, day, figures)
-        let civil = CivilDate.civilFromDays(day)
-        Self.add(&months, Int64(civil.year * 12 + civil.month - 1), money)
+        let day = addBuckets(figures, at: line.orderTime)
+        Self.add(&months, Self.month(ofDay: day), money)
 
         Self.add(&byProduct, line.productID, money)
         dirty.products.insert(line.productID)
@@ -530,6 +524,24 @@ public struct KPIState: Sendable {
         Self.add(&bySegmentWas, attribution.segment, money)
         Self.add(&byStateWas, attribution.state, money)
         Self.add(&bySegmentIs, attribution.segmentNow, money)
+    }
+
+    /// Adds `figures` to the minute (unless behind the minute horizon), hour and day buckets of
+    /// `time`; returns the day.
+    @discardableResult
+    mutating func addBuckets(_ figures: Figures, at time: Timestamp) -> Int64 {
+        let minute = Granularity.minute.bucket(time)
+        if minute >= minuteHorizon { add(.minute, minute, figures) }
+        add(.hour, Granularity.hour.bucket(time), figures)
+        let day = Granularity.day.bucket(time)
+        add(.day, day, figures)
+        return day
+    }
+
+    /// The month bucket (months since year 0) of a day bucket.
+    static func month(ofDay day: Int64) -> Int64 {
+        let civil = CivilDate.civilFromDays(day)
+        return Int64(civil.year * 12 + civil.month - 1)
     }
 
     mutating func add(_ granularity: Granularity, _ index: Int64, _ figures: Figures) {

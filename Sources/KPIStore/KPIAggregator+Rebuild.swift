@@ -151,7 +151,7 @@ extension KPIAggregator {
         var difference: [String: [Int64]?] = [:]
         var present = 0
         let state = self.state
-        try await scan(part) { page in
+        try await scanning(part) { page in
             for (field, value) in page {
                 let name = String(decoding: field, as: UTF8.self)
                 let now = state.contributionValue(name)
@@ -161,17 +161,28 @@ extension KPIAggregator {
         }
         guard present < state.contributionFieldCount else { return difference }
         var known = Set<String>()
-        try await scan(part) { page in for (field, _) in page { known.insert(String(decoding: field, as: UTF8.self)) } }
+        try await scanning(part) { page in for (field, _) in page { known.insert(String(decoding: field, as: UTF8.self)) } }
         state.forEachContributionField { field, value in
             if !known.contains(field) { difference.updateValue(value, forKey: field) }
         }
         return difference
     }
 
+    /// Calls `body` with each page of a hash (`hscan`), counting an archive's as folded records.
+    private func scanning<Failure: Error>(_ key: String, _ body: ([(field: [UInt8], value: [UInt8])]) throws(Failure) -> Void) async throws {
+        var cursor = "0"
+        repeat {
+            let (next, page) = try await redis.hscan(key, cursor: cursor)
+            cursor = next
+            try body(page)
+            if key.hasSuffix(":kpi:archive") { foldedRecords += page.count }
+        } while cursor != "0"
+    }
+
     /// Applies every record of a stream's state hash (`stream:kpi`) to `state`.
     private func applyRecords(of stream: String, origin: Int32, to state: inout KPIState) async throws -> Int {
         var records = 0
-        try await scan(KPIKeys.stateKey(stream: stream)) { page in
+        try await scanning(KPIKeys.stateKey(stream: stream)) { page in
             for (field, value) in page {
                 guard let event = KPIRecord.decode(field: field, value: value) else { continue }
                 _ = state.apply(event, origin: origin)
@@ -198,7 +209,7 @@ extension KPIAggregator {
         if !fields.isEmpty { state.absorb(origin: origin, fields: fields) }
         var archived: [String: Int64] = [:]
         do {
-            try await scan(archiveKey) { page throws(KPIRecord.Unreadable) in
+            try await scanning(archiveKey) { page throws(KPIRecord.Unreadable) in
                 if legacy {
                     archived.merge(try state.archivedCounters(page), uniquingKeysWith: +)
                 } else {
@@ -218,24 +229,4 @@ extension KPIAggregator {
         convertedRetirements += 1
     }
 
-    /// Calls `body` with each page of a hash's fields and values (HSCAN).
-    private func scan<Failure: Error>(_ key: String, _ body: ([(field: [UInt8], value: [UInt8])]) throws(Failure) -> Void) async throws {
-        var cursor = "0"
-        repeat {
-            let reply = try await redis.command("HSCAN", key, cursor, "COUNT", "10000").throwingServerError()
-            guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let items = parts[1].array else {
-                throw RedisError(.unexpectedReply, "HSCAN \(key)")
-            }
-            cursor = next
-            var page: [(field: [UInt8], value: [UInt8])] = []
-            page.reserveCapacity(items.count / 2)
-            var index = 1
-            while index < items.count {
-                if let field = items[index - 1].bytes, let value = items[index].bytes { page.append((field, value)) }
-                index += 2
-            }
-            try body(page)
-            if key.hasSuffix(":kpi:archive") { foldedRecords += page.count }
-        } while cursor != "0"
-    }
 }

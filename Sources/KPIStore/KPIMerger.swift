@@ -65,21 +65,14 @@ public actor KPIMerger {
             // Page by page (3.3 M fields at 26 M events: read whole, the reply and its copy took
             // over a gigabyte). A commit between pages is harmless: its delta, after the cursor,
             // carries absolute values and is applied next.
-            let key = keys.contribution(partition: partition)
             var cursor = "0"
             repeat {
-                let reply = try await redis.command("HSCAN", key, cursor, "COUNT", "10000").throwingServerError()
-                guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let items = parts[1].array else {
-                    throw RedisError(.unexpectedReply, "HSCAN \(key)")
-                }
+                let (next, items) = try await redis.hscan(keys.contribution(partition: partition), cursor: cursor)
                 cursor = next
                 var page: [String: [Int64]?] = [:]
-                var index = 1
-                while index < items.count {
-                    if let field = items[index - 1].string, let text = items[index].string, let value = KPIState.decode(Substring(text)) {
-                        page.updateValue(value, forKey: field)
-                    }
-                    index += 2
+                for (field, value) in items {
+                    guard let value = KPIState.decode(Substring(String(decoding: value, as: UTF8.self))) else { continue }
+                    page.updateValue(value, forKey: String(decoding: field, as: UTF8.self))
                 }
                 merge.apply(partition: partition, page)
             } while cursor != "0"

@@ -281,6 +281,24 @@ extension RedisConnection {
         return keys
     }
 
+    /// One page of a hash's fields and values (`HSCAN key cursor COUNT count`), and the cursor
+    /// of the next ("0" after the last): a hash of millions of fields is never read, nor held,
+    /// whole. A field may come twice, and one written during the scan may not come at all.
+    public func hscan(_ key: String, cursor: String, count: Int = 10_000) async throws -> (next: String, page: [(field: [UInt8], value: [UInt8])]) {
+        let reply = try await command("HSCAN", key, cursor, "COUNT", String(count)).throwingServerError()
+        guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let items = parts[1].array else {
+            throw RedisError(.unexpectedReply, "HSCAN \(key)")
+        }
+        var page: [(field: [UInt8], value: [UInt8])] = []
+        page.reserveCapacity(items.count / 2)
+        var index = 1
+        while index < items.count {
+            if let field = items[index - 1].bytes, let value = items[index].bytes { page.append((field, value)) }
+            index += 2
+        }
+        return (next, page)
+    }
+
     /// `XRANGE key start end [COUNT n]` (`-` and `+` for the ends; `(id` for exclusive).
     public func xrange(_ key: String, start: String = "-", end: String = "+", count: Int? = nil) async throws -> [StreamEntry] {
         try await range("XRANGE", key, start, end, count)
