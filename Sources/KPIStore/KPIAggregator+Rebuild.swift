@@ -60,6 +60,11 @@ extension KPIAggregator {
     func rebuildNow() async throws -> Int {
         rebuilding = true
         defer { rebuilding = false }
+        // The old state goes first: a rebuild never holds two (at 26 M events, a gigabyte each).
+        // Until it ends, whatever stops it leaves the aggregator marked for another.
+        needsRebuild = true
+        state = KPIState()
+        rebuilds += 1
         foldedRecords = 0
         knownTopology = await redis.topologyChanges
         try await redis.load(Self.fencedCommit)

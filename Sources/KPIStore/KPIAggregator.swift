@@ -127,9 +127,12 @@ public actor KPIAggregator {
 
     /// Applies dimension entries read from any partition's streams by the process's feed (no
     /// records, no XACK: their own partition's owner persists and acknowledges them), committing
-    /// the contribution's changes (a late customer moves lines between segments).
+    /// the contribution's changes (a late customer moves lines between segments). While the state
+    /// waits for a rebuild (before the takeover's, or after a failed commit, until the next batch
+    /// or idle settle) they wait too, and are applied after it: the feed never starts a rebuild
+    /// itself, which before the takeover would read what the previous owner may still change.
     public func applyDimensions(_ reads: [StreamRead]) async throws {
-        if rebuilding {
+        if rebuilding || needsRebuild {
             queuedDimensions.append(reads)
             return
         }
@@ -284,6 +287,8 @@ public actor KPIAggregator {
     public internal(set) var foldedRecords = 0
     /// The contribution fields the last rebuild found different from the persisted ones, and wrote.
     public internal(set) var rewrittenFields = 0
+    /// Rebuilds since the start: the takeover's, then one after each failed commit.
+    public internal(set) var rebuilds = 0
     public internal(set) var convertedRetirements = 0
     public var heldRecords: (lines: Int, payments: Int, movements: Int) { state.heldRecords }
 }
