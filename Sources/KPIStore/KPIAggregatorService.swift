@@ -306,7 +306,7 @@ public final class KPIAggregatorService: Service {
             let merger = KPIMerger(layout: layout, redis: writer, epoch: epoch)
             try await ConsumerGroupRunner.retryingTransient("starting the merge stage", log: log) { try await merger.start() }
             holder.set(merger)
-            log("kpi: merge stage started (epoch \(epoch))")
+            log("kpi: merge stage started (epoch \(epoch)), \(await merger.startRewrites) day × product member(s) rewritten")
             while !Task.isCancelled {
                 let tail = try await StreamTail(cursors: await merger.deltaCursors, configuration: writer.configuration, block: block, log: log)
                 defer { tail.stop() }

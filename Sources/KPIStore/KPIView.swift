@@ -173,10 +173,11 @@ public enum KPIView {
     }
 
     /// Appends HSET/HDEL/ZADD/ZREM commands for what changed (`dirty`), or for everything when
-    /// `dirty` is nil (a rebuild, after DEL of every key).
+    /// `dirty` is nil (a rebuild, after DEL of every key; the day × product rankings only with
+    /// `dayProducts`: the merge stage's start writes what differs in them itself).
     static func appendWrites(
         _ state: KPIState, dirty: KPIState.Dirty?, totals: [String: String], removedTotals: [String], keys: KPIKeys,
-        to batch: inout RedisCommandBuffer
+        dayProducts: Bool = true, to batch: inout RedisCommandBuffer
     ) {
         appendHSET(keys.totals, totals.map { ($0.key, $0.value) }, to: &batch)
         batch.append("HDEL", keys.totals, each: removedTotals)
@@ -213,7 +214,7 @@ public enum KPIView {
         var perDay: [Int64: [(String, Int64?)]] = [:]
         if let dirty {
             for item in dirty.dayProducts { perDay[item.day, default: []].append((item.productID, state.products(onDay: item.day)[item.productID]?.amount)) }
-        } else {
+        } else if dayProducts {
             for (day, products) in state.byDayProduct { perDay[day] = products.map { ($0.key, $0.value.amount) } }
         }
         for (day, members) in perDay { appendZSet(keys.products(day: day), members, to: &batch) }

@@ -278,6 +278,46 @@ import Dashboard
         #expect(try await KPISnapshot.read(keys, on: redis) == before)
     }
 
+    /// A merge stage's start rewrites only the day × product rankings that differ from its state
+    /// (written whole, at 26 M events that was 3.3 M members in one script holding Redis 3.7 s).
+    @Test func aMergeStageStartWritesOnlyWhatTheViewLacks() async throws {
+        let redis = try await TestServers.redis()
+        let layout = StreamLayout(namespace: TestServers.unique("swk"))
+        let keys = KPIKeys(layout: layout)
+        _ = try await TestServers.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
+        let run = ["consume", "--group", "kpi", "--namespace", layout.namespace, "--block-ms", "100", "--until-drained"]
+        let first = try await TestServers.runWarehouse(run)
+        #expect(first.status == 0, "\(first.stderr)")
+        func rankings() async throws -> [String: [String]] {
+            var out: [String: [String]] = [:]
+            for key in try await redis.scanKeys(match: keys.dayProductsPrefix + "*") {
+                out[key] = try await redis.command("ZRANGE", key, "0", "-1", "WITHSCORES").array?.compactMap(\.string) ?? []
+            }
+            return out
+        }
+        let before = try await rankings()
+        let members = before.values.map { $0.count / 2 }.reduce(0, +)
+        #expect(before.count > 3 && members > 20, "\(before.count) days, \(members) members")
+        let snapshot = try await KPISnapshot.read(keys, on: redis)
+
+        let intact = try await TestServers.runWarehouse(run)
+        #expect(intact.status == 0 && intact.stderr.contains(", 0 day × product member(s) rewritten"), "\(intact.stderr)")
+        #expect(try await rankings() == before)
+
+        let days = before.keys.sorted()
+        let changed = try #require(before[days[0]]), dropped = try #require(before[days[1]])
+        _ = try await redis.command("ZADD", days[0], "123456789", changed[0])            // a score changed
+        _ = try await redis.command("ZADD", days[0], "5", "P-nowhere")                   // a member too many
+        _ = try await redis.command("ZREM", days[1], dropped[0])                          // a member lost
+        _ = try await redis.command("DEL", days[2])                                      // a whole day lost
+        _ = try await redis.command("ZADD", keys.dayProductsPrefix + "1999-01-01", "7", "P1") // a day too many
+        let damaged = try await TestServers.runWarehouse(run)
+        let expected = 3 + (before[days[2]]?.count ?? 0) / 2
+        #expect(damaged.status == 0 && damaged.stderr.contains(", \(expected) day × product member(s) rewritten"), "\(damaged.stderr)")
+        #expect(try await rankings() == before)
+        #expect(try await KPISnapshot.read(keys, on: redis) == snapshot)
+    }
+
     /// The process's dimension feed hands every aggregator what it reads, from its first moment.
     /// An aggregator whose partition is not taken over yet must hold those entries, not rebuild
     /// for them: a rebuild before the takeover reads what the previous owner may still change, and
