@@ -96,15 +96,26 @@ public actor KPIMerger {
             commands.append("DEL", key)
             pending += 1
         }
-        for (key, day) in expected {
-            let differences = try await dayProductDifferences(key, from: merge.state.products(onDay: day))
-            KPIView.appendZSet(key, differences, to: &commands)
-            pending += differences.count
-            rewritten += differences.count
-            if pending >= Self.startCommitMembers {
-                try await commit(commands)
-                commands = RedisCommandBuffer.scriptArguments()
-                pending = 0
+        // Each day's first page is asked for in pipelines of 16 days: one round trip a day took
+        // seconds for a few hundred days on a busy machine, and 256 at once held 1.3 M members'
+        // replies at 26 M events (110 MB more at the restart's peak).
+        let days = Array(expected)
+        var index = 0
+        while index < days.count {
+            let chunk = days[index..<min(index + 16, days.count)]
+            index += chunk.count
+            var scans = RedisCommandBuffer()
+            for (key, _) in chunk { scans.append("ZSCAN", key, "0", "COUNT", "10000") }
+            for ((key, day), first) in zip(chunk, try await redis.send(scans)) {
+                let differences = try await dayProductDifferences(key, first: first, from: merge.state.products(onDay: day))
+                KPIView.appendZSet(key, differences, to: &commands)
+                pending += differences.count
+                rewritten += differences.count
+                if pending >= Self.startCommitMembers {
+                    try await commit(commands)
+                    commands = RedisCommandBuffer.scriptArguments()
+                    pending = 0
+                }
             }
         }
         try await commit(commands)
@@ -116,17 +127,17 @@ public actor KPIMerger {
     static let startCommitMembers = 20_000
 
     /// The members of a day's product ranking (`key`) that differ from `target` (nil: to remove),
-    /// read page by page.
-    private func dayProductDifferences(_ key: String, from target: [String: KPIState.Money]) async throws -> [(String, Int64?)] {
+    /// read page by page from the `first` ZSCAN reply.
+    private func dayProductDifferences(
+        _ key: String, first: RedisReply, from target: [String: KPIState.Money]
+    ) async throws -> [(String, Int64?)] {
         var differences: [(String, Int64?)] = []
         var seen = Set<String>()
-        var cursor = "0"
-        repeat {
-            let reply = try await redis.command("ZSCAN", key, cursor, "COUNT", "10000").throwingServerError()
+        var reply = try first.throwingServerError()
+        while true {
             guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let items = parts[1].array else {
                 throw RedisError(.unexpectedReply, "ZSCAN \(key)")
             }
-            cursor = next
             var index = 1
             while index < items.count {
                 defer { index += 2 }
@@ -138,7 +149,9 @@ public actor KPIMerger {
                     differences.append((member, nil))
                 }
             }
-        } while cursor != "0"
+            if next == "0" { break }
+            reply = try await redis.command("ZSCAN", key, next, "COUNT", "10000").throwingServerError()
+        }
         for (member, money) in target where !seen.contains(member) { differences.append((member, money.amount)) }
         return differences
     }

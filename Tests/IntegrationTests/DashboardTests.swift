@@ -204,9 +204,10 @@ import PostgresClient
             #expect((initial["counts"] as? [String: Any])?["order_lines"] as? Int == 80)
             let health = try #require(await events.next(named: "health", timeout: .seconds(10)))
             #expect(health.data.contains("\"groups\""))
-            // Let the aggregator come up (its rebuild), then send an order.
+            // Let the aggregator come up (its rebuild and the merge stage's start), then send an order.
             for _ in 0..<300 {
-                if (try? String(contentsOfFile: log, encoding: .utf8))?.contains("state rebuilt") == true { break }
+                let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+                if text.contains("state rebuilt") && text.contains("merge stage started") { break }
                 try await Task.sleep(for: .milliseconds(100))
             }
             let sent = ContinuousClock.now
