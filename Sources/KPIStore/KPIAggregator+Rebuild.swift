@@ -151,20 +151,25 @@ extension KPIAggregator {
     /// The fields where the partition's persisted contribution (`part`) differs from the state's
     /// (nil: to remove), read page by page. Every field the hash holds is compared; when the hash
     /// holds fewer of the state's fields than the state has, a second pass finds the missing ones.
+    /// (The state's fields it holds are counted as HLEN less the fields the state lacks: HSCAN may
+    /// return a field twice, so counting them as they come could skip the second pass. Nothing
+    /// else writes the hash meanwhile: the fence refuses the previous owner.)
     private func contributionDifference() async throws -> [String: [Int64]?] {
         let part = keys.contribution(partition: partition)
         var difference: [String: [Int64]?] = [:]
-        var present = 0
         let state = self.state
         try await scanning(part) { page in
             for (field, value) in page {
                 let name = String(decoding: field, as: UTF8.self)
                 let now = state.contributionValue(name)
-                if now != nil { present += 1 }
-                if KPIState.decode(Substring(String(decoding: value, as: UTF8.self))) != now { difference.updateValue(now, forKey: name) }
+                if now == nil || KPIState.decode(Substring(String(decoding: value, as: UTF8.self))) != now {
+                    difference.updateValue(now, forKey: name)
+                }
             }
         }
-        guard present < state.contributionFieldCount else { return difference }
+        let held = try await redis.command("HLEN", part).throwingServerError().int ?? 0
+        let lacking = difference.values.reduce(0) { $0 + ($1 == nil ? 1 : 0) }
+        guard held - lacking < state.contributionFieldCount else { return difference }
         var known = Set<String>()
         try await scanning(part) { page in for (field, _) in page { known.insert(String(decoding: field, as: UTF8.self)) } }
         state.forEachContributionField { field, value in
@@ -173,14 +178,13 @@ extension KPIAggregator {
         return difference
     }
 
-    /// Calls `body` with each page of a hash (`hscan`), counting an archive's as folded records.
+    /// Calls `body` with each page of a hash (`hscan`).
     private func scanning<Failure: Error>(_ key: String, _ body: ([(field: [UInt8], value: [UInt8])]) throws(Failure) -> Void) async throws {
         var cursor = "0"
         repeat {
             let (next, page) = try await redis.hscan(key, cursor: cursor)
             cursor = next
             try body(page)
-            if key.hasSuffix(":kpi:archive") { foldedRecords += page.count }
         } while cursor != "0"
     }
 
@@ -215,6 +219,7 @@ extension KPIAggregator {
         var archived: [String: Int64] = [:]
         do {
             try await scanning(archiveKey) { page throws(KPIRecord.Unreadable) in
+                foldedRecords += page.count
                 if legacy {
                     archived.merge(try state.archivedCounters(page), uniquingKeysWith: +)
                 } else {

@@ -259,10 +259,10 @@ import Dashboard
         #expect(try await KPISnapshot.read(keys, on: redis) == before)
 
         let product = try #require(stride(from: 0, to: whole.count, by: 2).map { whole[$0] }.first { $0.hasPrefix("p:") })
-        _ = try await redis.command("HSET", part, "tot", "1 1 1 1", "cat:Nowhere", "500 1")
+        _ = try await redis.command("HSET", part, "tot", "1 1 1 1", "cat:Nowhere", "500 1", "cat:Garbled", "not a value")
         _ = try await redis.command("HDEL", part, product)
         let damaged = try await TestServers.runWarehouse(run)
-        #expect(damaged.status == 0 && damaged.stderr.contains(", 3 contribution field(s) rewritten"), "\(damaged.stderr)")
+        #expect(damaged.status == 0 && damaged.stderr.contains(", 4 contribution field(s) rewritten"), "\(damaged.stderr)")
         #expect(try await KPISnapshot.read(keys, on: redis) == before)
         let mended = try await redis.command("HGETALL", part).array?.compactMap(\.string) ?? []
         func pairs(_ items: [String]) -> [String: String] {
