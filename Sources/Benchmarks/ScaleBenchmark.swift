@@ -17,7 +17,8 @@ import RedisWire
 /// 2. `consume --group warehouse --until-drained` alone into a fresh schema, its progress sampled
 ///    every second (entries read by the group), so the first and the last tenth of the load can be
 ///    compared;
-/// 3. `consume --group kpi --until-drained` alone over the same streams;
+/// 3. `consume --group kpi --until-drained` alone over the same streams, then once more on the
+///    drained streams: a restart (the state rebuilt from Redis, the merge stage started);
 /// 4. end to end: a second fresh namespace and schema, both consumers started and left running,
 ///    then the replay; from its start until both groups have read everything and hold nothing
 ///    pending;
@@ -65,6 +66,16 @@ public struct ScaleBenchmark: Sendable {
         }
     }
 
+    /// A `consume --group kpi --until-drained` on drained streams: what a restart costs.
+    public struct Restart: Sendable, Codable {
+        public var seconds: Double
+        public var peakRSSMegabytes: Double
+        enum CodingKeys: String, CodingKey {
+            case seconds
+            case peakRSSMegabytes = "peak_rss_mb"
+        }
+    }
+
     public struct Baseline: Sendable, Codable {
         public var consumers: Int
         public var events: Int
@@ -82,6 +93,7 @@ public struct ScaleBenchmark: Sendable {
         public var replay: Stage
         public var loader: Stage
         public var aggregator: Stage
+        public var aggregatorRestart: Restart
         /// nil when the live stage was left out (`--no-live`).
         public var endToEnd: EndToEnd?
         public var baseline: [Baseline]
@@ -93,6 +105,7 @@ public struct ScaleBenchmark: Sendable {
         enum CodingKeys: String, CodingKey {
             case events, replay, loader, aggregator, baseline
             case orderLines = "order_lines"
+            case aggregatorRestart = "aggregator_restart"
             case endToEnd = "end_to_end"
             case endToEndVersusBaseline = "end_to_end_vs_baseline"
             case redisUsedMemoryMegabytes = "redis_used_memory_mb"
@@ -205,6 +218,12 @@ public struct ScaleBenchmark: Sendable {
         // 3. The aggregator alone.
         let aggregator = try await consume(group: "kpi", layout: first, schemaURL: schemaURL, events: events, tag: tag, logs: logs, redis: redis)
         progress("\(prefix): aggregator alone \(Int(aggregator.eventsPerSecond)) events/s, peak RSS \(Int(aggregator.peakRSSMegabytes)) MB")
+        let restartChild = try ChildProcess(name: "\(tag)-kpi-restart", [ChildProcess.executable, "consume", "--group", "kpi", "--until-drained",
+                                                                         "--trim-every-ms", "0"],
+                                            environment: environment(first, schema: schemaURL), logFolder: logs)
+        let restartExit = try await restartChild.succeed()
+        let restart = Restart(seconds: restartExit.seconds, peakRSSMegabytes: restartExit.peakRSSMegabytes)
+        progress("\(prefix): aggregator restart \(String(format: "%.1f", restart.seconds)) s, peak RSS \(Int(restart.peakRSSMegabytes)) MB")
 
         // 5 (before 4, on stage 1's streams while they are there). The Python baseline.
         var baseline: [Baseline] = []
@@ -233,7 +252,8 @@ public struct ScaleBenchmark: Sendable {
         }
 
         let best = baseline.map(\.eventsPerSecond).max()
-        return Size(orderLines: orderLines, events: events, replay: replay, loader: loader, aggregator: aggregator, endToEnd: endToEnd,
+        return Size(orderLines: orderLines, events: events, replay: replay, loader: loader, aggregator: aggregator,
+                    aggregatorRestart: restart, endToEnd: endToEnd,
                     baseline: baseline, endToEndVersusBaseline: best.flatMap { best in endToEnd.map { $0.eventsPerSecond / best } },
                     redisUsedMemoryMegabytes: usedMemory, postgresMegabytes: postgresSize)
     }

@@ -384,6 +384,7 @@ extension Warehouse.Bench {
                 lines.append("  replay                 \(rate(size.replay.eventsPerSecond).padded(10))   cost \(cost(size.replay.costVersusSmallest))   peak RSS \(Int(size.replay.peakRSSMegabytes)) MB")
                 lines.append("  loader alone           \(rate(size.loader.eventsPerSecond).padded(10))   cost \(cost(size.loader.costVersusSmallest))   first tenth \(rate(size.loader.firstTenthEventsPerSecond)), last tenth \(rate(size.loader.lastTenthEventsPerSecond))   peak RSS \(Int(size.loader.peakRSSMegabytes)) MB")
                 lines.append("  aggregator alone       \(rate(size.aggregator.eventsPerSecond).padded(10))   cost \(cost(size.aggregator.costVersusSmallest))   first tenth \(rate(size.aggregator.firstTenthEventsPerSecond)), last tenth \(rate(size.aggregator.lastTenthEventsPerSecond))   peak RSS \(Int(size.aggregator.peakRSSMegabytes)) MB")
+                lines.append("  aggregator restart     \(String(format: "%.1f s", size.aggregatorRestart.seconds).padded(10))   peak RSS \(Int(size.aggregatorRestart.peakRSSMegabytes)) MB")
                 if let live = size.endToEnd {
                     lines.append("  end to end, both live  \(rate(live.eventsPerSecond).padded(10))   peak RSS loader \(Int(live.loaderPeakRSSMegabytes)) MB, aggregator \(Int(live.aggregatorPeakRSSMegabytes)) MB, replay \(Int(live.replayPeakRSSMegabytes)) MB")
                 } else {
