@@ -241,13 +241,8 @@ import Dashboard
     /// writes only what differs: nothing when it is intact; a damaged, a lost and a stray field
     /// mended; a contribution lost whole written again. The global view follows every time.
     @Test func aRestartWritesOnlyWhatTheContributionLacks() async throws {
-        let redis = try await TestServers.redis()
-        let layout = StreamLayout(namespace: TestServers.unique("swk"))
+        let (redis, layout, run) = try await Self.aggregatedSample()
         let keys = KPIKeys(layout: layout)
-        _ = try await TestServers.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
-        let run = ["consume", "--group", "kpi", "--namespace", layout.namespace, "--block-ms", "100", "--until-drained"]
-        let first = try await TestServers.runWarehouse(run)
-        #expect(first.status == 0, "\(first.stderr)")
         let before = try await KPISnapshot.read(keys, on: redis)
         #expect(before.summary == (try Self.expectedSummary))
         let part = keys.contribution(partition: 0)
@@ -265,12 +260,7 @@ import Dashboard
         #expect(damaged.status == 0 && damaged.stderr.contains(", 4 contribution field(s) rewritten"), "\(damaged.stderr)")
         #expect(try await KPISnapshot.read(keys, on: redis) == before)
         let mended = try await redis.command("HGETALL", part).array?.compactMap(\.string) ?? []
-        func pairs(_ items: [String]) -> [String: String] {
-            var out: [String: String] = [:]
-            for index in stride(from: 0, to: items.count - 1, by: 2) { out[items[index]] = items[index + 1] }
-            return out
-        }
-        #expect(pairs(mended) == pairs(whole), "the contribution is as it was")
+        #expect(Self.pairs(mended) == Self.pairs(whole), "the contribution is as it was")
 
         _ = try await redis.command("DEL", part)
         let lost = try await TestServers.runWarehouse(run)
@@ -281,13 +271,8 @@ import Dashboard
     /// A merge stage's start rewrites only the day × product rankings that differ from its state
     /// (written whole, at 26 M events that was 3.3 M members in one script holding Redis 3.7 s).
     @Test func aMergeStageStartWritesOnlyWhatTheViewLacks() async throws {
-        let redis = try await TestServers.redis()
-        let layout = StreamLayout(namespace: TestServers.unique("swk"))
+        let (redis, layout, run) = try await Self.aggregatedSample()
         let keys = KPIKeys(layout: layout)
-        _ = try await TestServers.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
-        let run = ["consume", "--group", "kpi", "--namespace", layout.namespace, "--block-ms", "100", "--until-drained"]
-        let first = try await TestServers.runWarehouse(run)
-        #expect(first.status == 0, "\(first.stderr)")
         func rankings() async throws -> [String: [String]] {
             var out: [String: [String]] = [:]
             for key in try await redis.scanKeys(match: keys.dayProductsPrefix + "*") {
@@ -324,12 +309,8 @@ import Dashboard
     /// the takeover's own rebuild then ran a second time, holding two states (at 26 M events a
     /// restart took 126 s and 1.69 GB instead of 70 s and 0.96 GB).
     @Test func dimensionEntriesWaitForTheTakeoverRebuild() async throws {
-        let redis = try await TestServers.redis()
-        let layout = StreamLayout(namespace: TestServers.unique("swk"))
+        let (redis, layout, _) = try await Self.aggregatedSample()
         let keys = KPIKeys(layout: layout)
-        _ = try await TestServers.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
-        let first = try await TestServers.runWarehouse(["consume", "--group", "kpi", "--namespace", layout.namespace, "--block-ms", "100", "--until-drained"])
-        #expect(first.status == 0, "\(first.stderr)")
         let part = keys.contribution(partition: 0)
         let before = try await redis.command("HGETALL", part).array?.compactMap(\.string) ?? []
         #expect(before.count > 200)
@@ -350,12 +331,26 @@ import Dashboard
         #expect(await aggregator.rebuilds == 1)
         #expect(await aggregator.rewrittenFields == 0)
         let after = try await redis.command("HGETALL", part).array?.compactMap(\.string) ?? []
-        func pairs(_ items: [String]) -> [String: String] {
-            var out: [String: String] = [:]
-            for index in stride(from: 0, to: items.count - 1, by: 2) { out[items[index]] = items[index + 1] }
-            return out
-        }
-        #expect(pairs(after) == pairs(before), "the held entries, applied after the rebuild, changed nothing")
+        #expect(Self.pairs(after) == Self.pairs(before), "the held entries, applied after the rebuild, changed nothing")
+    }
+
+    /// The sample data replayed into a fresh namespace and aggregated until drained; `run` runs
+    /// the aggregator again (a restart).
+    static func aggregatedSample() async throws -> (redis: RedisConnection, layout: StreamLayout, run: [String]) {
+        let redis = try await TestServers.redis()
+        let layout = StreamLayout(namespace: TestServers.unique("swk"))
+        _ = try await TestServers.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
+        let run = ["consume", "--group", "kpi", "--namespace", layout.namespace, "--block-ms", "100", "--until-drained"]
+        let first = try await TestServers.runWarehouse(run)
+        #expect(first.status == 0, "\(first.stderr)")
+        return (redis, layout, run)
+    }
+
+    /// An HGETALL reply's fields and values.
+    static func pairs(_ items: [String]) -> [String: String] {
+        var out: [String: String] = [:]
+        for index in stride(from: 0, to: items.count - 1, by: 2) { out[items[index]] = items[index + 1] }
+        return out
     }
 
     @Test func unreadableEventsAreDeadLetteredAndAcknowledged() async throws {
