@@ -15,7 +15,10 @@ extension Warehouse {
                 consuming, and the lag grew by more than --warn-growth entries); STALLED (behind, a live consumer, nothing \
                 consumed); STOPPED (behind and no consumer active within --stopped-after seconds). Lag is Redis's figure \
                 (XINFO GROUPS), counted with XRANGE when Redis reports none; time lag is now minus the time of the oldest \
-                entry not yet delivered. --json prints {status, generated_at, rows: […]}.
+                entry not yet delivered. --json prints {status, generated_at, rows: […]}. Consumers gone longer than \
+                --stopped-after with nothing pending are left out of the consumers lists (--all-consumers shows them); \
+                --prune deletes them from their groups (each checked and deleted in one script, so a consumer holding \
+                pending entries is never deleted) and prints what it deleted ({pruned: […]} with --json).
                 """)
 
         @OptionGroup var connection: ConnectionOptions
@@ -39,6 +42,12 @@ extension Warehouse {
         @Flag(help: "Redraw in place every window until interrupted.")
         var watch = false
 
+        @Flag(help: "Also list consumers gone longer than --stopped-after with nothing pending.")
+        var allConsumers = false
+
+        @Flag(help: "Delete consumers gone longer than --stopped-after with nothing pending from their groups (only --group's, if given), then exit.")
+        var prune = false
+
         @Flag(help: "Print one JSON object.")
         var json = false
 
@@ -46,12 +55,28 @@ extension Warehouse {
             guard windowMs > 0, stoppedAfter > 0, warnGrowth >= 0, (partitions ?? 1) >= 1 else {
                 throw ValidationError("--window-ms, --stopped-after and --partitions must be positive, --warn-growth not negative")
             }
+            if prune && watch { throw ValidationError("--prune runs once: it cannot be combined with --watch") }
         }
 
         func run() async throws {
             let redis = try await RedisConnection(url: connection.servers.redisURL)
             let layout = try await streams.layout(partitions: partitions, record: false, command: "lag", on: redis)
             let keys = layout.allStreams
+            if prune {
+                let pruned = try await ConsumerPrune.prune(
+                    streams: keys, group: group, idleAtLeast: .milliseconds(Int(stoppedAfter * 1000)), on: redis)
+                if json {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.sortedKeys]
+                    printJSON(["pruned": try JSONSerialization.jsonObject(with: encoder.encode(pruned))] as [String: Any])
+                } else {
+                    for item in pruned {
+                        print("deleted consumer \(item.consumer) of group \(item.group) on \(item.stream) (idle \(item.idleMilliseconds / 1000) s, nothing pending)")
+                    }
+                    print(pruned.isEmpty ? "no consumer gone longer than \(stoppedAfter) s with nothing pending" : "pruned \(pruned.count) consumer(s)")
+                }
+                return
+            }
             var thresholds = LagMonitor.Thresholds()
             thresholds.stoppedAfter = .milliseconds(Int(stoppedAfter * 1000))
             thresholds.warnGrowth = warnGrowth
@@ -69,6 +94,12 @@ extension Warehouse {
                 var rows = try await monitor.sample(streams: keys, on: redis, window: .milliseconds(windowMs))
                 if let group { rows = rows.filter { $0.reading.group == group } }
                 worst = rows.map(\.status).max() ?? .ok
+                if !allConsumers {
+                    let gone = Int(stoppedAfter * 1000)
+                    for index in rows.indices {
+                        rows[index].reading.consumers.removeAll { $0.pending == 0 && $0.idleMilliseconds > gone }
+                    }
+                }
                 if json {
                     let encoder = JSONEncoder()
                     encoder.outputFormatting = [.sortedKeys]

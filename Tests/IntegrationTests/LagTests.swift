@@ -36,6 +36,44 @@ import Dashboard
         #expect(Dictionary(uniqueKeysWithValues: reading.consumers.filter { $0.pending > 0 }.map { ($0.name, $0.pending) }) == pending.consumers)
     }
 
+    /// `lag` leaves out consumers gone longer than --stopped-after with nothing pending (unless
+    /// --all-consumers), and `lag --prune` deletes exactly those: never one holding entries.
+    @Test func goneConsumersAreHiddenAndPrunedButNeverOneHoldingEntries() async throws {
+        let redis = try await TestServers.redis()
+        let layout = StreamLayout(namespace: TestServers.unique("swlag"))
+        let key = layout.streamKey(.orders, partition: 0)
+        for index in 0..<5 { _ = try await redis.xadd(key, fields: ["n", String(index)]) }
+        _ = try await redis.xgroupCreate(key, group: "g", id: "0")
+        let done = try await redis.xreadgroup(group: "g", consumer: "gone", streams: [(key, ">")], count: 2)
+        _ = try await redis.xack(key, group: "g", ids: done.flatMap(\.entries).map(\.id))
+        _ = try await redis.xreadgroup(group: "g", consumer: "holding", streams: [(key, ">")], count: 1)
+        try await Task.sleep(for: .milliseconds(1500))
+        _ = try await redis.xreadgroup(group: "g", consumer: "fresh", streams: [(key, ">")], count: 1)
+        _ = try await redis.xack(key, group: "g", ids: [try #require(try await redis.xrange(key).dropFirst(3).first?.id)])
+
+        func consumers(_ arguments: [String]) async throws -> [String] {
+            let run = try await TestServers.runWarehouse(["lag", "--json", "--namespace", layout.namespace, "--stopped-after", "1",
+                                                          "--window-ms", "50"] + arguments)
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], "\(run.stderr)")
+            let rows = try #require(object["rows"] as? [[String: Any]])
+            return rows.flatMap { ($0["consumers"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String } }.sorted()
+        }
+        #expect(try await consumers([]) == ["fresh", "holding"])
+        #expect(try await consumers(["--all-consumers"]) == ["fresh", "gone", "holding"])
+
+        let prune = try await TestServers.runWarehouse(["lag", "--prune", "--json", "--namespace", layout.namespace, "--stopped-after", "1"])
+        #expect(prune.status == 0, "\(prune.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(prune.stdout.utf8)) as? [String: Any], "\(prune.stdout)")
+        let pruned = try #require(object["pruned"] as? [[String: Any]])
+        #expect(pruned.count == 1 && pruned.first?["consumer"] as? String == "gone" && pruned.first?["group"] as? String == "g"
+                && pruned.first?["stream"] as? String == key && (pruned.first?["idle_ms"] as? Int ?? 0) >= 1000, "\(pruned)")
+        #expect(try await redis.xinfoConsumers(key, group: "g").map(\.name).sorted() == ["fresh", "holding"])
+        #expect(try await redis.xpending(key, group: "g").consumers == ["holding": 1], "the held entry is still pending")
+
+        let again = try await TestServers.runWarehouse(["lag", "--prune", "--namespace", layout.namespace, "--stopped-after", "1"])
+        #expect(again.status == 0 && again.stdout.contains("no consumer gone longer than"), "\(again.stdout)")
+    }
+
     @Test func noConsumerIsStopped() async throws {
         let redis = try await TestServers.redis()
         let key = try await stream(5, redis: redis)
