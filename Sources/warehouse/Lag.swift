@@ -126,13 +126,15 @@ extension Warehouse {
                 if value < 7200 { return String(format: "%.0fm", value / 60) }
                 return String(format: "%.1fh", value / 3600)
             }
-            var out = pad("STREAM", 22) + pad("GROUP", 11) + pad("LENGTH", 9, right: true) + pad("LAG", 9, right: true)
+            let streamWidth = max(22, (rows.map(\.reading.stream.count).max() ?? 0) + 2)
+            let groupWidth = max(11, (rows.map(\.reading.group.count).max() ?? 0) + 2)
+            var out = pad("STREAM", streamWidth) + pad("GROUP", groupWidth) + pad("LENGTH", 9, right: true) + pad("LAG", 9, right: true)
                 + pad("PENDING", 9, right: true) + pad("OLDEST", 8, right: true) + pad("TIME LAG", 9, right: true)
                 + pad("IN/s", 9, right: true) + pad("OUT/s", 9, right: true) + pad("ETA", 7, right: true) + "  " + pad("STATUS", 8) + "CONSUMERS\n"
             for row in rows {
                 let r = row.reading
                 let consumers = r.consumers.isEmpty ? "none" : r.consumers.map { "\($0.name) (idle \(seconds(Double($0.idleMilliseconds) / 1000)), \($0.pending) pending)" }.joined(separator: ", ")
-                out += pad(r.stream, 22) + pad(r.group, 11) + pad(String(r.length), 9, right: true) + pad(String(r.lag), 9, right: true)
+                out += pad(r.stream, streamWidth) + pad(r.group, groupWidth) + pad(String(r.length), 9, right: true) + pad(String(r.lag), 9, right: true)
                     + pad(String(r.pending), 9, right: true) + pad(seconds(r.oldestPendingAgeSeconds), 8, right: true)
                     + pad(seconds(r.timeLagSeconds), 9, right: true) + pad(String(Int(row.produceRate)), 9, right: true)
                     + pad(String(Int(row.consumeRate)), 9, right: true) + pad(seconds(row.etaSeconds), 7, right: true) + "  "

@@ -14,8 +14,9 @@ extension Warehouse {
             abstract: "Print KPI changes as the aggregator applies them, until interrupted.",
             discussion: """
                 Each batch the aggregator applies appends one record: which KPIs changed and their new values, and the \
-                event-time watermark. Text: one line per record, with the change since the previous value. --json: one \
-                object per line: {id, at, watermark, events, changes: {kpi: value}}.
+                event-time watermark. Text: one line per changed KPI, with the record's time and watermark and the change \
+                since the previous value. --json: one object per record per line: {id, at, watermark, events, changes: \
+                {kpi: value}}. --count counts records.
                 """)
 
         enum Start: String, ExpressibleByArgument { case start, now }
@@ -68,18 +69,25 @@ extension Warehouse {
                             "changes": Dictionary(changes, uniquingKeysWith: { $1 }),
                         ] as [String: Any])
                     } else {
-                        let parts = changes.map { kpi, value -> String in
-                            let delta = Self.delta(previous[kpi], value).map { " (\($0))" } ?? ""
-                            return "\(kpi) \(value.isEmpty ? "(gone)" : value)\(delta)"
+                        for line in Self.lines(at: meta["at"] ?? "", watermark: meta["watermark"], changes: changes, previous: previous) {
+                            print(line)
                         }
-                        print("\(meta["at"] ?? "")  watermark \(meta["watermark"] ?? "-")  \(meta["events"] ?? "0") events  "
-                              + parts.joined(separator: "  "))
                     }
                     for (kpi, value) in changes { previous[kpi] = value }
                     fflush(nil)
                     printed += 1
                     if count > 0 && printed >= count { return }
                 }
+            }
+        }
+
+        /// The text form of one change record: a line per KPI that changed (a record from the start
+        /// of the stream changes every KPI at once), each with the record's time and watermark, the
+        /// new value and the change since the previous one.
+        static func lines(at: String, watermark: String?, changes: [(String, String)], previous: [String: String]) -> [String] {
+            changes.map { kpi, value in
+                let delta = Self.delta(previous[kpi], value).map { " (\($0))" } ?? ""
+                return "\(at)  watermark \(watermark ?? "-")  \(kpi) \(value.isEmpty ? "(gone)" : value)\(delta)"
             }
         }
 
