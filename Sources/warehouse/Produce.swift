@@ -67,6 +67,11 @@ struct ProduceOptions: ParsableArguments {
     }
 }
 
+/// A warning on stderr: the command goes on.
+func warn(_ message: String) {
+    FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
+}
+
 /// Says why the input is unusable on stderr; the caller throws the exit code 2 it returns.
 func exitUnusable(_ message: String) -> ExitCode {
     FileHandle.standardError.write(Data("error: \(message)\n".utf8))
@@ -208,6 +213,19 @@ extension Warehouse.Produce {
                 }
                 if let unknown = missing.first(where: { prices[$0] == nil }) {
                     throw exitUnusable("no current price for product \(unknown) in the warehouse: pass \(unknown):QTY:PRICE")
+                }
+            }
+            // A customer or product the warehouse holds no record of is no error (a late-arriving
+            // dimension): the loader adds an inferred member until its record arrives. Said, so a
+            // typo is not silently a new customer. Not checked when the warehouse cannot be asked.
+            let priced = Array(Set(parsed.map(\.product).filter { prices[$0] == nil }))
+            if let postgres = try? await PostgresConnection(options.connection.servers.databaseURL),
+               let unknown = try? await WarehouseLookups.unknownMembers(customers: [customer], products: priced.sorted(), on: postgres) {
+                for id in unknown.customers {
+                    warn("customer \(id) is not in the warehouse: unless its record arrives first, the order's lines are loaded against an inferred member until it does")
+                }
+                for id in unknown.products {
+                    warn("product \(id) is not in the warehouse: unless its record arrives first, the order's lines are loaded against an inferred member until it does")
                 }
             }
             let header = Entity.orders.schema.columns.map(\.name)

@@ -91,6 +91,28 @@ import Dashboard
         #expect(bad.status == 2 && bad.stderr.contains("PRODUCT:QTY"))
     }
 
+    /// `produce order` says when its customer or a product is not in the warehouse (the loader
+    /// then makes an inferred member), and still publishes the order.
+    @Test func produceOrderWarnsOfAnInferredMember() async throws {
+        let redis = try await TestServers.redis()
+        let layout = StreamLayout(namespace: TestServers.unique("swp"))
+        _ = try await TestServers.replay(SampleExpectations.dataFolder, into: layout, redis: redis)
+        let warehouse = try await WarehouseFixture.make()
+        try await warehouse.load(layout, redis: redis)
+        func order(_ customer: String, _ lines: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
+            try await TestServers.runWarehouse(["produce", "order", "--customer", customer, "--namespace", layout.namespace]
+                                               + lines.flatMap { ["--line", $0] }, environment: ["DATABASE_URL": warehouse.url])
+        }
+        let known = try await order("C002", ["P001:1:19.99", "P002:1"])
+        #expect(known.status == 0 && !known.stderr.contains("warning"), "\(known.stderr)")
+        let strange = try await order("C-NEW", ["P001:1", "P-NEW:2:5.00"])
+        #expect(strange.status == 0, "\(strange.stderr)")
+        #expect(strange.stderr.contains("warning: customer C-NEW is not in the warehouse") && strange.stderr.contains("inferred member"), "\(strange.stderr)")
+        #expect(strange.stderr.contains("warning: product P-NEW is not in the warehouse") && !strange.stderr.contains("product P001"), "\(strange.stderr)")
+        let published = try await redis.xrange(layout.streamKey(.orders, partition: 0))
+        #expect(published.filter { $0["customer_id"] == "C-NEW" }.count == 2, "the order is published all the same")
+    }
+
     /// The trimmer removes what every group has consumed, never an entry still pending or not yet
     /// delivered to a group, and nothing until every required group exists.
     @Test func trimmingNeverRemovesWhatAGroupStillNeeds() async throws {

@@ -23,6 +23,22 @@ public enum WarehouseLookups {
         return prices
     }
 
+    /// Of `customers` and `products`, those the warehouse holds no loaded record of (absent, or
+    /// only an inferred member): an order naming them makes or keeps an inferred member.
+    public static func unknownMembers(
+        customers: [String], products: [String], on db: PostgresConnection
+    ) async throws -> (customers: [String], products: [String]) {
+        func known(_ sql: String, _ ids: [String]) async throws -> Set<String> {
+            guard !ids.isEmpty else { return [] }
+            return Set(try await db.query(sql, [PostgresBind(ids)]).rows.map { try $0.decode(String.self, at: 0) })
+        }
+        let customersKnown = try await known(
+            "SELECT DISTINCT customer_id FROM dim_customers WHERE customer_id = ANY($1::text[]) AND NOT is_inferred", customers)
+        let productsKnown = try await known(
+            "SELECT DISTINCT product_id FROM dim_products WHERE product_id = ANY($1::text[]) AND NOT is_inferred", products)
+        return (customers.filter { !customersKnown.contains($0) }, products.filter { !productsKnown.contains($0) })
+    }
+
     /// One order line as the warehouse holds it: its columns in the contract's text form, and the
     /// version time of the row loaded.
     public struct OrderLine: Sendable, Equatable {
