@@ -5,7 +5,8 @@
 # group until both have caught up, print the summary, the KPIs and the data-quality checks, and
 # reconcile the KPIs in Redis with the warehouse, print the lag table; then keep both consumer
 # groups running live and serve the dashboard at http://127.0.0.1:5000 (SW_DASHBOARD_PORT) until
-# Ctrl-C, which stops the consumers, the dashboard and the servers this script started.
+# Ctrl-C, which stops the consumers, the dashboard and those of the servers this script started
+# (one already up is left running, and it says so).
 #
 #   scripts/run.sh              the whole product, until Ctrl-C
 #   scripts/run.sh --no-serve   stop after the checks (consumers and dashboard not started)
@@ -20,8 +21,10 @@ bin="$SW_ROOT/.build/release/warehouse"
 
 serve=1
 [ "${1:-}" = "--no-serve" ] && serve=0
-started_services=0
-scripts/services.sh status >/dev/null 2>&1 || started_services=1
+# Which servers this script starts (and so stops on Ctrl-C): those that did not answer already.
+start_redis=1 start_postgres=1
+sw_redis_running "${SW_REDIS_PORT:-16379}" && start_redis=0
+sw_postgres_running "${SW_PG_PORT:-15432}" && start_postgres=0
 service_env=$(scripts/services.sh up)
 eval "$service_env"
 sw_log "REDIS_URL=$REDIS_URL DATABASE_URL=$DATABASE_URL"
@@ -48,7 +51,7 @@ sw_log "consumer lag"
 "$bin" lag --window-ms 500 || true
 
 if [ "$serve" -eq 0 ]; then
-  sw_log "done; stop the servers with: scripts/services.sh down"
+  sw_log "done; Redis and PostgreSQL stay up; stop them with: scripts/services.sh down"
   exit 0
 fi
 
@@ -59,7 +62,18 @@ stop_all() {
   sw_log "stopping the dashboard and the consumers"
   kill -TERM "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
-  if [ "$started_services" -eq 1 ]; then scripts/services.sh down; fi
+  if [ "$start_redis" -eq 1 ] && [ "$start_postgres" -eq 1 ]; then
+    sw_log "stopping Redis and PostgreSQL, which this script started"
+    scripts/services.sh down
+  elif [ "$start_redis" -eq 1 ]; then
+    sw_log "stopping Redis, which this script started; leaving PostgreSQL running, as it was before"
+    scripts/services.sh down redis
+  elif [ "$start_postgres" -eq 1 ]; then
+    sw_log "stopping PostgreSQL, which this script started; leaving Redis running, as it was before"
+    scripts/services.sh down postgres
+  else
+    sw_log "leaving Redis and PostgreSQL running: they were up before this script (scripts/services.sh down stops them)"
+  fi
 }
 trap stop_all INT TERM EXIT
 logs="$SW_ROOT/.local/logs"

@@ -4,7 +4,7 @@
 # is run as root.
 #
 #   scripts/services.sh up       install what is missing, start both, wait until they answer
-#   scripts/services.sh down     stop both cleanly
+#   scripts/services.sh down     stop both cleanly (down redis / down postgres: only that one)
 #   scripts/services.sh status   say whether each one answers
 #   scripts/services.sh env      print the REDIS_URL and DATABASE_URL to export
 #
@@ -75,11 +75,18 @@ case "${1:-}" in
     print_env
     ;;
   down)
-    sw_log "stopping Redis and PostgreSQL"
-    [ -d "$state/redis-cluster" ] && sw_stop_redis_cluster "$state/redis-cluster"
-    if sw_redis_running "$redis_port"; then redis-cli -h 127.0.0.1 -p "$redis_port" shutdown >/dev/null 2>&1 || true; fi
-    sw_stop_redis "$state/redis" "$redis_port"
-    sw_stop_postgres "$state/postgres" fast
+    which=${2:-both}
+    case "$which" in both|--cluster|redis|postgres) ;; *) echo "usage: scripts/services.sh down [redis|postgres]" >&2; exit 2 ;; esac
+    if [ "$which" != postgres ]; then
+      sw_log "stopping Redis"
+      [ -d "$state/redis-cluster" ] && sw_stop_redis_cluster "$state/redis-cluster"
+      if sw_redis_running "$redis_port"; then redis-cli -h 127.0.0.1 -p "$redis_port" shutdown >/dev/null 2>&1 || true; fi
+      sw_stop_redis "$state/redis" "$redis_port"
+    fi
+    if [ "$which" != redis ]; then
+      sw_log "stopping PostgreSQL"
+      sw_stop_postgres "$state/postgres" fast
+    fi
     ;;
   status)
     rc=0
@@ -94,7 +101,7 @@ case "${1:-}" in
     print_env
     ;;
   *)
-    echo "usage: scripts/services.sh up|down|status|env [--cluster]" >&2
+    echo "usage: scripts/services.sh up|down [redis|postgres]|status|env [--cluster]" >&2
     exit 2
     ;;
 esac
