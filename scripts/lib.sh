@@ -49,6 +49,7 @@ sw_install_missing() {
 sw_install_browser() {
   command -v chromium >/dev/null 2>&1 || sw_apt_install chromium fonts-dejavu-core
   if ! python3 -c "import playwright" >/dev/null 2>&1; then
+    python3 -m pip --version >/dev/null 2>&1 || sw_apt_install python3-pip
     sw_log "installing Playwright for Python from PyPI"
     python3 -m pip install -q playwright >/dev/null 2>&1 || python3 -m pip install -q --break-system-packages playwright >/dev/null
   fi
