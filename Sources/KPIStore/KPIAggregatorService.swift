@@ -104,15 +104,12 @@ public final class KPIAggregatorService: Service {
             // dimension stream whole. (From the start, at 26 M events, the feed delivered 430 k
             // entries at once; the first made a stale aggregator rebuild before its takeover, and
             // the takeover rebuilt again: a restart took twice as long and held two states.)
-            var ends: [String: StreamID] = [:]
-            for stream in dimensionStreams {
-                ends[stream] = try await ConsumerGroupRunner.retryingTransient("reading the dimension streams", log: log) {
-                    try await control.command("XREVRANGE", stream, "+", "-", "COUNT", "1").throwingServerError()
-                        .array?.first?.array?.first?.string.flatMap(StreamID.init) ?? .zero
-                }
+            let ends = try await ConsumerGroupRunner.retryingTransient("reading the dimension streams", log: log) {
+                try await control.lastEntryIDs(dimensionStreams)
             }
             feed = try await ConsumerGroupRunner.retryingTransient("connecting to Redis", log: log) {
-                try await StreamTail(cursors: ends, configuration: control.configuration, block: options.block, log: log)
+                try await StreamTail(cursors: Dictionary(uniqueKeysWithValues: dimensionStreams.map { ($0, ends[$0] ?? .zero) }),
+                                     configuration: control.configuration, block: options.block, log: log)
             }
         } catch is CancellationError {
             return

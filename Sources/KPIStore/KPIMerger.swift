@@ -61,9 +61,8 @@ public actor KPIMerger {
         merge = ContributionMerge(partitions: layout.partitions)
         held = [:]
         for partition in 0..<layout.partitions {
-            let last = try await redis.command("XREVRANGE", keys.deltas(partition: partition), "+", "-", "COUNT", "1")
-                .throwingServerError().array?.first?.array?.first?.string.flatMap(StreamID.init)
-            cursors[partition] = last ?? .zero
+            let deltas = keys.deltas(partition: partition)
+            cursors[partition] = try await redis.lastEntryIDs([deltas])[deltas] ?? .zero
             // Page by page (3.3 M fields at 26 M events: read whole, the reply and its copy took
             // over a gigabyte). A commit between pages is harmless: its delta, after the cursor,
             // carries absolute values and is applied next.
@@ -133,16 +132,12 @@ public actor KPIMerger {
     ) async throws -> [(String, Int64?)] {
         var differences: [(String, Int64?)] = []
         var seen = Set<String>()
-        var reply = try first.throwingServerError()
+        var reply = first
         while true {
-            guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let items = parts[1].array else {
-                throw RedisError(.unexpectedReply, "ZSCAN \(key)")
-            }
-            var index = 1
-            while index < items.count {
-                defer { index += 2 }
-                guard let member = items[index - 1].string, let score = items[index].string.flatMap(Double.init),
-                      seen.insert(member).inserted else { continue }
+            let (next, page) = try RedisConnection.scanPage(reply, of: "ZSCAN \(key)")
+            for (field, value) in page {
+                let member = String(decoding: field, as: UTF8.self)
+                guard let score = Double(String(decoding: value, as: UTF8.self)), seen.insert(member).inserted else { continue }
                 if let want = target[member] {
                     if Double(want.amount) != score { differences.append((member, want.amount)) }
                 } else {
@@ -150,7 +145,7 @@ public actor KPIMerger {
                 }
             }
             if next == "0" { break }
-            reply = try await redis.command("ZSCAN", key, next, "COUNT", "10000").throwingServerError()
+            reply = try await redis.command("ZSCAN", key, next, "COUNT", "10000")
         }
         for (member, money) in target where !seen.contains(member) { differences.append((member, money.amount)) }
         return differences
@@ -207,13 +202,8 @@ public actor KPIMerger {
 
     /// True when every partition's delta stream has nothing after what was applied.
     public func caughtUp() async throws -> Bool {
-        var batch = RedisCommandBuffer()
-        for partition in 0..<layout.partitions { batch.append("XREVRANGE", keys.deltas(partition: partition), "+", "-", "COUNT", "1") }
-        for (partition, reply) in try await redis.send(batch).enumerated() {
-            guard let last = try reply.throwingServerError().array?.first?.array?.first?.string.flatMap(StreamID.init) else { continue }
-            if last > cursors[partition] ?? .zero { return false }
-        }
-        return true
+        let lasts = try await redis.lastEntryIDs((0..<layout.partitions).map { keys.deltas(partition: $0) })
+        return !lasts.contains { key, last in last > partitionOfKey[key].flatMap { cursors[$0] } ?? .zero }
     }
 
     private func commit(_ commands: RedisCommandBuffer) async throws {

@@ -285,9 +285,14 @@ extension RedisConnection {
     /// of the next ("0" after the last): a hash of millions of fields is never read, nor held,
     /// whole. A field may come twice, and one written during the scan may not come at all.
     public func hscan(_ key: String, cursor: String, count: Int = 10_000) async throws -> (next: String, page: [(field: [UInt8], value: [UInt8])]) {
-        let reply = try await command("HSCAN", key, cursor, "COUNT", String(count)).throwingServerError()
-        guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let items = parts[1].array else {
-            throw RedisError(.unexpectedReply, "HSCAN \(key)")
+        try Self.scanPage(try await command("HSCAN", key, cursor, "COUNT", String(count)), of: "HSCAN \(key)")
+    }
+
+    /// The next cursor and the pairs (field and value, or member and score) of an HSCAN or ZSCAN
+    /// reply.
+    public static func scanPage(_ reply: RedisReply, of what: String) throws -> (next: String, page: [(field: [UInt8], value: [UInt8])]) {
+        guard let parts = try reply.throwingServerError().array, parts.count == 2, let next = parts[0].string, let items = parts[1].array else {
+            throw RedisError(.unexpectedReply, what)
         }
         var page: [(field: [UInt8], value: [UInt8])] = []
         page.reserveCapacity(items.count / 2)
@@ -302,6 +307,18 @@ extension RedisConnection {
     /// `XRANGE key start end [COUNT n]` (`-` and `+` for the ends; `(id` for exclusive).
     public func xrange(_ key: String, start: String = "-", end: String = "+", count: Int? = nil) async throws -> [StreamEntry] {
         try await range("XRANGE", key, start, end, count)
+    }
+
+    /// The id of each stream's newest entry (`XREVRANGE key + - COUNT 1`, pipelined); a stream
+    /// that is empty or absent is left out.
+    public func lastEntryIDs(_ keys: [String]) async throws -> [String: StreamID] {
+        var batch = RedisCommandBuffer()
+        for key in keys { batch.append("XREVRANGE", key, "+", "-", "COUNT", "1") }
+        var out: [String: StreamID] = [:]
+        for (key, reply) in zip(keys, try await send(batch)) {
+            if let last = try reply.throwingServerError().array?.first?.array?.first?.string.flatMap(StreamID.init) { out[key] = last }
+        }
+        return out
     }
 
     /// `XREVRANGE key end start [COUNT n]`: newest first.

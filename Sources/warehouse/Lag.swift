@@ -51,6 +51,8 @@ extension Warehouse {
         @Flag(help: "Print one JSON object.")
         var json = false
 
+        var stoppedAfterMilliseconds: Int { Int(stoppedAfter * 1000) }
+
         func validate() throws {
             guard windowMs > 0, stoppedAfter > 0, warnGrowth >= 0, (partitions ?? 1) >= 1 else {
                 throw ValidationError("--window-ms, --stopped-after and --partitions must be positive, --warn-growth not negative")
@@ -64,7 +66,7 @@ extension Warehouse {
             let keys = layout.allStreams
             if prune {
                 let pruned = try await ConsumerPrune.prune(
-                    streams: keys, group: group, idleAtLeast: .milliseconds(Int(stoppedAfter * 1000)), on: redis)
+                    streams: keys, group: group, idleAtLeast: .milliseconds(stoppedAfterMilliseconds), on: redis)
                 if json {
                     let encoder = JSONEncoder()
                     encoder.outputFormatting = [.sortedKeys]
@@ -78,7 +80,7 @@ extension Warehouse {
                 return
             }
             var thresholds = LagMonitor.Thresholds()
-            thresholds.stoppedAfter = .milliseconds(Int(stoppedAfter * 1000))
+            thresholds.stoppedAfter = .milliseconds(stoppedAfterMilliseconds)
             thresholds.warnGrowth = warnGrowth
             let monitor = LagMonitor(thresholds: thresholds)
             try await runServices([ClosureService {
@@ -95,9 +97,8 @@ extension Warehouse {
                 if let group { rows = rows.filter { $0.reading.group == group } }
                 worst = rows.map(\.status).max() ?? .ok
                 if !allConsumers {
-                    let gone = Int(stoppedAfter * 1000)
                     for index in rows.indices {
-                        rows[index].reading.consumers.removeAll { $0.pending == 0 && $0.idleMilliseconds > gone }
+                        rows[index].reading.consumers.removeAll { $0.pending == 0 && $0.idleMilliseconds > stoppedAfterMilliseconds }
                     }
                 }
                 if json {

@@ -38,7 +38,7 @@ public enum ConsumerPrune {
     public static func prune(
         streams: [String], group: String? = nil, idleAtLeast: Duration, on redis: RedisConnection
     ) async throws -> [Pruned] {
-        let idle = idleAtLeast.components.seconds * 1000 + idleAtLeast.components.attoseconds / 1_000_000_000_000_000
+        let idle = idleAtLeast.milliseconds
         var pruned: [Pruned] = []
         for stream in streams {
             guard try await redis.command("EXISTS", stream).int == 1 else { continue }

@@ -115,14 +115,8 @@ public final class StreamTail: Sendable {
     /// caller has processed what it received once it asks).
     public func caughtUp(on redis: RedisConnection) async throws -> Bool {
         let positions = self.positions.ids.withLock { $0 }
-        let keys = positions.keys.sorted()
-        var batch = RedisCommandBuffer()
-        for key in keys { batch.append("XREVRANGE", key, "+", "-", "COUNT", "1") }
-        for (key, reply) in zip(keys, try await redis.send(batch)) {
-            guard let last = try reply.throwingServerError().array?.first?.array?.first?.string.flatMap(StreamID.init) else { continue }
-            if last > positions[key] ?? .zero { return false }
-        }
-        return true
+        let lasts = try await redis.lastEntryIDs(positions.keys.sorted())
+        return !lasts.contains { key, last in last > positions[key] ?? .zero }
     }
 
     /// Stops every reader (a read blocked on its node returns within its BLOCK time).
