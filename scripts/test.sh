@@ -4,7 +4,7 @@
 # then stops and removes the servers, also when the tests fail or the run is interrupted.
 #
 #   scripts/test.sh                 every test
-#   scripts/test.sh --filter Redis  extra arguments go to `swift test`
+#   scripts/test.sh --filter Redis  extra arguments go to `swift test` (and the Airflow check is skipped)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$SW_ROOT"
@@ -59,6 +59,12 @@ else
   swift test --skip-build --filter "$heavy" 2>&1 | grep -v "prohibited flag"
   heavy_status=${PIPESTATUS[0]}
   [ "$status" -eq 0 ] && status=$heavy_status
+  # The Airflow DAGs (dags/), run by the real Airflow against these servers (about 75 s; the venv,
+  # made once under ~/.cache/streamwarehouse, about a minute more).
+  sw_log "running the Airflow DAGs (scripts/airflow-check.sh)"
+  scripts/airflow-check.sh
+  airflow_status=$?
+  [ "$status" -eq 0 ] && status=$airflow_status
 fi
 set -e
 exit "$status"

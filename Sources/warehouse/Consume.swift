@@ -65,6 +65,9 @@ extension Warehouse {
         @Option(help: "Deliveries after which an entry is dead-lettered as poison.")
         var deliveryLimit = 5
 
+        @Flag(help: #"At exit, print {"group", "consumer", "entries", "batches", "dead_lettered", "retries", "reclaimed", "seconds"} on stdout (the log stays on stderr)."#)
+        var json = false
+
         @Flag(help: "Exit 0 once the group has no lag and nothing pending.")
         var untilDrained = false
 
@@ -158,6 +161,12 @@ extension Warehouse {
             let seconds = (ContinuousClock.now - started).seconds
             logLine("\(group): \(stats.entries) entries in \(stats.batches) batches, \(stats.deadLettered) dead-lettered, "
                     + "\(stats.retries) retries, \(stats.reclaimed) reclaimed, \(String(format: "%.2f", seconds)) s")
+            if json {
+                printJSON([
+                    "group": group, "consumer": name, "entries": stats.entries, "batches": stats.batches, "dead_lettered": stats.deadLettered,
+                    "retries": stats.retries, "reclaimed": stats.reclaimed, "seconds": (seconds * 1000).rounded() / 1000,
+                ] as [String: Any])
+            }
         }
     }
 }

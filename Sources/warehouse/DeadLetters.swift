@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Contract
 import RedisWire
 import StreamRuntime
 
@@ -68,24 +69,63 @@ extension Warehouse.DeadLetters {
     }
 
     struct Stats: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Count dead-lettered entries by file and by reason.")
+        static let configuration = CommandConfiguration(
+            abstract: "Count dead-lettered entries by file and by reason (all of them, or those dead-lettered in a time window).",
+            discussion: """
+                --since and --until take an ISO-8601 time with an offset (2026-12-01T03:00:00Z, as Airflow's \
+                data_interval_start renders) or a duration back from now (90m, 1h, 7d). The window is [since, until): \
+                consecutive windows count every entry once. An entry's time is when it was dead-lettered.
+                """)
         @OptionGroup var connection: ConnectionOptions
         @OptionGroup var streams: StreamOptions
-        @Flag(help: #"Print {"total": n, "by_file": {…}, "by_reason": {…}}."#) var json = false
+        @Option(help: "Only entries dead-lettered at or after this time (ISO-8601, or a duration back from now such as 1h).") var since: String?
+        @Option(help: "Only entries dead-lettered before this time (ISO-8601, or a duration back from now).") var until: String?
+        @Option(help: "Exit 1 when more than this many entries are counted (default: never).") var failAbove: Int?
+        @Flag(help: #"Print {"total": n, "by_file": {…}, "by_reason": {…}} (with "since" and "until" when given)."#) var json = false
+
+        /// An ISO-8601 time, or a duration back from `now`, in Unix milliseconds.
+        static func instant(_ text: String, now: Timestamp = .now) -> Int64? {
+            if let time = Timestamp(iso8601: text) { return time.milliseconds }
+            guard let back = parseDurationText(text) else { return nil }
+            return now.milliseconds - back.milliseconds
+        }
+
+        func validate() throws {
+            for (name, value) in [("--since", since), ("--until", until)] {
+                if let value, Self.instant(value) == nil {
+                    throw ValidationError("\(name) must be an ISO-8601 time with an offset (2026-12-01T03:00:00Z) or a duration such as 1h, got \(value)")
+                }
+            }
+            if let failAbove, failAbove < 0 { throw ValidationError("--fail-above must not be negative") }
+        }
 
         func run() async throws {
             let redis = try await connectRedis(connection)
-            let stats = try await DeadLetterQueue(layout: streams.layout()).stats(on: redis)
+            let now = Timestamp.now
+            let sinceMs = since.flatMap { Self.instant($0, now: now) }
+            let untilMs = until.flatMap { Self.instant($0, now: now) }
+            let stats = try await DeadLetterQueue(layout: streams.layout()).stats(on: redis, sinceMilliseconds: sinceMs, untilMilliseconds: untilMs)
             if json {
-                try printEncodedJSON(stats)
-                return
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                var object = try JSONSerialization.jsonObject(with: encoder.encode(stats)) as? [String: Any] ?? [:]
+                if let sinceMs { object["since"] = Timestamp(microseconds: sinceMs * 1000).description }
+                if let untilMs { object["until"] = Timestamp(microseconds: untilMs * 1000).description }
+                printJSON(object)
+            } else {
+                let window = [sinceMs.map { "since \(Timestamp(microseconds: $0 * 1000))" }, untilMs.map { "before \(Timestamp(microseconds: $0 * 1000))" }]
+                    .compactMap { $0 }.joined(separator: ", ")
+                print("total \(stats.total)" + (window.isEmpty ? "" : " (\(window))"))
+                if !stats.byFile.isEmpty {
+                    print("by file")
+                    for (file, count) in stats.byFile.sorted(by: { $0.key < $1.key }) { print("  \(file.padding(toLength: 28, withPad: " ", startingAt: 0)) \(count)") }
+                    print("by reason")
+                    for (reason, count) in stats.byReason.sorted(by: { $0.key < $1.key }) { print("  \(reason.padding(toLength: 28, withPad: " ", startingAt: 0)) \(count)") }
+                }
             }
-            print("total \(stats.total)")
-            if !stats.byFile.isEmpty {
-                print("by file")
-                for (file, count) in stats.byFile.sorted(by: { $0.key < $1.key }) { print("  \(file.padding(toLength: 28, withPad: " ", startingAt: 0)) \(count)") }
-                print("by reason")
-                for (reason, count) in stats.byReason.sorted(by: { $0.key < $1.key }) { print("  \(reason.padding(toLength: 28, withPad: " ", startingAt: 0)) \(count)") }
+            if let failAbove, stats.total > failAbove {
+                FileHandle.standardError.write(Data("\(stats.total) dead-lettered entries, more than --fail-above \(failAbove)\n".utf8))
+                throw ExitCode(1)
             }
         }
     }
@@ -99,12 +139,15 @@ extension Warehouse.DeadLetters {
         @OptionGroup var connection: ConnectionOptions
         @OptionGroup var streams: StreamOptions
         @Argument(help: "Entry ids (from dlq list).") var ids: [String] = []
-        @Flag(help: "Every entry of the dead-letter stream.") var all = false
+        @Flag(help: "Every entry of the dead-letter stream (only those with --reason's code, if given).") var all = false
+        @Option(help: "With --all: only entries with this reason code (as `dlq stats` counts them, e.g. invalid_field).") var reason: String?
+        @Flag(help: #"Print {"redriven": [{id, stream, new_id}], "still_rejected": [{id, reason}]}."#) var json = false
         @Option(name: .customLong("set"), help: "field=value: a correction applied before publishing (repeatable).") var corrections: [String] = []
         @Option(help: "Stream partitions per entity, for replay rejects (default: as recorded for the namespace).") var partitions: Int?
 
         func validate() throws {
             guard all != !ids.isEmpty else { throw ValidationError("name entry ids or pass --all (not both)") }
+            if reason != nil && !all { throw ValidationError("--reason selects among --all's entries: pass --all with it") }
             for id in ids where StreamID(id) == nil { throw ValidationError("\(id) is not a stream entry id") }
             for correction in corrections where !correction.contains("=") { throw ValidationError("--set takes field=value, got \(correction)") }
         }
@@ -117,7 +160,7 @@ extension Warehouse.DeadLetters {
                 var start = "-"
                 while true {
                     let page = try await queue.list(on: redis, start: start, count: 500)
-                    entries += page
+                    entries += page.filter { reason == nil || $0["code"] == reason }
                     guard let last = page.last, page.count == 500 else { break }
                     start = "(" + last.id.description
                 }
@@ -132,14 +175,24 @@ extension Warehouse.DeadLetters {
                 let parts = correction.split(separator: "=", maxSplits: 1).map(String.init)
                 fixes[parts[0]] = parts.count > 1 ? parts[1] : ""
             }
-            var failed = 0
+            var redriven: [[String: String]] = []
+            var rejected: [[String: String]] = []
             for (id, outcome) in try await queue.redrive(entries, corrections: fixes, on: redis) {
                 switch outcome {
-                case .published(let stream, let newID): print("\(id)  redriven to \(stream) as \(newID)")
-                case .stillRejected(let reason): print("\(id)  still rejected: \(reason)"); failed += 1
+                case .published(let stream, let newID):
+                    redriven.append(["id": id.description, "stream": stream, "new_id": newID.description])
+                    if !json { print("\(id)  redriven to \(stream) as \(newID)") }
+                case .stillRejected(let reason):
+                    rejected.append(["id": id.description, "reason": reason])
+                    if !json { print("\(id)  still rejected: \(reason)") }
                 }
             }
-            if failed > 0 { throw ExitCode(1) }
+            if json {
+                printJSON(["redriven": redriven, "still_rejected": rejected])
+            } else if entries.isEmpty {
+                print(reason.map { "no dead-letter entry with reason \($0)" } ?? "the dead-letter stream is empty")
+            }
+            if !rejected.isEmpty { throw ExitCode(1) }
         }
     }
 }

@@ -23,17 +23,43 @@ extension Warehouse {
         @Flag(help: "Print JSON.")
         var json = false
 
+        @Option(help: #"With --json: write the JSON to this file instead (atomically: a reader never sees half of it; folders are created) and print {"output": path, "bytes": n}."#)
+        var output: String?
+
+        func validate() throws {
+            if output != nil && !json { throw ValidationError("--output writes the JSON form: pass --json with it") }
+        }
+
+        /// Prints `body`, or (`--output`) writes it to a temporary file beside the target and renames it over it.
+        func emit(_ body: Data) throws {
+            guard let output else {
+                print(String(decoding: body, as: UTF8.self))
+                return
+            }
+            let target = URL(fileURLWithPath: output)
+            try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+            let temporary = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).\(getpid()).tmp")
+            try (body + Data("\n".utf8)).write(to: temporary)
+            guard rename(temporary.path, target.path) == 0 else {
+                try? FileManager.default.removeItem(at: temporary)
+                throw CLIError("cannot write \(output): \(String(cString: strerror(errno)))")
+            }
+            printJSON(["output": target.path, "bytes": body.count + 1] as [String: Any])
+        }
+
         func run() async throws {
             let postgres = try await PostgresConnection(connection.servers.databaseURL)
             guard name == "summary" else {
                 let report = try AnalyticsReport(name: name, folder: AnalyticsReport.overrideFolder(sqlDir))
                 let rows = try await report.run(on: postgres)
-                if json { printJSON(AnalyticsReport.objects(rows)) } else { print(AnalyticsReport.table(rows)) }
+                if json { try emit(JSONSerialization.data(withJSONObject: AnalyticsReport.objects(rows), options: [.sortedKeys])) } else { print(AnalyticsReport.table(rows)) }
                 return
             }
             let summary = try await Summary.fromWarehouse(postgres)
             if json {
-                try printEncodedJSON(summary)
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                try emit(encoder.encode(summary))
                 return
             }
             print("revenue \(summary.revenue.total) over \(summary.revenue.lines) lines")

@@ -13,7 +13,7 @@ struct Warehouse: AsyncParsableCommand {
             Servers come from REDIS_URL and DATABASE_URL (or --redis-url / --database-url), defaulting to the \
             local servers that scripts/services.sh starts.
             """,
-        subcommands: [Migrate.self, Replay.self, Generate.self, Consume.self, Kpis.self, Tail.self, Reconcile.self, Lag.self, Produce.self, Report.self, Check.self, Streams.self, DeadLetters.self, Ping.self, Bench.self, DashboardCommand.self]
+        subcommands: [Migrate.self, Replay.self, Generate.self, Consume.self, Kpis.self, Tail.self, Reconcile.self, Lag.self, Produce.self, Report.self, Check.self, Streams.self, DeadLetters.self, Calendar.self, Cache.self, Ping.self, Bench.self, DashboardCommand.self]
     )
 
     static func main() async {

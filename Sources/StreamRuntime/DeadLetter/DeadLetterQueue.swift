@@ -189,11 +189,16 @@ public struct DeadLetterQueue: Sendable {
         }
     }
 
-    public func stats(on redis: RedisConnection) async throws -> Stats {
+    /// Counts by file and by reason of the entries dead-lettered in [`since`, `until`) (wall-clock
+    /// milliseconds; an entry's id is the time it was dead-lettered), or of all of them.
+    public func stats(on redis: RedisConnection, sinceMilliseconds: Int64? = nil, untilMilliseconds: Int64? = nil) async throws -> Stats {
         var stats = Stats(total: 0, byFile: [:], byReason: [:])
-        var start = "-"
+        var start = sinceMilliseconds.map { "\(max(0, $0))-0" } ?? "-"
+        // Exclusive: an entry dead-lettered exactly at `until` belongs to the next window.
+        let end = untilMilliseconds.map { "(\(max(0, $0))-0" } ?? "+"
+        if let sinceMilliseconds, let untilMilliseconds, untilMilliseconds <= sinceMilliseconds { return stats }
         while true {
-            let page = try await redis.xrange(layout.deadLetterKey, start: start, count: 1000)
+            let page = try await redis.xrange(layout.deadLetterKey, start: start, end: end, count: 1000)
             for entry in page {
                 stats.total += 1
                 stats.byFile[entry["file"] ?? "?", default: 0] += 1

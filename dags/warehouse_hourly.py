@@ -1,0 +1,83 @@
+"""Hourly: data-quality checks, Redis's KPIs reconciled against PostgreSQL, consumer lag, new dead letters.
+
+Every task runs one `warehouse … --json` command (sw_common/warehouse_cli.py says which binary and
+servers). The run fails when a hard check fails, when any KPI drifts (the error names them), when a
+group is STALLED or STOPPED, or (if the Variable warehouse_dlq_fail_above is set) when more rows were
+dead-lettered in the hour than it allows. The hour's dead letters are counted by reason either way.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, CronDataIntervalTimetable, Variable, task
+
+from sw_common import warehouse_cli
+
+DEFAULT_ARGS = {
+    "owner": "data-platform",
+    "retries": int(os.environ.get("WAREHOUSE_DAG_RETRIES", "2")),
+    "retry_delay": timedelta(minutes=5),
+}
+
+
+def describe_check(result):
+    failed = [c for c in result.get("checks", []) if c.get("status") == "fail"]
+    return "failed checks: " + "; ".join(f"{c['name']} ({c.get('value')}): {c.get('detail', '')}" for c in failed)
+
+
+def describe_drift(result):
+    drift = result.get("drift", [])
+    shown = ", ".join(f"{d['kpi']} (redis {d.get('redis')}, postgres {d.get('postgres')})" for d in drift[:20])
+    more = f" and {len(drift) - 20} more" if len(drift) > 20 else ""
+    return f"DRIFT in {len(drift)} of {result.get('compared')} KPIs: {shown}{more}"
+
+
+def describe_lag(result):
+    bad = [r for r in result.get("rows", []) if r.get("status") in ("STALLED", "STOPPED")]
+    return f"lag {result.get('status')}: " + ", ".join(
+        f"{r['group']} on {r['stream']} {r['status']} (lag {r.get('lag')}, pending {r.get('pending')})" for r in bad
+    )
+
+
+with DAG(
+    dag_id="warehouse_hourly",
+    description="StreamWarehouse: checks, reconcile, lag and dead letters every hour",
+    schedule=CronDataIntervalTimetable("5 * * * *", timezone="UTC"),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["streamwarehouse"],
+    doc_md=__doc__,
+) as dag:
+
+    @task(execution_timeout=timedelta(minutes=15))
+    def check():
+        return warehouse_cli.run(["check", "--json"], timeout_s=840, describe_failure=describe_check)
+
+    @task(execution_timeout=timedelta(minutes=20))
+    def reconcile():
+        # --wait: both groups get up to two minutes to drain what is in flight before the comparison.
+        return warehouse_cli.run(["reconcile", "--wait", "120", "--json"], timeout_s=1140, describe_failure=describe_drift)
+
+    @task(execution_timeout=timedelta(minutes=5))
+    def lag():
+        return warehouse_cli.run(["lag", "--window-ms", "10000", "--json"], timeout_s=280, describe_failure=describe_lag)
+
+    @task(execution_timeout=timedelta(minutes=10))
+    def dead_letters(data_interval_start=None, data_interval_end=None):
+        args = ["dlq", "stats", "--since", data_interval_start.isoformat(), "--until", data_interval_end.isoformat(), "--json"]
+        limit = Variable.get("warehouse_dlq_fail_above", default=None)
+        if limit not in (None, ""):
+            args += ["--fail-above", str(int(limit))]
+        return warehouse_cli.run(
+            args, timeout_s=580,
+            describe_failure=lambda r: f"{r.get('total')} rows dead-lettered in the hour, by reason {r.get('by_reason')}",
+        )
+
+    check()
+    reconcile()
+    lag()
+    dead_letters()
