@@ -59,8 +59,13 @@ else
   swift test --skip-build --filter "$heavy" 2>&1 | grep -v "prohibited flag"
   heavy_status=${PIPESTATUS[0]}
   [ "$status" -eq 0 ] && status=$heavy_status
-  # The Airflow DAGs (dags/), run by the real Airflow against these servers (about 75 s; the venv,
-  # made once under ~/.cache/streamwarehouse, about a minute more).
+  # deploy/ with promtool and grafana-foundation-sdk (seconds); then the Airflow DAGs (dags/), run
+  # by the real Airflow against these servers (about 75 s; each venv, made once under
+  # ~/.cache/streamwarehouse, about a minute more the first time).
+  sw_log "checking deploy/: Prometheus rules and their unit tests, prometheus.yml, the Grafana board (scripts/deploy-check.sh)"
+  scripts/deploy-check.sh
+  deploy_status=$?
+  [ "$status" -eq 0 ] && status=$deploy_status
   sw_log "running the Airflow DAGs (scripts/airflow-check.sh)"
   scripts/airflow-check.sh
   airflow_status=$?

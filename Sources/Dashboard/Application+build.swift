@@ -36,11 +36,12 @@ public func buildApplication(
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) async throws -> some ApplicationProtocol {
     MetricsExporter.bootstrap()
+    PipelineMetrics.cacheCountersAtZero()
     let context = try await DashboardContext(configuration: configuration)
     return Application(
         router: buildRouter(context),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "warehouse-dashboard"),
-        services: [context.feed],
+        services: [context.feed] + (configuration.reconcileEvery.map { [PeriodicReconcile(configuration: configuration, every: $0, logger: logger)] } ?? []),
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger)
 }
@@ -49,6 +50,7 @@ public func buildApplication(
 public func buildRouter(_ context: DashboardContext) -> Router<BasicRequestContext> {
     let router = Router()
     router.add(middleware: RequestMetrics())
+    router.add(middleware: AccessControlMiddleware(access: context.configuration.access))
     let layout = context.configuration.layout
 
     router.get("/") { _, _ in asset(DashboardPage.html, "text/html; charset=utf-8") }

@@ -28,6 +28,10 @@ public struct DashboardConfiguration: Sendable {
     /// How long a `/ready` answer is reused: however many probes arrive, at most one check per
     /// interval reaches the servers, on one kept PostgreSQL connection and the Redis pool.
     public var readyCacheFor: Duration = .seconds(1)
+    /// How often Redis's KPIs are reconciled against PostgreSQL for the drift metric (nil: never; `warehouse dashboard` sets 300 s).
+    public var reconcileEvery: Duration?
+    /// Who may read the page, API, events and metrics (`/health` and `/ready` are open).
+    public var access = AccessControl(token: nil)
 
     public init() {}
 }

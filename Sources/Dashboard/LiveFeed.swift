@@ -280,6 +280,11 @@ public actor LiveFeed: Service {
             groups: groups, eventsInPerSecond: eventsIn, eventsOutPerSecond: eventsOut, deadLetters: deadLetters,
             inferredMembersUnresolved: inferred, cache: cache)
         latestHealth = health
+        PipelineMetrics.reachable(redis: redisState.reachable, postgres: postgresState.reachable)
+        if redisState.reachable && redisState.error == nil {
+            PipelineMetrics.groupStatus(latestRows)
+            PipelineMetrics.deadLetterEntries(deadLetters)
+        }
         return health
     }
 

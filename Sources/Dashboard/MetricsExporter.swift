@@ -48,9 +48,10 @@ public enum MetricsExporter {
 
     /// A Service serving `/metrics` (and `/health`) on `host:port` until a graceful shutdown:
     /// what `consume`, `replay` and `produce synthetic` run beside their work with `--metrics-port`.
-    public static func service(host: String, port: Int, logger: Logger = Logger(label: "metrics")) -> any Service {
+    public static func service(host: String, port: Int, access: AccessControl, logger: Logger = Logger(label: "metrics")) -> any Service {
         bootstrap()
         let router = Router()
+        router.add(middleware: AccessControlMiddleware(access: access))
         router.get("/metrics") { _, _ in response() }
         router.get("/health") { _, _ in "ok" }
         var quiet = logger

@@ -19,6 +19,8 @@ public struct ServerConfiguration: Sendable, Equatable {
         case databaseURL = "DATABASE_URL"
         case sqlDirectory = "WAREHOUSE_SQL_DIR"
         case namespace = "WAREHOUSE_NAMESPACE"
+        /// The token a listener off loopback (the dashboard, `--metrics-port`) requires (Dashboard's AccessControl reads it).
+        case authToken = "WAREHOUSE_AUTH_TOKEN"
     }
 
     public init(redisURL: String = defaultRedisURL, databaseURL: String = defaultDatabaseURL) {

@@ -135,7 +135,7 @@ extension Warehouse {
             options.minIdle = .milliseconds(minIdleMs)
             options.deliveryLimit = deliveryLimit
 
-            var services = metrics.services(lagOf: streamKeys, redisURL: servers.redisURL)
+            var services = try metrics.services(lagOf: streamKeys, redisURL: servers.redisURL)
             if trimEveryMs > 0 {
                 let trimmer = StreamTrimmer(
                     requiredGroups: trimFor.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty },

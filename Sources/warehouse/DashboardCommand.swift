@@ -24,7 +24,7 @@ extension Warehouse {
         @OptionGroup var connection: ConnectionOptions
         @OptionGroup var streams: StreamOptions
 
-        @Option(help: "The address to bind (loopback by default; 0.0.0.0 to serve other hosts).")
+        @Option(help: "The address to bind (loopback by default; 0.0.0.0 to serve other hosts, which requires $WAREHOUSE_AUTH_TOKEN).")
         var host = "127.0.0.1"
 
         @Option(help: "The port (0: any free port, printed at start).")
@@ -39,12 +39,18 @@ extension Warehouse {
         @Option(help: "Seconds a cached analytics answer may live without a loader commit.")
         var cacheTtlS = 300
 
+        @Option(help: "Reconcile Redis's KPIs against PostgreSQL every this many seconds, for the drift metric warehouse_reconcile_drift_kpis (0: never).")
+        var reconcileEveryS = 300
+
         func validate() throws {
+            guard reconcileEveryS >= 0 else { throw ValidationError("--reconcile-every-s must not be negative") }
             guard (0...65535).contains(port) else { throw ValidationError("--port must be a port number") }
             guard (partitions ?? 1) >= 1, cacheTtlS >= 1 else { throw ValidationError("--partitions and --cache-ttl-s must be positive") }
         }
 
         func run() async throws {
+            // Before anything else: a listener off loopback without a token must not start at all.
+            let access = try AccessControl.forListener(host: host)
             var configuration = DashboardConfiguration()
             configuration.host = host
             configuration.port = port
@@ -61,6 +67,8 @@ extension Warehouse {
             }
             configuration.analyticsCacheTTL = .seconds(cacheTtlS)
             configuration.maxLiveClients = maxLiveClients
+            configuration.access = access
+            configuration.reconcileEvery = reconcileEveryS > 0 ? .seconds(reconcileEveryS) : nil
             var logger = Logger(label: "dashboard")
             logger.logLevel = .warning
             let host = self.host

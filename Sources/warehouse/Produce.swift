@@ -401,7 +401,7 @@ extension Warehouse.Produce {
         func run() async throws {
             // The load and the metrics endpoint in one service group; SIGINT/SIGTERM end the load
             // after the events in hand are published, with the usual summary.
-            try await runServices(metrics.services() + [ClosureService { try await generate() }])
+            try await runServices(try metrics.services() + [ClosureService { try await generate() }])
         }
 
         /// Publishes the live load until `--duration` is over or a graceful shutdown, then prints the totals.

@@ -115,7 +115,7 @@ extension Warehouse {
             // The replay and the metrics endpoint in one service group: SIGINT/SIGTERM stop the replay
             // between batches, with its checkpoint written (`--resume` continues).
             do {
-                try await runServices(metrics.services() + [ClosureService {
+                try await runServices(try metrics.services() + [ClosureService {
                     let report = try await replayer.run(redis: redis) { renderer.show($0) }
                     outcome.withLock { $0 = report }
                 }])

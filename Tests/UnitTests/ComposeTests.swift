@@ -143,6 +143,58 @@ import PostgresClient
         }
     }
 
+    /// Every listener that leaves loopback gets the token; the `monitoring` profile's Prometheus
+    /// scrapes services that exist, on the ports they serve, with that token, and loads the rules;
+    /// Grafana is provisioned with the board. Every file they mount is in the repository.
+    @Test func listenersGetTheTokenAndMonitoringIsWired() throws {
+        let services = try Self.services()
+        let compose = try Self.compose()
+        for (name, service) in services {
+            let command = (service["command"] as? [String]) ?? []
+            guard command.first == "warehouse", command.contains("0.0.0.0") else { continue }
+            let environment = service["environment"] as? [String: Any] ?? [:]
+            let token = environment["WAREHOUSE_AUTH_TOKEN"] as? String ?? ""
+            #expect(token.hasPrefix("${WAREHOUSE_AUTH_TOKEN:?"), "\(name) binds 0.0.0.0: it must be given the token (required), got '\(token)'")
+        }
+        let secret = ((compose["secrets"] as? [String: Any])?["warehouse_auth_token"] as? [String: Any])?["environment"] as? String
+        #expect(secret == "WAREHOUSE_AUTH_TOKEN")
+        let prometheus = try #require(services["prometheus"])
+        let grafana = try #require(services["grafana"])
+        #expect(prometheus["profiles"] as? [String] == ["monitoring"] && grafana["profiles"] as? [String] == ["monitoring"])
+        #expect((prometheus["secrets"] as? [String]) == ["warehouse_auth_token"])
+        for (name, service) in [("prometheus", prometheus), ("grafana", grafana)] {
+            for mount in (service["volumes"] as? [String]) ?? [] where mount.hasPrefix("./") {
+                let path = String(mount.dropFirst(2).split(separator: ":")[0])
+                #expect(FileManager.default.fileExists(atPath: Self.root.appendingPathComponent(path).path), "\(name) mounts \(path), which is not in the repository")
+            }
+            for port in (service["ports"] as? [String]) ?? [] { #expect(port.hasPrefix("127.0.0.1:"), "\(name) publishes on loopback only") }
+        }
+        let mounts = (prometheus["volumes"] as? [String]) ?? []
+        #expect(mounts.contains("./deploy/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro"))
+        // prometheus.yml: each target is a service serving that port, scraped with the secret.
+        let config = try #require(try Yams.load(yaml: String(contentsOf: Self.root.appendingPathComponent("deploy/prometheus/prometheus.yml"), encoding: .utf8)) as? [String: Any])
+        #expect((config["rule_files"] as? [String]) == ["/etc/prometheus/alerts.yml"])
+        var scraped: [String: Int] = [:]
+        for job in config["scrape_configs"] as? [[String: Any]] ?? [] {
+            let authorization = job["authorization"] as? [String: Any]
+            #expect(authorization?["credentials_file"] as? String == "/run/secrets/warehouse_auth_token", "\(job["job_name"] ?? "?") scrapes with the token")
+            for target in ((job["static_configs"] as? [[String: Any]]) ?? []).flatMap({ ($0["targets"] as? [String]) ?? [] }) {
+                let parts = target.split(separator: ":")
+                scraped[String(parts[0])] = Int(parts[1])
+            }
+            for sd in job["dns_sd_configs"] as? [[String: Any]] ?? [] {
+                for name in sd["names"] as? [String] ?? [] { scraped[name] = sd["port"] as? Int }
+            }
+        }
+        #expect(Set(scraped.keys) == ["dashboard", "warehouse-consumer", "kpi-aggregator"])
+        for (name, port) in scraped {
+            let command = try #require(services[name]?["command"] as? [String], "Prometheus scrapes \(name), which is not a service")
+            let flag = command.contains("dashboard") ? "--port" : "--metrics-port"
+            let index = try #require(command.firstIndex(of: flag), "\(name) serves metrics")
+            #expect(Int(command[index + 1]) == port, "Prometheus scrapes \(name) on \(port), it serves on \(command[index + 1])")
+        }
+    }
+
     /// A misspelt key (`depend_on`, `intervall`) would be ignored by a lenient reader and by the
     /// checks above; the Compose Specification allows only these.
     @Test func everyKeyIsOneTheComposeSpecificationKnows() throws {
