@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
+import PostgresClient
 import RedisClient
 import Testing
 import Contract
@@ -144,6 +145,51 @@ import StreamRuntime
         for (kind, names) in expected.sorted(by: { $0.key < $1.key }) {
             #expect(names.subtracting(served[kind] ?? []).isEmpty, "\(kind) does not serve \(names.subtracting(served[kind] ?? []).sorted())")
         }
+    }
+
+    /// The value of the sample `name` (exactly as written, labels included) in an exposition text.
+    static func sample(_ text: String, _ name: String) -> Double? {
+        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
+            return Double(line.split(separator: " ").last ?? "")
+        }
+        return nil
+    }
+
+    @Test(.timeLimit(.minutes(3)))
+    func aDriftPlantedInPostgresShowsInTheDashboardsDriftGauge() async throws {
+        let warehouse = try await WarehouseFixture.make()
+        let namespace = TestServers.unique("swdrift")
+        let environment = ["DATABASE_URL": warehouse.url, "WAREHOUSE_NAMESPACE": namespace]
+        for arguments in [["replay", "--data", "data"], ["consume", "--group", "warehouse", "--until-drained"], ["consume", "--group", "kpi", "--until-drained"]] {
+            let run = try await TestServers.runWarehouse(arguments, environment: environment)
+            #expect(run.status == 0, "\(arguments): \(run.stderr)")
+        }
+        let port = try Self.freePort()
+        let dashboard = try TestServers.startWarehouse(
+            ["dashboard", "--port", String(port), "--reconcile-every-s", "1"], environment: environment, stderrPath: "/tmp/\(namespace)-dashboard.log")
+        defer { if dashboard.isRunning { dashboard.interrupt() } }
+        func waitFor(_ what: String, _ condition: (String) -> Bool) async throws -> String {
+            let deadline = ContinuousClock.now + .seconds(60)
+            var text = ""
+            while ContinuousClock.now < deadline {
+                text = Self.body(await Self.get(port, "/metrics"))
+                if condition(text) { return text }
+                try await Task.sleep(for: .milliseconds(300))
+            }
+            Issue.record("\(what) within 60 s; /metrics:\n\(text.split(separator: "\n").filter { $0.contains("reconcile") }.joined(separator: "\n"))")
+            return text
+        }
+        let clean = try await waitFor("a clean reconcile") { (Self.sample($0, #"warehouse_reconcile_runs_total{result="clean"}"#) ?? 0) >= 1 }
+        #expect(Self.sample(clean, "warehouse_reconcile_drift_kpis") == 0)
+        #expect(Self.sample(clean, "warehouse_reconcile_compared_kpis") ?? 0 > 100)
+        // One payment changed behind the pipeline's back: both payments-by-method and by-status amounts drift.
+        _ = try await warehouse.postgres.execute("UPDATE fact_payments SET amount = amount + 1 WHERE payment_id = (SELECT min(payment_id) FROM fact_payments)")
+        let drifted = try await waitFor("a drifting reconcile") { (Self.sample($0, "warehouse_reconcile_drift_kpis") ?? 0) > 0 }
+        #expect(Self.sample(drifted, "warehouse_reconcile_drift_kpis") == 2)
+        #expect((Self.sample(drifted, #"warehouse_reconcile_runs_total{result="drift"}"#) ?? 0) >= 1)
+        await Self.stop([dashboard])
+        let log = (try? String(contentsOfFile: "/tmp/\(namespace)-dashboard.log", encoding: .utf8)) ?? ""
+        #expect(log.contains("DRIFT in 2 of") && log.contains("payments.by_method"), "the dashboard logs which KPIs drift: \(log)")
     }
 
     @Test(.timeLimit(.minutes(2)))
