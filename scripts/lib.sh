@@ -55,6 +55,27 @@ sw_install_browser() {
   fi
 }
 
+# Where the local servers keep their data, logs and pid files, and scripts/run.sh its processes'
+# logs: $SW_STATE_DIR, else .local/ in the checkout, unless PostgreSQL's unprivileged user cannot
+# reach it (a checkout under /root, or in a private temporary folder): then a folder of its own
+# under /var/tmp.
+sw_world_traversable() {
+  local path=$1
+  while [ "$path" != "/" ] && [ -n "$path" ]; do
+    [ -n "$(find "$path" -maxdepth 0 -perm -o+x 2>/dev/null)" ] || return 1
+    path=$(dirname "$path")
+  done
+}
+sw_state_dir() {
+  if [ -n "${SW_STATE_DIR:-}" ]; then
+    echo "$SW_STATE_DIR"
+  elif [ "$(id -u)" -eq 0 ] && ! sw_world_traversable "$SW_ROOT"; then
+    echo "/var/tmp/streamwarehouse-$(printf %s "$SW_ROOT" | md5sum | cut -c1-12)"
+  else
+    echo "$SW_ROOT/.local"
+  fi
+}
+
 # A TCP port on 127.0.0.1 that nothing listens on.
 sw_free_port() {
   local port tries=0

@@ -76,13 +76,16 @@ stop_all() {
   fi
 }
 trap stop_all INT TERM EXIT
-logs="$SW_ROOT/.local/logs"
+# Every log in one place: the servers' (redis/redis.log, postgres/postgres.log) and these processes'.
+state=$(sw_state_dir)
+logs="$state/logs"
 mkdir -p "$logs"
 "$bin" consume --group warehouse --block-ms 500 --metrics-port "${SW_WAREHOUSE_METRICS_PORT:-9101}" 2>>"$logs/warehouse.log" & pids+=($!)
 "$bin" consume --group kpi --block-ms 500 --metrics-port "${SW_KPI_METRICS_PORT:-9102}" 2>>"$logs/kpi.log" & pids+=($!)
 port=${SW_DASHBOARD_PORT:-5000}
-"$bin" dashboard --port "$port" & pids+=($!)
-sw_log "live: consumers logging to $logs; their metrics on :${SW_WAREHOUSE_METRICS_PORT:-9101} and :${SW_KPI_METRICS_PORT:-9102}; send orders with e.g."
+"$bin" dashboard --port "$port" 2>>"$logs/dashboard.log" & pids+=($!)
+sw_log "logs: $logs/{warehouse,kpi,dashboard}.log, $state/redis/redis.log, $state/postgres/postgres.log"
+sw_log "live: the consumers' metrics on :${SW_WAREHOUSE_METRICS_PORT:-9101} and :${SW_KPI_METRICS_PORT:-9102}; send orders with e.g."
 sw_log "  $bin produce synthetic --rate 200 --duration 1m"
 sw_log "dashboard at http://127.0.0.1:$port/ — Ctrl-C stops everything this script started"
 wait "${pids[@]}"

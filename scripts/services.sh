@@ -17,23 +17,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-# .local/ in the checkout, unless PostgreSQL's unprivileged user cannot reach it (a checkout under
-# /root, or in a private temporary folder): then a folder of its own under /var/tmp.
-world_traversable() {
-  local path=$1
-  while [ "$path" != "/" ] && [ -n "$path" ]; do
-    [ -n "$(find "$path" -maxdepth 0 -perm -o+x 2>/dev/null)" ] || return 1
-    path=$(dirname "$path")
-  done
-}
-default_state() {
-  if [ "$(id -u)" -eq 0 ] && ! world_traversable "$SW_ROOT"; then
-    echo "/var/tmp/streamwarehouse-$(printf %s "$SW_ROOT" | md5sum | cut -c1-12)"
-  else
-    echo "$SW_ROOT/.local"
-  fi
-}
-state=${SW_STATE_DIR:-$(default_state)}
+state=$(sw_state_dir)
 redis_port=${SW_REDIS_PORT:-16379}
 pg_port=${SW_PG_PORT:-15432}
 redis_url="redis://127.0.0.1:$redis_port/0"
@@ -100,8 +84,13 @@ case "${1:-}" in
   env)
     print_env
     ;;
+  logs)
+    # Every log file there is, in the one folder they all live in.
+    echo "logs in $state:"
+    find "$state" -maxdepth 3 -name '*.log' -type f 2>/dev/null | sort | sed "s|^|  |"
+    ;;
   *)
-    echo "usage: scripts/services.sh up|down [redis|postgres]|status|env [--cluster]" >&2
+    echo "usage: scripts/services.sh up|down [redis|postgres]|status|env|logs [--cluster]" >&2
     exit 2
     ;;
 esac
