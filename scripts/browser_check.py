@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Loads the dashboard in a real browser (Debian's Chromium, driven by Playwright) and fails on
-any console error, page error, failed request or HTTP error, or when a chart holds no data.
+any console error, page error, failed request or HTTP error, or when a chart holds no data; and on
+what a person would trip over: a chart label cut off at the chart's edge, top products without
+their names, a monthly chart that skips months, a low-stock card that lists products above its
+threshold (or says nothing when none is under it), an event time in raw ISO form.
 
     scripts/browser_check.py URL SCREENSHOT.png [--timeout-s 30]
 
@@ -44,7 +47,8 @@ def main():
             }) && document.querySelectorAll('#tiles .tile').length >= 7
               && document.querySelectorAll('#health tr').length >= 3
               && document.getElementById('live').textContent === 'live'
-              && Number(document.body.dataset.kpiUpdates || 0) >= 1"""
+              && Number(document.body.dataset.kpiUpdates || 0) >= 1
+              && Array.from(document.querySelectorAll('#top svg text')).some(t => / \\(.+\\)$/.test(t.textContent))"""
         try:
             page.wait_for_function(condition, arg=CHARTS, timeout=args.timeout_s * 1000)
         except Exception as error:  # the report below says which part is missing
@@ -56,11 +60,51 @@ def main():
         for name, count in points.items():
             if count <= 0:
                 problems.append(f"chart {name} holds no data")
+        # Every label inside its chart: SVG text is cut off at the viewBox's edge.
+        clipped = page.evaluate("""() => {
+              const out = [];
+              for (const svg of document.querySelectorAll('.chart svg')) {
+                const [, , w, h] = svg.getAttribute('viewBox').split(' ').map(Number);
+                for (const t of svg.querySelectorAll('text')) {
+                  const b = t.getBBox();
+                  if (b.x < -0.5 || b.y < -0.5 || b.x + b.width > w + 0.5 || b.y + b.height > h + 0.5)
+                    out.push(svg.parentElement.id + ': ' + t.textContent);
+                }
+              }
+              return out;
+            }""")
+        problems += [f"label cut off: {label}" for label in clipped]
+        top_labels = page.evaluate("Array.from(document.querySelectorAll('#top svg text')).map(t => t.textContent)")
+        # Monthly: one point per month from the first to the last the API reports.
+        months = page.evaluate("""async () => {
+              const body = await (await fetch('/api/analytics/monthly-revenue')).json();
+              const keys = body.rows.map(r => String(r.month || Object.values(r)[0]).slice(0, 7)).sort();
+              if (!keys.length) return { expected: 0, drawn: 0 };
+              const [y0, m0] = keys[0].split('-').map(Number), [y1, m1] = keys[keys.length - 1].split('-').map(Number);
+              const svg = document.querySelector('#monthly svg');
+              return { first: keys[0], last: keys[keys.length - 1], expected: (y1 - y0) * 12 + (m1 - m0) + 1, drawn: svg ? Number(svg.dataset.points) : 0 };
+            }""")
+        if months["expected"] != months["drawn"]:
+            problems.append(f"the monthly chart draws {months['drawn']} months, {months['first']}..{months['last']} has {months['expected']}")
+        low_stock = page.evaluate("""async () => {
+              const k = await (await fetch('/api/kpis')).json();
+              const box = document.getElementById('lowstock');
+              const rows = Array.from(box.querySelectorAll('tr')).slice(1).map(r => Number(r.lastElementChild.textContent));
+              return { threshold: k.low_stock.threshold, under: k.low_stock.products.length, text: box.innerText, rows };
+            }""")
+        if low_stock["under"] == 0 and f"none under {low_stock['threshold']}" not in low_stock["text"]:
+            problems.append(f"low stock: nothing is under {low_stock['threshold']} but the card says {low_stock['text']!r}")
+        if any(value >= low_stock["threshold"] for value in low_stock["rows"]) or (low_stock["under"] and not low_stock["rows"]):
+            problems.append(f"low stock lists {low_stock['rows']} against a threshold of {low_stock['threshold']}")
+        watermark = page.evaluate("document.getElementById('watermark').textContent")
+        if "T" in watermark.split("up to")[-1] or watermark.endswith("Z"):
+            problems.append(f"the event time is not in a readable form: {watermark!r}")
         tiles = page.evaluate("Array.from(document.querySelectorAll('#tiles .tile')).map(t => t.innerText.replace('\\n', ': '))")
         page.screenshot(path=args.screenshot, full_page=True)
         closing = True
         browser.close()
-    print(json.dumps({"ok": not problems, "url": args.url, "charts": points, "tiles": tiles,
+    print(json.dumps({"ok": not problems, "url": args.url, "charts": points, "tiles": tiles, "top_products": top_labels,
+                      "months": months, "low_stock": low_stock, "watermark": watermark,
                       "screenshot": args.screenshot, "problems": problems}))
     return 0 if not problems else 1
 

@@ -17,11 +17,13 @@ public struct DashboardContext: Sendable {
     public let feed: LiveFeed
     public let analytics: AnalyticsCache
     public let readiness: Readiness
+    public let productNames: ProductNames
 
     public init(configuration: DashboardConfiguration) async throws {
         self.configuration = configuration
         self.pool = try await RedisPool(url: configuration.servers.redisURL, size: configuration.redisConnections)
         self.feed = LiveFeed(configuration: configuration, pool: pool)
+        self.productNames = ProductNames(databaseURL: configuration.servers.databaseURL)
         self.readiness = Readiness(databaseURL: configuration.servers.databaseURL, pool: pool, cacheFor: configuration.readyCacheFor)
         self.analytics = AnalyticsCache(
             layout: configuration.layout, folder: configuration.analyticsFolder ?? AnalyticsReport.overrideFolder(nil),
@@ -101,6 +103,17 @@ public func buildRouter(_ context: DashboardContext) -> Router<BasicRequestConte
     router.get("/api/health") { _, _ in
         guard let health = await context.feed.health() else { throw HTTPError(.serviceUnavailable, message: "no health sample yet") }
         return try encoded(health)
+    }
+
+    // Names for product ids: ?ids=P001,P002 (at most 100) → {"products": {"P001": {name, category, inferred}}}.
+    router.get("/api/products") { request, _ in
+        let ids = (request.uri.queryParameters.get("ids") ?? "").split(separator: ",").map { String($0) }.filter { !$0.isEmpty }
+        guard ids.count <= ProductNames.maximumIDs, ids.allSatisfy({ $0.utf8.count <= 64 }) else {
+            throw HTTPError(.badRequest, message: "ids: at most \(ProductNames.maximumIDs) product ids of at most 64 bytes, comma-separated")
+        }
+        let names = context.productNames
+        let products = try await serviceCall { try await names.lookup(ids) }
+        return try encoded(["products": products])
     }
 
     router.get("/api/analytics/{name}") { _, requestContext in

@@ -81,7 +81,22 @@ enum DashboardPage {
     static let script = #"""
     "use strict";
     const NS = "http://www.w3.org/2000/svg";
-    const state = { kpis: null, granularity: "day" };
+    const state = { kpis: null, granularity: "day", names: {}, namesAt: {} };
+
+    // Text width in SVG user units at the charts' 11px font (the viewBox scales both alike).
+    const measure = document.createElement("canvas").getContext("2d");
+    function textWidth(text) {
+      measure.font = "11px " + getComputedStyle(document.body).fontFamily;
+      return Math.ceil(measure.measureText(String(text)).width);
+    }
+    // The longest prefix of `text` (with "…") that fits `width`.
+    function fit(text, width) {
+      text = String(text);
+      if (textWidth(text) <= width) return text;
+      let n = text.length;
+      while (n > 1 && textWidth(text.slice(0, n) + "…") > width) n--;
+      return text.slice(0, n) + "…";
+    }
 
     function el(tag, attrs, text) {
       const node = document.createElementNS(NS, tag);
@@ -109,10 +124,12 @@ enum DashboardPage {
     // A line and area chart of [label, value] points, with min and max marked.
     function lineChart(points, width) {
       // Drawn at the container's width (text stays legible on a phone), 900 at most.
-      const w = Math.max(300, Math.min(900, Math.round(width || 900))), h = w < 600 ? 200 : 220, l = 48, r = 8, t = 10, b = 24;
+      const w = Math.max(300, Math.min(900, Math.round(width || 900))), h = w < 600 ? 200 : 220, r = 8, t = 10, b = 24;
       const svg = el("svg", { viewBox: `0 0 ${w} ${h}`, role: "img", "data-points": points.length });
       if (!points.length) { svg.append(el("text", { x: w / 2, y: h / 2, "text-anchor": "middle" }, "no data yet")); return svg; }
       const max = Math.max(...points.map(p => p[1]), 1);
+      // The left margin fits the widest value label, so none is cut off.
+      const l = Math.max(40, 10 + Math.max(...[0, 0.5, 1].map(f => textWidth(short(max * f)))));
       const x = i => l + (points.length === 1 ? (w - l - r) / 2 : i * (w - l - r) / (points.length - 1));
       const y = v => t + (h - t - b) * (1 - v / max);
       for (const f of [0, 0.5, 1]) {
@@ -127,27 +144,75 @@ enum DashboardPage {
         dot.append(el("title", {}, `${p[0]}: ${money(p[1])}`));
         svg.append(dot);
       });
-      const step = Math.max(1, Math.ceil(points.length / (w < 600 ? 4 : 8)));
-      points.forEach((p, i) => { if (i % step === 0 || i === points.length - 1) svg.append(el("text", { x: x(i), y: h - 6, "text-anchor": "middle" }, p[0])); });
+      // As many time labels as fit without overlapping; the first and last anchored inside the chart.
+      const widest = Math.max(...points.map(p => textWidth(p[0])));
+      const slots = Math.max(1, Math.floor((w - l - r) / (widest + 16)));
+      const step = Math.max(1, Math.ceil(points.length / slots));
+      // Where each label would sit; the last is always drawn, the others only where they do not
+      // touch a label already placed.
+      const span = i => {
+        const width = textWidth(points[i][0]);
+        const anchor = points.length === 1 ? "middle" : i === 0 ? "start" : i === points.length - 1 ? "end" : "middle";
+        const left = anchor === "start" ? x(i) : anchor === "end" ? x(i) - width : x(i) - width / 2;
+        return { i, anchor, left, right: left + width };
+      };
+      const lastSpan = span(points.length - 1);
+      const placed = [lastSpan];
+      let right = -Infinity;
+      for (let i = 0; i < points.length - 1; i += step) {
+        const s = span(i);
+        if (s.left < right + 8 || s.right > lastSpan.left - 8) continue;
+        placed.push(s);
+        right = s.right;
+      }
+      for (const s of placed) svg.append(el("text", { x: x(s.i), y: h - 6, "text-anchor": s.anchor }, points[s.i][0]));
       return svg;
     }
 
     // Horizontal bars of [name, value] entries, largest first.
+    // Entries are [key, value] or [key, value, label]: the label (a product's name and id) is shown,
+    // whole when it fits the left column (at most half the chart), else shortened with the whole in
+    // its tooltip; values sit right of their bars inside the chart.
     function barChart(entries, format) {
+      format = format || money;
       entries = entries.filter(e => e[1] > 0).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, 10);
-      const row = 24, w = 420, label = 120, h = Math.max(row, entries.length * row + 4);
+      const row = 24, w = 460, h = Math.max(row, entries.length * row + 4);
       const svg = el("svg", { viewBox: `0 0 ${w} ${h}`, role: "img", "data-points": entries.length });
       if (!entries.length) { svg.append(el("text", { x: w / 2, y: 16, "text-anchor": "middle" }, "no data yet")); return svg; }
       const max = Math.max(...entries.map(e => e[1]));
+      const names = entries.map(e => e[2] || e[0]);
+      const label = Math.min(Math.floor(w / 2), 12 + Math.max(...names.map(textWidth)));
+      const valueWidth = 8 + Math.max(...entries.map(e => textWidth(format(e[1]))));
       entries.forEach((e, i) => {
-        const y = i * row + 4, width = Math.max(1, (w - label - 90) * e[1] / max);
-        svg.append(el("text", { x: label - 6, y: y + 14, "text-anchor": "end" }, e[0].length > 18 ? e[0].slice(0, 17) + "…" : e[0]));
+        const y = i * row + 4, width = Math.max(1, (w - label - valueWidth - 4) * e[1] / max);
+        const text = el("text", { x: label - 6, y: y + 14, "text-anchor": "end" }, fit(names[i], label - 10));
+        text.append(el("title", {}, names[i]));
+        svg.append(text);
         const bar = el("rect", { class: "bar", x: label, y: y + 2, width: width.toFixed(1), height: row - 8, rx: 2 });
-        bar.append(el("title", {}, `${e[0]}: ${(format || money)(e[1])}`));
+        bar.append(el("title", {}, `${names[i]}: ${format(e[1])}`));
         svg.append(bar);
-        svg.append(el("text", { x: label + width + 6, y: y + 14 }, (format || money)(e[1])));
+        svg.append(el("text", { x: label + width + 6, y: y + 14 }, format(e[1])));
       });
       return svg;
+    }
+
+    // "Name (P001)" once the warehouse has named the product, else the id.
+    function productLabel(id) {
+      const p = state.names[id];
+      return p && p.name ? `${p.name} (${id})` : id;
+    }
+    // Fetches names for ids not looked up in the last minute, then draws again.
+    async function loadNames(ids) {
+      const now = Date.now();
+      const wanted = [...new Set(ids)].filter(id => !(now - (state.namesAt[id] || 0) < 60000)).slice(0, 100);
+      if (!wanted.length) return;
+      wanted.forEach(id => { state.namesAt[id] = now; });
+      try {
+        const r = await fetch("/api/products?ids=" + wanted.map(encodeURIComponent).join(","));
+        if (!r.ok) return;
+        Object.assign(state.names, (await r.json()).products);
+        if (state.kpis) renderProducts(state.kpis);
+      } catch (e) { /* names are a nicety: ids stay shown */ }
     }
 
     function tile(label, value, exact) {
@@ -181,22 +246,43 @@ enum DashboardPage {
         tile("Orders", Number(k.orders_with_revenue).toLocaleString("en-US")), tile("AOV", money(k.aov)),
         tile("Units", Number(k.units).toLocaleString("en-US")),
         tile("Refund rate", (Number(k.payment_rates.refund_rate) * 100).toFixed(1) + " %"));
-      document.getElementById("watermark").textContent = k.watermark ? "event time " + k.watermark : "";
+      const mark = document.getElementById("watermark");
+      if (k.watermark) {
+        const at = new Date(k.watermark);
+        mark.textContent = "events up to " + (isNaN(at) ? k.watermark : at.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" }));
+        mark.title = "event-time watermark " + k.watermark + " (shown in this browser's time zone)";
+      } else {
+        mark.textContent = ""; mark.title = "";
+      }
       renderSeries();
       const pairs = m => Object.entries(m || {}).map(([n, v]) => [n, Number(v)]);
-      mount("top", barChart(k.top_products.map(p => [p.product_id, Number(p.revenue)])));
+      renderProducts(k);
+      loadNames(k.top_products.map(p => p.product_id).concat(((k.low_stock || {}).products || []).map(p => p.product_id)));
       mount("category", barChart(pairs(k.revenue.by_category_as_was)));
       mount("segment", barChart(pairs(k.revenue.by_segment_as_was)));
       mount("state", barChart(pairs(k.revenue.by_state_as_was)));
       mount("method", barChart(Object.entries(k.payments.by_method || {}).map(([n, v]) => [n, Number(v.amount)])));
-      const table = document.createElement("table");
-      const low = (k.low_stock && k.low_stock.products.length ? k.low_stock.products : k.inventory.lowest).slice(0, 8);
-      table.innerHTML = "<tr><th>product</th><th class=num>on hand</th></tr>";
-      for (const p of low) {
-        const tr = document.createElement("tr"); const a = document.createElement("td"); const b = document.createElement("td");
-        a.textContent = p.product_id; b.textContent = p.on_hand; b.className = "num"; tr.append(a, b); table.append(tr);
+    }
+
+    // Top products and low stock: the parts that show product names.
+    function renderProducts(k) {
+      mount("top", barChart(k.top_products.map(p => [p.product_id, Number(p.revenue), productLabel(p.product_id)])));
+      const low = (k.low_stock && k.low_stock.products) || [];
+      const threshold = k.low_stock ? k.low_stock.threshold : 10;
+      const box = document.getElementById("lowstock");
+      if (!low.length) {
+        const note = document.createElement("p"); note.className = "muted";
+        note.textContent = `none under ${threshold} on hand`;
+        box.replaceChildren(note);
+        return;
       }
-      document.getElementById("lowstock").replaceChildren(table);
+      const table = document.createElement("table");
+      table.innerHTML = `<tr><th>product</th><th class=num>on hand (under ${threshold})</th></tr>`;
+      for (const p of low.slice(0, 10)) {
+        const tr = document.createElement("tr"); const a = document.createElement("td"); const b = document.createElement("td");
+        a.textContent = productLabel(p.product_id); b.textContent = p.on_hand; b.className = "num"; tr.append(a, b); table.append(tr);
+      }
+      box.replaceChildren(table);
     }
 
     function renderHealth(h) {
@@ -216,13 +302,31 @@ enum DashboardPage {
       document.getElementById("health").replaceChildren(box);
     }
 
+    // [["YYYY-MM", revenue]…] on a time axis: every month from the first to the last, a month
+    // without sales at 0 (so the spacing is time, and nothing is left out).
+    function everyMonth(rows) {
+      const byMonth = new Map();
+      for (const [m, v] of rows) if (/^\d{4}-\d{2}$/.test(m)) byMonth.set(m, (byMonth.get(m) || 0) + v);
+      const months = [...byMonth.keys()].sort();
+      if (!months.length) return [];
+      const out = [];
+      let [y, m] = months[0].split("-").map(Number);
+      const [ly, lm] = months[months.length - 1].split("-").map(Number);
+      while (y < ly || (y === ly && m <= lm)) {
+        const key = `${y}-${String(m).padStart(2, "0")}`;
+        out.push([key, byMonth.get(key) || 0]);
+        if (++m > 12) { m = 1; y++; }
+      }
+      return out;
+    }
+
     async function loadMonthly() {
       try {
         const r = await fetch("/api/analytics/monthly-revenue");
         if (!r.ok) throw new Error(r.status);
         const body = await r.json();
         const rows = body.rows.map(row => [String(row.month || Object.values(row)[0]).slice(0, 7), Number(row.revenue || Object.values(row)[1])]);
-        state.monthly = rows.slice(-24);
+        state.monthly = everyMonth(rows);
         mount("monthly", lineChart(state.monthly, document.getElementById("monthly").clientWidth));
       } catch (e) {
         document.getElementById("monthly").textContent = "PostgreSQL unavailable";

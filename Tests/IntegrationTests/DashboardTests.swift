@@ -41,6 +41,28 @@ import PostgresClient
         try #require(try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any])
     }
 
+    @Test func productNamesForTheIDsAPageShows() async throws {
+        let (configuration, _, _) = try await Self.loaded()
+        let app = try await buildApplication(configuration)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/api/products?ids=P001,P011,NOPE", method: .get) { response in
+                #expect(response.status == .ok)
+                let products = try #require(try Self.object(response.body)["products"] as? [String: [String: Any]])
+                #expect(Set(products.keys) == ["P001", "P011"], "an unknown id is left out: \(products)")
+                #expect(products["P011"]?["name"] as? String == "Écouteurs \"Pro\", sans fil")
+                #expect(products["P001"]?["inferred"] as? Bool == false && products["P001"]?["category"] as? String != nil)
+            }
+            try await client.execute(uri: "/api/products", method: .get) { response in
+                let object = try Self.object(response.body)
+                #expect(response.status == .ok && (object["products"] as? [String: Any])?.isEmpty == true)
+            }
+            let tooMany = (1...101).map { "P\($0)" }.joined(separator: ",")
+            try await client.execute(uri: "/api/products?ids=\(tooMany)", method: .get) { response in
+                #expect(response.status == .badRequest && String(buffer: response.body).contains("at most 100"))
+            }
+        }
+    }
+
     @Test func everyEndpointHasItsShape() async throws {
         let (configuration, _, redis) = try await Self.loaded()
         let app = try await buildApplication(configuration)
