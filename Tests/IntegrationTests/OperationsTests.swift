@@ -228,3 +228,76 @@ final class LockedCounter: @unchecked Sendable {
     func increment() { lock.lock(); count += 1; lock.unlock() }
     var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }
+
+/// The subcommands the Airflow DAGs run (`dags/`), each as its task calls it.
+@Suite struct ScheduledJobCommandsTests {
+    static func json(_ text: String) throws -> [String: Any] {
+        let line = text.split(separator: "\n").last.map(String.init) ?? ""
+        return try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not one JSON object: \(text)")
+    }
+
+    @Test func dlqStatsCountsAWindowAndFailsAboveALimit() async throws {
+        let namespace = TestServers.unique("swjobs")
+        let environment = ["WAREHOUSE_NAMESPACE": namespace]
+        let replay = try await TestServers.runWarehouse(["replay", "--data", "data"], environment: environment)
+        #expect(replay.status == 0, "\(replay.stderr)")
+        let all = try Self.json(try await TestServers.runWarehouse(["dlq", "stats", "--json"], environment: environment).stdout)
+        let total = try #require(all["total"] as? Int)
+        #expect(total > 0 && all["since"] == nil)
+        // Dead-lettered in the last hour: all of them; before an hour ago, or from a minute ahead: none.
+        let hour = try Self.json(try await TestServers.runWarehouse(["dlq", "stats", "--since", "1h", "--json"], environment: environment).stdout)
+        #expect(hour["total"] as? Int == total && (hour["by_reason"] as? [String: Int]) == (all["by_reason"] as? [String: Int]))
+        #expect((hour["since"] as? String)?.hasSuffix("Z") == true)
+        let before = try Self.json(try await TestServers.runWarehouse(["dlq", "stats", "--until", "1h", "--json"], environment: environment).stdout)
+        #expect(before["total"] as? Int == 0)
+        let ahead = Timestamp(microseconds: Timestamp.now.microseconds + 60_000_000).description
+        let future = try Self.json(try await TestServers.runWarehouse(["dlq", "stats", "--since", ahead, "--json"], environment: environment).stdout)
+        #expect(future["total"] as? Int == 0)
+        // Consecutive windows [a, b) and [b, c) count every entry once.
+        let now = Timestamp.now
+        let middle = try await TestServers.redis().xrange(StreamLayout(namespace: namespace).deadLetterKey, count: total).map(\.id)[total / 2]
+        let split = Timestamp(microseconds: Int64(middle.milliseconds) * 1000).description
+        let first = try Self.json(try await TestServers.runWarehouse(["dlq", "stats", "--since", "1h", "--until", split, "--json"], environment: environment).stdout)
+        let second = try Self.json(try await TestServers.runWarehouse(["dlq", "stats", "--since", split, "--until", now.description, "--json"], environment: environment).stdout)
+        #expect((first["total"] as? Int ?? -1) + (second["total"] as? Int ?? -1) == total)
+        let limited = try await TestServers.runWarehouse(["dlq", "stats", "--since", "1h", "--fail-above", String(total - 1), "--json"], environment: environment)
+        #expect(limited.status == 1 && limited.stderr.contains("more than --fail-above"), "\(limited.stderr)")
+        #expect(try await TestServers.runWarehouse(["dlq", "stats", "--fail-above", String(total)], environment: environment).status == 0)
+        let bad = try await TestServers.runWarehouse(["dlq", "stats", "--since", "yesterday"], environment: environment)
+        #expect(bad.status != 0 && bad.stderr.contains("--since"))
+    }
+
+    @Test func calendarCacheAndArchivedSummary() async throws {
+        let warehouse = try await WarehouseFixture.make()
+        let namespace = TestServers.unique("swjobs")
+        let environment = ["DATABASE_URL": warehouse.url, "WAREHOUSE_NAMESPACE": namespace]
+        for arguments in [["replay", "--data", "data"], ["consume", "--group", "warehouse", "--until-drained"]] {
+            let run = try await TestServers.runWarehouse(arguments, environment: environment)
+            #expect(run.status == 0, "\(arguments): \(run.stderr)")
+        }
+        // The calendar: extended to today + 30, then left as it is.
+        let extended = try Self.json(try await TestServers.runWarehouse(["calendar", "extend", "--days-ahead", "30", "--json"], environment: environment).stdout)
+        let today = Timestamp.now.microseconds / 86_400_000_000
+        #expect(extended["last"] as? String == CivilDate.format(days: today + 30))
+        #expect((extended["added"] as? Int ?? 0) > 0)
+        let again = try Self.json(try await TestServers.runWarehouse(["calendar", "extend", "--days-ahead", "30", "--json"], environment: environment).stdout)
+        #expect(again["added"] as? Int == 0 && again["days"] as? Int == extended["days"] as? Int)
+        // The cache: computed, then already there.
+        let warmed = try Self.json(try await TestServers.runWarehouse(["cache", "warm", "--json"], environment: environment).stdout)
+        let reports = try #require(warmed["warmed"] as? [[String: Any]])
+        #expect(reports.count == 5 && reports.allSatisfy { $0["hit"] as? Bool == false })
+        #expect(reports.first { $0["report"] as? String == "monthly-revenue" }?["rows"] as? Int ?? 0 > 0)
+        let rewarmed = try Self.json(try await TestServers.runWarehouse(["cache", "warm", "top-products", "--json"], environment: environment).stdout)
+        #expect((rewarmed["warmed"] as? [[String: Any]])?.map { $0["hit"] as? Bool } == [true])
+        // The summary, archived: the same JSON as printed, written whole.
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(namespace)
+        let path = folder.appendingPathComponent("summary/2026-12-01.json").path
+        let archived = try Self.json(try await TestServers.runWarehouse(["report", "summary", "--json", "--output", path], environment: environment).stdout)
+        #expect(archived["output"] as? String == path)
+        let printed = try await TestServers.runWarehouse(["report", "summary", "--json"], environment: environment).stdout
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == printed)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("summary").path) == ["2026-12-01.json"], "no temporary file left")
+        try? FileManager.default.removeItem(at: folder)
+        #expect(try await TestServers.runWarehouse(["report", "summary", "--output", path], environment: environment).status != 0, "--output needs --json")
+    }
+}
