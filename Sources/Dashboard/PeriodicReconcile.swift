@@ -32,24 +32,30 @@ public struct PeriodicReconcile: Service {
     public func run() async throws {
         var redis: RedisConnection?
         var postgres: PostgresConnection?
-        // The first run a moment after the start (the dashboard's own start comes first), then every `every`.
+        // The first run a moment after the start (the dashboard's own start comes first), then every
+        // `every`. A graceful shutdown ends the wait, or a run in progress, at once.
         var delay = min(every, .seconds(5))
-        while true {
-            do { try await Task.sleep(for: delay) } catch { return }
+        while !Task.isShuttingDownGracefully {
+            do {
+                try await cancelWhenGracefulShutdown { [delay] in try await Task.sleep(for: delay) }
+            } catch {
+                return
+            }
             delay = every
-            if Task.isShuttingDownGracefully { return }
             do {
                 if redis == nil { redis = try await RedisConnection(url: configuration.servers.redisURL) }
                 if postgres == nil { postgres = try await PostgresConnection(configuration.servers.databaseURL, connectTimeout: .seconds(5)) }
-                let result = try await Reconciliation.run(layout: configuration.layout, redis: redis!, postgres: postgres!, wait: settle)
+                let (layout, settle, r, p) = (configuration.layout, settle, redis!, postgres!)
+                let result = try await cancelWhenGracefulShutdown {
+                    try await Reconciliation.run(layout: layout, redis: r, postgres: p, wait: settle)
+                }
                 let settled = result.groups.allSatisfy { $0.lag == 0 && $0.pending == 0 }
                 PipelineMetrics.reconcile(compared: result.compared, drift: result.drift.count, settled: settled)
                 if settled && !result.isClean {
                     logger.error("reconcile: DRIFT in \(result.drift.count) of \(result.compared) KPIs: \(result.drift.prefix(10).map(\.kpi).joined(separator: ", "))")
                 }
-            } catch is CancellationError {
-                return
             } catch {
+                if Task.isShuttingDownGracefully || Task.isCancelled || error is CancellationError { return }
                 PipelineMetrics.reconcileFailed()
                 logger.warning("reconcile: could not run: \(error)")
                 redis = nil

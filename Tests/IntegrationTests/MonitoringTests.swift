@@ -192,6 +192,32 @@ import StreamRuntime
         #expect(log.contains("DRIFT in 2 of") && log.contains("payments.by_method"), "the dashboard logs which KPIs drift: \(log)")
     }
 
+    /// Ctrl-C (or a container's SIGTERM) stops the dashboard at once, also while its periodic
+    /// reconcile waits for its next run (it had waited out its 300 s interval).
+    @Test(.timeLimit(.minutes(2)))
+    func theDashboardStopsPromptlyWhileItsReconcileWaits() async throws {
+        let port = try Self.freePort()
+        let environment = ["WAREHOUSE_NAMESPACE": TestServers.unique("swstop")]
+        for signal in [SIGINT, SIGTERM] {
+            let dashboard = try TestServers.startWarehouse(["dashboard", "--port", String(port)], environment: environment)
+            let up = ContinuousClock.now + .seconds(30)
+            while await Self.get(port, "/health") == nil && ContinuousClock.now < up { try await Task.sleep(for: .milliseconds(200)) }
+            try await Task.sleep(for: .seconds(6))   // past the first reconcile, into the 300 s wait
+            let sent = ContinuousClock.now
+            kill(dashboard.processIdentifier, signal)
+            let exited = await withTaskGroup(of: Bool.self) { group in
+                group.addTask { await TestServers.waitForExit(dashboard); return true }
+                group.addTask { try? await Task.sleep(for: .seconds(10)); return false }
+                let first = await group.next() ?? false
+                if !first { kill(dashboard.processIdentifier, SIGKILL) }
+                group.cancelAll()
+                return first
+            }
+            #expect(exited, "signal \(signal): the dashboard was still running 10 s later")
+            print("signal \(signal): the dashboard exited after \(ContinuousClock.now - sent)")
+        }
+    }
+
     @Test(.timeLimit(.minutes(2)))
     func listenersOffLoopbackDemandTheToken() async throws {
         let namespace = TestServers.unique("swauth")
