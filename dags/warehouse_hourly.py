@@ -59,8 +59,10 @@ with DAG(
 
     @task(execution_timeout=timedelta(minutes=20))
     def reconcile():
-        # --wait: both groups get up to two minutes to drain what is in flight before the comparison.
-        return warehouse_cli.run(["reconcile", "--wait", "120", "--json"], timeout_s=1140, describe_failure=describe_drift)
+        # --wait: both groups get up to two minutes (the Variable warehouse_reconcile_wait_s) to
+        # drain what is in flight before the comparison.
+        wait = int(Variable.get("warehouse_reconcile_wait_s", default=None) or 120)
+        return warehouse_cli.run(["reconcile", "--wait", str(wait), "--json"], timeout_s=1140, describe_failure=describe_drift)
 
     @task(execution_timeout=timedelta(minutes=5))
     def lag():

@@ -7,7 +7,8 @@
 #   2. warehouse_hourly passes, and its dead-letter report counts the planted row by reason;
 #   3. warehouse_daily extends the calendar, warms the cache and archives the summary;
 #   4. warehouse_dlq_redrive redrives the planted row with the field corrected, drains, reconciles;
-#   5. a drift planted in PostgreSQL makes warehouse_hourly fail, naming the KPI.
+#   5. a drift planted in PostgreSQL makes warehouse_hourly fail, naming the KPI;
+#   6. an order published while no consumer runs makes its lag task fail (STALLED or STOPPED).
 #
 # Uses REDIS_URL, DATABASE_URL and WAREHOUSE_BIN (scripts/test.sh sets them; otherwise the
 # services.sh servers and the debug build). The venv is made once under ~/.cache/streamwarehouse
@@ -121,6 +122,11 @@ expect_log redrive '"redriven": ?\[\{'
 psql "$DATABASE_URL" -qc "UPDATE fact_payments SET amount = amount + 1 WHERE ctid = (SELECT ctid FROM fact_payments LIMIT 1)" >/dev/null
 dags_test drift 1 warehouse_hourly "$next_hour" || true
 expect_log drift 'DRIFT in [0-9]+ of [0-9]+ KPIs: .*payment'
+
+# An order while no consumer runs: the groups fall behind with nobody (live) reading.
+"$bin" produce order --customer C001 --line P001:1 >/dev/null 2>&1
+AIRFLOW_VAR_WAREHOUSE_RECONCILE_WAIT_S=1 dags_test stopped 1 warehouse_hourly "$next_hour" || true
+expect_log stopped 'lag (STALLED|STOPPED): (kpi|warehouse) on '
 
 sw_log "Airflow check: $((SECONDS - started)) s, $failures failure(s)"
 [ $failures -eq 0 ]
