@@ -15,22 +15,18 @@ replay; the replay task's JSON says how many.
 
 from __future__ import annotations
 
-import os
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from airflow.sdk import DAG, Param, task
 
 from sw_common import warehouse_cli
+from sw_common.dag_defaults import dag_kwargs
 from sw_common.drain import drain_and_reconcile
 
 with DAG(
     dag_id="warehouse_backfill",
     description="StreamWarehouse: replay a date range of CSV history, drain, reconcile",
     schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    default_args={"owner": "data-platform", "retries": 0},
     params={
         "data_dir": Param("data", type="string", minLength=1, description="Folder with the six CSV files"),
         "from": Param("2000-01-01T00:00:00Z", type="string", description="Events at or after this time (ISO-8601 with offset)"),
@@ -38,8 +34,7 @@ with DAG(
         "drain": Param("wait", enum=["wait", "consume"], description="Who drains the groups"),
         "wait_s": Param(1800, type="integer", minimum=0, description="drain=wait: seconds reconcile waits for the groups"),
     },
-    tags=["streamwarehouse"],
-    doc_md=__doc__,
+    **dag_kwargs(__doc__, retries=0),
 ) as dag:
 
     @task(execution_timeout=timedelta(hours=6))

@@ -12,28 +12,18 @@ warehouse_archive_dir (else WAREHOUSE_ARCHIVE_DIR, else $AIRFLOW_HOME/warehouse-
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from airflow.sdk import DAG, task
 
 from sw_common import warehouse_cli
-
-DEFAULT_ARGS = {
-    "owner": "data-platform",
-    "retries": int(os.environ.get("WAREHOUSE_DAG_RETRIES", "2")),
-    "retry_delay": timedelta(minutes=10),
-}
+from sw_common.dag_defaults import dag_kwargs
 
 with DAG(
     dag_id="warehouse_daily",
     description="StreamWarehouse: calendar ahead, analytics cache warmed, daily summary archived",
     schedule="30 1 * * *",
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["streamwarehouse"],
-    doc_md=__doc__,
+    **dag_kwargs(__doc__, retry_delay=timedelta(minutes=10)),
 ) as dag:
 
     @task(execution_timeout=timedelta(minutes=10))

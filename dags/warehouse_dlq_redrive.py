@@ -13,12 +13,13 @@ and the task fails saying why, entry by entry.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from airflow.sdk import DAG, Param, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from sw_common import warehouse_cli
+from sw_common.dag_defaults import dag_kwargs
 from sw_common.drain import drain_and_reconcile
 
 
@@ -33,10 +34,6 @@ with DAG(
     dag_id="warehouse_dlq_redrive",
     description="StreamWarehouse: redrive dead letters with a correction, drain, reconcile",
     schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    default_args={"owner": "data-platform", "retries": 0},
     params={
         "ids": Param([], type="array", items={"type": "string"}, description="Entry ids to redrive"),
         "all": Param(False, type="boolean", description="Every entry (with reason, if given) instead of ids"),
@@ -45,8 +42,7 @@ with DAG(
         "drain": Param("wait", enum=["wait", "consume"], description="Who drains the groups"),
         "wait_s": Param(1800, type="integer", minimum=0, description="drain=wait: seconds reconcile waits for the groups"),
     },
-    tags=["streamwarehouse"],
-    doc_md=__doc__,
+    **dag_kwargs(__doc__, retries=0),
 ) as dag:
 
     @task(execution_timeout=timedelta(hours=1))

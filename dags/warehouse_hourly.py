@@ -8,30 +8,17 @@ dead-lettered in the hour than it allows. The hour's dead letters are counted by
 
 from __future__ import annotations
 
-import os
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Variable, task
 
 from sw_common import warehouse_cli
-
-DEFAULT_ARGS = {
-    "owner": "data-platform",
-    "retries": int(os.environ.get("WAREHOUSE_DAG_RETRIES", "2")),
-    "retry_delay": timedelta(minutes=5),
-}
+from sw_common.dag_defaults import dag_kwargs
 
 
 def describe_check(result):
     failed = [c for c in result.get("checks", []) if c.get("status") == "fail"]
     return "failed checks: " + "; ".join(f"{c['name']} ({c.get('value')}): {c.get('detail', '')}" for c in failed)
-
-
-def describe_drift(result):
-    drift = result.get("drift", [])
-    shown = ", ".join(f"{d['kpi']} (redis {d.get('redis')}, postgres {d.get('postgres')})" for d in drift[:20])
-    more = f" and {len(drift) - 20} more" if len(drift) > 20 else ""
-    return f"DRIFT in {len(drift)} of {result.get('compared')} KPIs: {shown}{more}"
 
 
 def describe_lag(result):
@@ -45,12 +32,7 @@ with DAG(
     dag_id="warehouse_hourly",
     description="StreamWarehouse: checks, reconcile, lag and dead letters every hour",
     schedule=CronDataIntervalTimetable("5 * * * *", timezone="UTC"),
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["streamwarehouse"],
-    doc_md=__doc__,
+    **dag_kwargs(__doc__),
 ) as dag:
 
     @task(execution_timeout=timedelta(minutes=15))
@@ -62,7 +44,7 @@ with DAG(
         # --wait: both groups get up to two minutes (the Variable warehouse_reconcile_wait_s) to
         # drain what is in flight before the comparison.
         wait = int(Variable.get("warehouse_reconcile_wait_s", default=None) or 120)
-        return warehouse_cli.run(["reconcile", "--wait", str(wait), "--json"], timeout_s=1140, describe_failure=describe_drift)
+        return warehouse_cli.run(["reconcile", "--wait", str(wait), "--json"], timeout_s=1140, describe_failure=warehouse_cli.describe_drift)
 
     @task(execution_timeout=timedelta(minutes=5))
     def lag():

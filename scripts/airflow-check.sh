@@ -17,13 +17,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$SW_ROOT"
 
-requirements="$SW_ROOT/deploy/airflow/requirements.txt"
-venv="${XDG_CACHE_HOME:-$HOME/.cache}/streamwarehouse/airflow-venv"
-if ! cmp -s "$requirements" "$venv/requirements.txt" 2>/dev/null; then
-  python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null || sw_apt_install python3-venv python3-pip
-  sw_log "making Airflow's venv in $venv (once)"
-  rm -rf "$venv" && python3 -m venv "$venv" && "$venv/bin/pip" install -q -r "$requirements" && cp "$requirements" "$venv/requirements.txt"
-fi
+venv=$(sw_venv airflow-venv "$SW_ROOT/deploy/airflow/requirements.txt")
 
 bin="${WAREHOUSE_BIN:-$SW_ROOT/.build/debug/warehouse}"
 [ -x "$bin" ] || sw_die "no warehouse binary at $bin: build first (swift build)"

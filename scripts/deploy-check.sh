@@ -12,13 +12,7 @@ set -euo pipefail
 cd "$SW_ROOT"
 
 command -v promtool >/dev/null 2>&1 || sw_apt_install prometheus
-requirements="$SW_ROOT/deploy/grafana/requirements.txt"
-venv="${XDG_CACHE_HOME:-$HOME/.cache}/streamwarehouse/grafana-venv"
-if ! cmp -s "$requirements" "$venv/requirements.txt" 2>/dev/null; then
-  python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null || sw_apt_install python3-venv python3-pip
-  sw_log "making grafana-foundation-sdk's venv in $venv (once)"
-  rm -rf "$venv" && python3 -m venv "$venv" && "$venv/bin/pip" install -q -r "$requirements" && cp "$requirements" "$venv/requirements.txt"
-fi
+venv=$(sw_venv grafana-venv "$SW_ROOT/deploy/grafana/requirements.txt")
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/sw-deploy.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT

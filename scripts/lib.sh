@@ -76,6 +76,20 @@ sw_state_dir() {
   fi
 }
 
+# sw_venv NAME REQUIREMENTS: prints the path of a Python venv under ~/.cache/streamwarehouse/NAME
+# holding exactly REQUIREMENTS (a pinned pip file); made, from PyPI, only when missing or when the
+# file changed (installing python3-venv and python3-pip first if they are missing), then reused offline.
+sw_venv() {
+  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/streamwarehouse/$1" requirements=$2
+  if ! cmp -s "$requirements" "$venv/requirements.txt" 2>/dev/null; then
+    python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null || sw_apt_install python3-venv python3-pip
+    sw_log "making the venv $venv from $requirements (once)"
+    { rm -rf "$venv" && python3 -m venv "$venv" && "$venv/bin/pip" install -q -r "$requirements" && cp "$requirements" "$venv/requirements.txt"; } >&2 \
+      || sw_die "could not make $venv"
+  fi
+  echo "$venv"
+}
+
 # A TCP port on 127.0.0.1 that nothing listens on.
 sw_free_port() {
   local port tries=0

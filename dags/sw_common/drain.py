@@ -17,12 +17,6 @@ from airflow.sdk.exceptions import AirflowSkipException
 from sw_common import warehouse_cli
 
 
-def describe_drift(result):
-    drift = result.get("drift", [])
-    shown = ", ".join(f"{d['kpi']} (redis {d.get('redis')}, postgres {d.get('postgres')})" for d in drift[:20])
-    return f"DRIFT in {len(drift)} of {result.get('compared')} KPIs: {shown}"
-
-
 def drain_and_reconcile():
     """Adds drain_warehouse >> drain_kpi >> reconcile to the DAG being defined; returns (first, last)."""
 
@@ -41,7 +35,7 @@ def drain_and_reconcile():
     def reconcile(params=None):
         wait = int(params.get("wait_s", 1800)) if params.get("drain", "wait") != "consume" else 30
         return warehouse_cli.run(
-            ["reconcile", "--wait", str(wait), "--json"], timeout_s=6 * 3600 - 60, describe_failure=describe_drift
+            ["reconcile", "--wait", str(wait), "--json"], timeout_s=6 * 3600 - 60, describe_failure=warehouse_cli.describe_drift
         )
 
     first, second, last = drain("warehouse"), drain("kpi"), reconcile()

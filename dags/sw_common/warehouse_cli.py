@@ -76,6 +76,14 @@ def last_json(stdout: str) -> dict[str, Any] | None:
     return None
 
 
+def describe_drift(result: dict[str, Any]) -> str:
+    """`reconcile --json`'s drift as one line: how many KPIs, which, and both values (20 at most)."""
+    drift = result.get("drift", [])
+    shown = ", ".join(f"{d['kpi']} (redis {d.get('redis')}, postgres {d.get('postgres')})" for d in drift[:20])
+    more = f" and {len(drift) - 20} more" if len(drift) > 20 else ""
+    return f"DRIFT in {len(drift)} of {result.get('compared')} KPIs: {shown}{more}"
+
+
 def run(args: list[str], timeout_s: float, describe_failure=None) -> dict[str, Any]:
     """Runs `warehouse ARGS` (ARGS must hold --json) and returns the JSON object it printed.
 
