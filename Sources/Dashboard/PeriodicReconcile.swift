@@ -35,12 +35,8 @@ public struct PeriodicReconcile: Service {
         // The first run a moment after the start (the dashboard's own start comes first), then every
         // `every`. A graceful shutdown ends the wait, or a run in progress, at once.
         var delay = min(every, .seconds(5))
-        while !Task.isShuttingDownGracefully {
-            do {
-                try await cancelWhenGracefulShutdown { [delay] in try await Task.sleep(for: delay) }
-            } catch {
-                return
-            }
+        while !ConsumerGroupRunner.stopping {
+            do { try await ConsumerGroupRunner.pause(delay) } catch { return }
             delay = every
             do {
                 if redis == nil { redis = try await RedisConnection(url: configuration.servers.redisURL) }
@@ -55,7 +51,7 @@ public struct PeriodicReconcile: Service {
                     logger.error("reconcile: DRIFT in \(result.drift.count) of \(result.compared) KPIs: \(result.drift.prefix(10).map(\.kpi).joined(separator: ", "))")
                 }
             } catch {
-                if Task.isShuttingDownGracefully || Task.isCancelled || error is CancellationError { return }
+                if ConsumerGroupRunner.stopping || error is CancellationError { return }
                 PipelineMetrics.reconcileFailed()
                 logger.warning("reconcile: could not run: \(error)")
                 redis = nil

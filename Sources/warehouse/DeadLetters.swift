@@ -106,9 +106,7 @@ extension Warehouse.DeadLetters {
             let untilMs = until.flatMap { Self.instant($0, now: now) }
             let stats = try await DeadLetterQueue(layout: streams.layout()).stats(on: redis, sinceMilliseconds: sinceMs, untilMilliseconds: untilMs)
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                var object = try JSONSerialization.jsonObject(with: encoder.encode(stats)) as? [String: Any] ?? [:]
+                var object = try encodedObject(stats) as? [String: Any] ?? [:]
                 if let sinceMs { object["since"] = Timestamp(microseconds: sinceMs * 1000).description }
                 if let untilMs { object["until"] = Timestamp(microseconds: untilMs * 1000).description }
                 printJSON(object)
@@ -140,7 +138,7 @@ extension Warehouse.DeadLetters {
         @OptionGroup var streams: StreamOptions
         @Argument(help: "Entry ids (from dlq list).") var ids: [String] = []
         @Flag(help: "Every entry of the dead-letter stream (only those with --reason's code, if given).") var all = false
-        @Option(help: "With --all: only entries with this reason code (as `dlq stats` counts them, e.g. invalid_field).") var reason: String?
+        @Option(help: "With --all: only entries with this reason code (as `dlq stats` counts them, e.g. not_integer).") var reason: String?
         @Flag(help: #"Print {"redriven": [{id, stream, new_id}], "still_rejected": [{id, reason}]}."#) var json = false
         @Option(name: .customLong("set"), help: "field=value: a correction applied before publishing (repeatable).") var corrections: [String] = []
         @Option(help: "Stream partitions per entity, for replay rejects (default: as recorded for the namespace).") var partitions: Int?

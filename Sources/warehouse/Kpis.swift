@@ -72,7 +72,7 @@ extension Warehouse {
             let snapshot = try await KPISnapshot.read(KPIKeys(layout: streams.layout()), on: redis, options: options)
             if json {
                 guard let section else { return try printEncodedJSON(snapshot) }
-                let object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(snapshot)) as? [String: Any] ?? [:]
+                let object = try encodedObject(snapshot) as? [String: Any] ?? [:]
                 printJSON(object.filter { Self.sections[section]!.contains($0.key) })
                 return
             }

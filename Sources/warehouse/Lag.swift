@@ -68,9 +68,7 @@ extension Warehouse {
                 let pruned = try await ConsumerPrune.prune(
                     streams: keys, group: group, idleAtLeast: .milliseconds(stoppedAfterMilliseconds), on: redis)
                 if json {
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.sortedKeys]
-                    printJSON(["pruned": try JSONSerialization.jsonObject(with: encoder.encode(pruned))] as [String: Any])
+                    printJSON(["pruned": try encodedObject(pruned)] as [String: Any])
                 } else {
                     for item in pruned {
                         print("deleted consumer \(item.consumer) of group \(item.group) on \(item.stream) (idle \(item.idleMilliseconds / 1000) s, nothing pending)")
@@ -102,10 +100,7 @@ extension Warehouse {
                     }
                 }
                 if json {
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.sortedKeys]
-                    let body = try JSONSerialization.jsonObject(with: encoder.encode(rows))
-                    printJSON(["status": worst.rawValue, "generated_at": Timestamp.now.description, "rows": body] as [String: Any])
+                    printJSON(["status": worst.rawValue, "generated_at": Timestamp.now.description, "rows": try encodedObject(rows)] as [String: Any])
                 } else {
                     if watch { print("\u{1B}[H\u{1B}[2J", terminator: "") }
                     print(Self.table(rows, worst: worst))

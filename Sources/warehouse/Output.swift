@@ -22,6 +22,12 @@ func printEncodedJSON(_ value: some Encodable) throws {
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 
+/// An `Encodable` value as the JSON object (or array) it encodes to, keys sorted when printed, for
+/// output that adds keys to it or nests it.
+func encodedObject(_ value: some Encodable) throws -> Any {
+    try JSONSerialization.jsonObject(with: JSONEncoder().encode(value))
+}
+
 /// A whole number with thousands separators, right-aligned in `width` columns.
 func grouped(_ value: Double, width: Int = 10) -> String {
     let text = String(Int(value.rounded()))
